@@ -1,0 +1,15 @@
+"""esc_lib: semi-supervised environmental sound classification.
+
+A thin library behind the numbered notebooks: datasets and downloads
+(:mod:`esc_lib.data`, :mod:`esc_lib.download`), audio loading
+(:mod:`esc_lib.audio`), log-mel features and their cache
+(:mod:`esc_lib.features`), Pescador streams (:mod:`esc_lib.streams`), the
+switch-unpooling layer (:mod:`esc_lib.layers`), models built from the paper's
+notation (:mod:`esc_lib.models`), training (:mod:`esc_lib.training`),
+evaluation (:mod:`esc_lib.evaluation`) and figures (:mod:`esc_lib.plots`).
+
+Importing the package is cheap: TensorFlow is imported only by the modules
+that need it.
+"""
+
+__version__ = "0.1.0"

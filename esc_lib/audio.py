@@ -1,0 +1,139 @@
+"""Audio loading as in the paper: mono, 44.1 kHz, exactly 5 s, peak-normalised.
+
+Decoding uses :mod:`soundfile` (WAV, FLAC, Ogg Vorbis, MP3 and whatever else
+libsndfile reads); resampling uses :mod:`soxr`, the resampler librosa itself
+uses by default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import soundfile
+import soxr
+
+__all__ = [
+    "SAMPLE_RATE",
+    "CLIP_SECONDS",
+    "AudioError",
+    "read_audio",
+    "fix_length",
+    "peak_normalise",
+    "load_clip",
+    "split_windows",
+]
+
+#: Sampling rate of ESC-50 and ESC-US, in Hz.
+SAMPLE_RATE = 44100
+#: Length of every ESC clip, in seconds.
+CLIP_SECONDS = 5.0
+
+
+class AudioError(ValueError):
+    """A file could not be read as audio; the message names the file."""
+
+
+def read_audio(path: str | Path, sr: int = SAMPLE_RATE) -> np.ndarray:
+    """Decode a file, mix it down to mono and resample it.
+
+    Parameters
+    ----------
+    path : str or Path
+        Any file libsndfile decodes.
+    sr : int > 0
+        Target sampling rate in Hz.
+
+    Returns
+    -------
+    y : np.ndarray [shape=(n_samples,), dtype=float32]
+
+    Raises
+    ------
+    AudioError
+        If the file is missing, empty, not audio, or holds no samples.
+    """
+    path = Path(path)
+    if sr <= 0:
+        raise ValueError(f"sr must be a positive sampling rate in Hz, got {sr!r}")
+    try:
+        data, file_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    except FileNotFoundError as error:
+        raise AudioError(f"{path}: no such file") from error
+    except (soundfile.LibsndfileError, RuntimeError, TypeError, EOFError) as error:
+        raise AudioError(f"{path}: cannot decode as audio ({error})") from error
+    if data.shape[0] == 0:
+        raise AudioError(f"{path}: the file holds no audio samples")
+    y = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+    if file_rate != sr:
+        y = soxr.resample(y, file_rate, sr, quality="HQ")
+    return np.ascontiguousarray(y, dtype=np.float32)
+
+
+def fix_length(y: np.ndarray, n_samples: int) -> np.ndarray:
+    """Pad with zeros at the end, or crop, to exactly ``n_samples``."""
+    if len(y) >= n_samples:
+        return y[:n_samples]
+    return np.pad(y, (0, n_samples - len(y)))
+
+
+def peak_normalise(y: np.ndarray) -> np.ndarray:
+    """Scale so that the largest absolute sample is 1; silence stays zeros."""
+    peak = float(np.max(np.abs(y))) if len(y) else 0.0
+    if peak == 0.0:
+        return y
+    return (y / peak).astype(np.float32, copy=False)
+
+
+def load_clip(
+    path: str | Path,
+    sr: int = SAMPLE_RATE,
+    duration: float = CLIP_SECONDS,
+    normalise: bool = True,
+) -> np.ndarray:
+    """Load one clip the way the paper does.
+
+    Mono, resampled to ``sr``, padded with zeros or cropped to exactly
+    ``duration`` seconds, then peak-normalised (a silent clip stays zeros).
+
+    Returns
+    -------
+    y : np.ndarray [shape=(round(sr * duration),), dtype=float32]
+    """
+    y = fix_length(read_audio(path, sr), int(round(sr * duration)))
+    return peak_normalise(y) if normalise else y
+
+
+def split_windows(
+    y: np.ndarray,
+    sr: int = SAMPLE_RATE,
+    duration: float = CLIP_SECONDS,
+    last: str = "pad",
+    min_last_seconds: float = 1.0,
+    normalise: bool = True,
+) -> np.ndarray:
+    """Cut a recording of any length into consecutive windows of ``duration``.
+
+    The last, partial window is padded with zeros when ``last="pad"`` and it
+    is at least ``min_last_seconds`` long; otherwise (or with
+    ``last="drop"``) it is dropped.  So a 12 s file gives 3 windows with the
+    defaults (5 + 5 + 2 padded), a 1 s file gives 1, a 0.5 s file gives none.
+    Each window is peak-normalised on its own, like a clip.
+
+    Returns
+    -------
+    windows : np.ndarray [shape=(n_windows, round(sr * duration)), dtype=float32]
+    """
+    if last not in ("pad", "drop"):
+        raise ValueError(f"last must be 'pad' or 'drop', got {last!r}")
+    n = int(round(sr * duration))
+    n_full, remainder = divmod(len(y), n)
+    windows = [y[i * n : (i + 1) * n] for i in range(n_full)]
+    if remainder and last == "pad" and remainder >= min_last_seconds * sr:
+        windows.append(fix_length(y[n_full * n :], n))
+    if not windows:
+        return np.zeros((0, n), dtype=np.float32)
+    stacked = np.stack(windows).astype(np.float32, copy=False)
+    if normalise:
+        stacked = np.stack([peak_normalise(w) for w in stacked])
+    return stacked

@@ -1,0 +1,267 @@
+"""Headless reproduction: run the numbered notebooks with papermill.
+
+``./run_all.sh`` calls ``python -m esc_lib.reproduce``; everything after the
+script name is passed here.  A *profile* is a YAML file of notebook
+parameters (``profiles/<name>.yaml``, or any path), so a user can write their
+own.  A profile file has two sections::
+
+    parameters:        # passed to every notebook (each takes the ones it declares)
+      dataset: esc10
+      batch_size: 32
+    sweep:             # used with --sweep: the grid, one papermill run per point
+      batch_size: [16, 32, 64]
+      filters: [16, 32, 64]
+
+Stages 2 (CAE pre-training) and 3 (fine-tuning) run once per grid point, each
+with its own output notebook; stage 4 collects every grid point of the run
+folder into the tables.  Only the standard library is imported at module
+level so that ``--help`` works before the environment exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+__all__ = ["main", "build_parser", "load_profile", "grid_points", "config_id", "STAGES"]
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROFILES_DIR = PROJECT_ROOT / "profiles"
+NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
+KERNEL_NAME = "esc-lib"
+
+#: Stage number -> (notebook file, runs once per grid point?)
+STAGES = {
+    1: ("01_preprocessing.ipynb", False),
+    2: ("02_cae_pretraining.ipynb", True),
+    3: ("03_finetuning.ipynb", True),
+    4: ("04_results.ipynb", False),
+}
+
+#: run_all.sh option -> environment variable read by esc_lib.config.
+DIRECTORY_OPTIONS = {
+    "data_root": "ESC_DATA_ROOT",
+    "esc50_dir": "ESC50_DIR",
+    "esc10_dir": "ESC10_DIR",
+    "escus_dir": "ESCUS_DIR",
+    "unlabeled_dir": "ESC_UNLABELED_DIR",
+    "cache_dir": "ESC_CACHE_DIR",
+    "runs_dir": "ESC_RUNS_DIR",
+    "figures_dir": "ESC_FIGURES_DIR",
+    "results_dir": "ESC_RESULTS_DIR",
+}
+
+#: Parameters that name a grid point, in the order they appear in its id.
+CONFIG_KEYS = ("batch_size", "filters", "decoder", "batch_norm")
+
+_EPILOG = """\
+profiles (profiles/<name>.yaml; --profile also takes a path to your own file):
+  paper   ESC-50 + ESC-US parts as in the paper, downloaded into the data root when
+          absent (about 0.6 GB of ESC-50 and 1 GB per ESC-US part); the default.
+  esc10   ESC-10 + any folder of unlabeled audio (ESC10_DIR, ESC_UNLABELED_DIR).
+          This is what runs on a 2-core machine with ../shared/data.
+  smoke   a handful of clips and one epoch: checks the whole pipeline in minutes.
+  strong  larger log-mels, augmentation and pre-training: the beyond-the-paper preset.
+
+data options: each sets the environment variable named in brackets, which a
+notebook opened in JupyterLab reads too.  Default locations derive from the
+project root (data/, cache/, runs/, figures/, results/).
+
+examples:
+  ./run_all.sh --profile esc10 --data-root ../shared/data
+  ./run_all.sh --profile esc10 --data-root ../shared/data --sweep
+  ./run_all.sh --profile smoke --esc10-dir ~/audio/esc10 --unlabeled-dir ~/audio/field-recordings
+  ./run_all.sh --profile esc10 -p batch_size 64 -p filters 32 --stages 2,3,4
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="run_all.sh",
+        description=(
+            "Reproduce the experiments: build/refresh the virtual environment, then execute "
+            "notebooks/01..04 headless with papermill into a run folder (executed notebooks "
+            "kept there) and write figures/ and results/."
+        ),
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--profile", default="paper", help="profile name in profiles/ or path to a YAML file (default: paper)"
+    )
+    parser.add_argument("--list-profiles", action="store_true", help="list the profiles and exit")
+    parser.add_argument(
+        "--sweep", action="store_true", help="run the profile's grid (stages 2 and 3 once per grid point)"
+    )
+    parser.add_argument(
+        "-p",
+        "--param",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="override one notebook parameter (VALUE is read as YAML: 64, true, [1, 2], text)",
+    )
+    parser.add_argument("--stages", default="1,2,3,4", help="comma-separated stages to run (default: 1,2,3,4)")
+    parser.add_argument("--run-name", default=None, help="run folder name under the runs dir (default: <profile>-<time>)")
+    data = parser.add_argument_group("data and output locations")
+    for option, variable in DIRECTORY_OPTIONS.items():
+        data.add_argument(f"--{option.replace('_', '-')}", metavar="DIR", default=None, help=f"[{variable}]")
+    return parser
+
+
+def _profile_path(profile: str) -> Path:
+    candidate = Path(profile).expanduser()
+    if candidate.suffix in (".yaml", ".yml") or candidate.exists():
+        if not candidate.is_file():
+            raise SystemExit(f"run_all.sh: profile file {candidate} does not exist")
+        return candidate
+    path = PROFILES_DIR / f"{profile}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))) or "none"
+        raise SystemExit(f"run_all.sh: unknown profile {profile!r}; known profiles: {known}; or pass a path to a YAML file")
+    return path
+
+
+def load_profile(profile: str) -> tuple[dict, dict]:
+    """Read a profile: returns ``(parameters, sweep)``."""
+    import yaml
+
+    path = _profile_path(profile)
+    with open(path) as handle:
+        content = yaml.safe_load(handle) or {}
+    if not isinstance(content, dict) or not set(content) <= {"parameters", "sweep", "description"}:
+        raise SystemExit(f"run_all.sh: {path} must be a mapping with 'parameters' (and optionally 'sweep', 'description')")
+    parameters = dict(content.get("parameters") or {})
+    sweep = dict(content.get("sweep") or {})
+    for name, values in sweep.items():
+        if not isinstance(values, list) or not values:
+            raise SystemExit(f"run_all.sh: {path}: sweep.{name} must be a non-empty list")
+    return parameters, sweep
+
+
+def grid_points(sweep: dict) -> list[dict]:
+    """Every combination of the sweep's lists, in a stable order."""
+    if not sweep:
+        return [{}]
+    names = list(sweep)
+    return [dict(zip(names, values)) for values in itertools.product(*(sweep[n] for n in names))]
+
+
+def config_id(parameters: dict) -> str:
+    """Short name of a grid point, e.g. ``bs32-f64-unpool-bn0``."""
+    parts = {
+        "batch_size": "bs{}",
+        "filters": "f{}",
+        "decoder": "{}",
+        "batch_norm": "bn{}",
+    }
+    values = []
+    for key in CONFIG_KEYS:
+        if key in parameters:
+            value = parameters[key]
+            value = int(value) if isinstance(value, bool) else value
+            values.append(parts[key].format(value))
+    return "-".join(str(v) for v in values) or "default"
+
+
+def _format_seconds(seconds: float) -> str:
+    minutes, seconds = divmod(int(round(seconds)), 60)
+    return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
+
+
+def _execute(notebook: Path, output: Path, parameters: dict) -> None:
+    import papermill
+
+    declared = papermill.inspect_notebook(str(notebook))
+    # Each notebook receives only the parameters it declares, so papermill does
+    # not warn about the others and a typo in a profile is reported below.
+    passed = {k: v for k, v in parameters.items() if k in declared}
+    papermill.execute_notebook(
+        str(notebook),
+        str(output),
+        parameters=passed,
+        kernel_name=KERNEL_NAME,
+        cwd=str(NOTEBOOKS_DIR),
+        progress_bar=False,
+        log_output=True,
+        stdout_file=sys.stdout,
+        stderr_file=sys.stderr,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.list_profiles:
+        import yaml
+
+        for path in sorted(PROFILES_DIR.glob("*.yaml")):
+            description = (yaml.safe_load(path.read_text()) or {}).get("description", "")
+            print(f"{path.stem:8s} {description}")
+        return 0
+
+    for option, variable in DIRECTORY_OPTIONS.items():
+        value = getattr(args, option)
+        if value:
+            os.environ[variable] = str(Path(value).expanduser().resolve())
+
+    import yaml
+
+    parameters, sweep = load_profile(args.profile)
+    for name, value in args.param:
+        parameters[name] = yaml.safe_load(value)
+    try:
+        stages = sorted({int(s) for s in args.stages.split(",") if s.strip()})
+    except ValueError:
+        parser.error(f"--stages takes comma-separated stage numbers, got {args.stages!r}")
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        parser.error(f"--stages: no stage {unknown}; stages are {sorted(STAGES)}")
+
+    from esc_lib import config
+
+    profile_name = Path(args.profile).stem
+    run_name = args.run_name or f"{profile_name}-{datetime.now():%Y%m%d-%H%M%S}"
+    run_dir = config.runs_dir() / run_name
+    (run_dir / "notebooks").mkdir(parents=True, exist_ok=True)
+    parameters["run_dir"] = str(run_dir)
+    points = grid_points(sweep) if args.sweep else [{}]
+
+    all_declared: set[str] = {"run_dir"}
+    print(f"run_all: profile {profile_name}, run folder {run_dir}")
+    for name, location in config.describe().items():
+        print(f"run_all:   {name:14s} {location}")
+    total_start = time.monotonic()
+    for stage in stages:
+        notebook_name, per_point = STAGES[stage]
+        notebook = NOTEBOOKS_DIR / notebook_name
+        if not notebook.is_file():
+            print(f"run_all: stage {stage} ({notebook_name}) is not in this checkout yet; skipped")
+            continue
+        import papermill
+
+        all_declared |= set(papermill.inspect_notebook(str(notebook)))
+        for index, point in enumerate(points if per_point else [{}], start=1):
+            stage_parameters = {**parameters, **point}
+            suffix = f"__{config_id(stage_parameters)}" if per_point else ""
+            output = run_dir / "notebooks" / f"{notebook.stem}{suffix}.ipynb"
+            label = f"stage {stage} {notebook.stem}" + (f" [{config_id(stage_parameters)}] {index}/{len(points)}" if per_point else "")
+            print(f"run_all: {label} ...", flush=True)
+            start = time.monotonic()
+            _execute(notebook, output, stage_parameters)
+            print(f"run_all: {label} done in {_format_seconds(time.monotonic() - start)} -> {output}", flush=True)
+    unused = sorted(set(parameters) - all_declared)
+    if unused and all(STAGES[s][0] and (NOTEBOOKS_DIR / STAGES[s][0]).is_file() for s in stages):
+        print(f"run_all: warning: no notebook declares the profile parameter(s) {', '.join(unused)}")
+    print(f"run_all: finished in {_format_seconds(time.monotonic() - total_start)}; run folder {run_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

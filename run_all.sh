@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Command 1 of the README: build/refresh the environment, then run the
+# reproduction (the numbered notebooks through papermill).  ./run_all.sh --help
+# lists the profiles and the data options.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+for arg in "$@"; do
+    if [[ "$arg" == "-h" || "$arg" == "--help" || "$arg" == "--list-profiles" ]]; then
+        # Help needs no environment: the runner's argument parser uses the standard library only.
+        PYTHONPATH="$root" exec "${PYTHON:-python3}" -m esc_lib.reproduce "$@"
+    fi
+done
+"$root/scripts/bootstrap.sh"
+venv="${ESC_VENV:-$root/.venv}"
+cd "$root"
+exec "$venv/bin/python" -m esc_lib.reproduce "$@"

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Create or refresh the project's virtual environment from the pins, then
+# register the Jupyter kernel.  Idempotent: when neither requirements.lock,
+# pyproject.toml nor the Python version changed since the last successful
+# run, it installs nothing and returns in about a second.
+#
+# Settings (environment variables):
+#   ESC_VENV    where the environment lives (default: <project>/.venv)
+#   PYTHON      the Python 3.11 interpreter to build it from (default: python3.11, else python3)
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="${ESC_VENV:-$root/.venv}"
+stamp_file="$venv/.esc_lib-stamp"
+
+pick_python() {
+    if [[ -n "${PYTHON:-}" ]]; then echo "$PYTHON"; return; fi
+    if command -v python3.11 >/dev/null 2>&1; then echo python3.11; return; fi
+    echo python3
+}
+python_bin="$(pick_python)"
+if ! "$python_bin" -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' 2>/dev/null; then
+    echo "bootstrap: need Python 3.11, but '$python_bin' is $("$python_bin" --version 2>&1 || echo 'missing')." >&2
+    echo "bootstrap: install Python 3.11 or point PYTHON at it, e.g. PYTHON=/usr/bin/python3.11 ./run_all.sh" >&2
+    exit 2
+fi
+
+# The stamp covers everything that decides what gets installed.
+stamp="$( { "$python_bin" --version 2>&1; cat "$root/requirements.lock" "$root/pyproject.toml"; } | sha256sum | cut -d' ' -f1)"
+if [[ -x "$venv/bin/python" && -f "$stamp_file" && "$(cat "$stamp_file")" == "$stamp" ]]; then
+    echo "bootstrap: environment $venv is up to date"
+    exit 0
+fi
+
+start=$SECONDS
+echo "bootstrap: building environment in $venv from requirements.lock (the first time takes a few minutes)"
+if [[ ! -x "$venv/bin/python" ]]; then
+    "$python_bin" -m venv "$venv"
+fi
+rm -f "$stamp_file"
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24"
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$root/requirements.lock"
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e "$root"
+# The kernel goes into the environment itself (not the user's home), so
+# papermill and the JupyterLab of this environment find it and nothing else is touched.
+"$venv/bin/python" -m ipykernel install --sys-prefix --name esc-lib --display-name "Python (esc_lib)" >/dev/null
+echo "$stamp" > "$stamp_file"
+echo "bootstrap: environment ready in $((SECONDS - start)) s"

@@ -1,0 +1,83 @@
+"""The conda environment and the pip lock pin the same versions."""
+
+import re
+
+import pytest
+
+from esc_lib import config
+
+ROOT = config.PROJECT_ROOT
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _lock() -> dict[str, str]:
+    pins = {}
+    for line in (ROOT / "requirements.lock").read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            assert version, f"requirements.lock: {line!r} is not pinned with =="
+            pins[_normalise(name)] = version
+    return pins
+
+
+def _environment_pins() -> dict[str, str]:
+    yaml = pytest.importorskip("yaml")
+    content = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip_sections = [d["pip"] for d in content["dependencies"] if isinstance(d, dict) and "pip" in d]
+    assert len(pip_sections) == 1, "environment.yml needs exactly one pip section"
+    pins = {}
+    for entry in pip_sections[0]:
+        if entry.startswith("-e"):
+            continue
+        name, _, version = entry.partition("==")
+        assert version, f"environment.yml: {entry!r} is not pinned with =="
+        pins[_normalise(name)] = version
+    return pins
+
+
+def _direct_dependencies() -> set[str]:
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    requirements = project["dependencies"] + project["optional-dependencies"]["test"]
+    return {_normalise(re.split(r"[<>=!~\[ ;]", r, maxsplit=1)[0]) for r in requirements}
+
+
+def test_environment_yml_matches_the_lock():
+    lock, environment = _lock(), _environment_pins()
+    mismatched = {n: (v, lock.get(n)) for n, v in environment.items() if lock.get(n) != v}
+    assert mismatched == {}, "environment.yml pin != requirements.lock pin: {name: (yml, lock)}"
+
+
+def test_every_direct_dependency_is_pinned_in_both():
+    lock, environment = _lock(), _environment_pins()
+    direct = _direct_dependencies()
+    assert direct - set(lock) == set(), "direct dependencies missing from requirements.lock"
+    assert direct - set(environment) == set(), "direct dependencies missing from environment.yml"
+
+
+def test_python_version_agrees():
+    yaml = pytest.importorskip("yaml")
+    content = yaml.safe_load((ROOT / "environment.yml").read_text())
+    assert "python=3.11" in content["dependencies"]
+    assert "3.11" in (ROOT / "pyproject.toml").read_text()
+
+
+def test_installed_versions_are_the_pinned_ones():
+    """The running environment is the one the lock describes (bootstrap ran)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    lock = _lock()
+    wrong = {}
+    for name in _direct_dependencies():
+        try:
+            installed = version(name)
+        except PackageNotFoundError:
+            installed = None
+        if installed != lock[name]:
+            wrong[name] = (installed, lock[name])
+    assert wrong == {}, "installed != pinned: {name: (installed, pinned)}"
