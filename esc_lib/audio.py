@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import csv
+import os
+from dataclasses import dataclass, field
+
 import numpy as np
 import soundfile
 import soxr
@@ -22,6 +26,8 @@ __all__ = [
     "peak_normalise",
     "load_clip",
     "split_windows",
+    "load_windows",
+    "SkipReport",
 ]
 
 #: Sampling rate of ESC-50 and ESC-US, in Hz.
@@ -137,3 +143,73 @@ def split_windows(
     if normalise:
         stacked = np.stack([peak_normalise(w) for w in stacked])
     return stacked
+
+
+def load_windows(
+    path: str | Path,
+    sr: int = SAMPLE_RATE,
+    duration: float = CLIP_SECONDS,
+    last: str = "pad",
+    min_last_seconds: float = 1.0,
+) -> np.ndarray:
+    """Load a recording of any length, rate and channel count as 5 s windows.
+
+    This is how a file of an unlabeled pool is read: :func:`read_audio`, then
+    :func:`split_windows` (see there for how the last window is treated).
+
+    Returns
+    -------
+    windows : np.ndarray [shape=(n_windows, round(sr * duration)), dtype=float32]
+
+    Raises
+    ------
+    AudioError
+        If the file cannot be decoded, or is shorter than ``min_last_seconds``
+        so that it gives no window at all.
+    """
+    windows = split_windows(read_audio(path, sr), sr, duration, last, min_last_seconds)
+    if len(windows) == 0:
+        raise AudioError(f"{path}: shorter than {min_last_seconds} s, gives no {duration} s window")
+    return windows
+
+
+@dataclass
+class SkipReport:
+    """Files of a pool that were skipped, with the reason, and how many were used.
+
+    A bad clip in a large unlabeled pool is never fatal: it is counted here
+    and listed, and the report can be printed or written as CSV.
+    """
+
+    n_used: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def skip(self, path: str | Path, reason: str) -> None:
+        self.skipped.append((str(path), reason))
+
+    @property
+    def n_skipped(self) -> int:
+        return len(self.skipped)
+
+    def merge(self, other: "SkipReport") -> "SkipReport":
+        return SkipReport(self.n_used + other.n_used, self.skipped + other.skipped)
+
+    def summary(self, limit: int = 10) -> str:
+        """One line of counts, then up to ``limit`` skipped files with reasons."""
+        lines = [f"{self.n_used} file(s) used, {self.n_skipped} skipped"]
+        lines += [f"  skipped {path}: {reason}" for path, reason in self.skipped[:limit]]
+        if self.n_skipped > limit:
+            lines.append(f"  ... and {self.n_skipped - limit} more")
+        return "\n".join(lines)
+
+    def to_csv(self, path: str | Path) -> Path:
+        """Write ``file,reason`` rows atomically (temporary name, then rename)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(temporary, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["file", "reason"])
+            writer.writerows(self.skipped)
+        os.replace(temporary, path)
+        return path
