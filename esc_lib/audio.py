@@ -62,10 +62,10 @@ def read_audio(path: str | Path, sr: int = SAMPLE_RATE) -> np.ndarray:
     path = Path(path)
     if sr <= 0:
         raise ValueError(f"sr must be a positive sampling rate in Hz, got {sr!r}")
+    if not path.is_file():
+        raise AudioError(f"{path}: no such file")
     try:
         data, file_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-    except FileNotFoundError as error:
-        raise AudioError(f"{path}: no such file") from error
     except (soundfile.LibsndfileError, RuntimeError, TypeError, EOFError) as error:
         raise AudioError(f"{path}: cannot decode as audio ({error})") from error
     if data.shape[0] == 0:
