@@ -8,9 +8,13 @@ own.  A profile file has two sections::
     parameters:        # passed to every notebook (each takes the ones it declares)
       dataset: esc10
       batch_size: 32
-    sweep:             # used with --sweep: the grid, one papermill run per point
-      batch_size: [16, 32, 64]
-      filters: [16, 32, 64]
+    sweep:             # used with --sweep; one papermill run per point
+      grid:            # every combination of these lists
+        batch_size: [16, 32, 64]
+        filters: [16, 32, 64]
+      variants:        # extra points: the base parameters with these changes
+        - {decoder: upsample}
+        - {batch_norm: true}
 
 Stages 2 (CAE pre-training) and 3 (fine-tuning) run once per grid point, each
 with its own output notebook; stage 4 collects every grid point of the run
@@ -139,18 +143,26 @@ def load_profile(profile: str) -> tuple[dict, dict]:
         raise SystemExit(f"run_all.sh: {path} must be a mapping with 'parameters' (and optionally 'sweep', 'description')")
     parameters = dict(content.get("parameters") or {})
     sweep = dict(content.get("sweep") or {})
-    for name, values in sweep.items():
+    if not set(sweep) <= {"grid", "variants"}:
+        raise SystemExit(f"run_all.sh: {path}: sweep takes 'grid' (a mapping of lists) and 'variants' (a list of mappings)")
+    for name, values in (sweep.get("grid") or {}).items():
         if not isinstance(values, list) or not values:
-            raise SystemExit(f"run_all.sh: {path}: sweep.{name} must be a non-empty list")
+            raise SystemExit(f"run_all.sh: {path}: sweep.grid.{name} must be a non-empty list")
+    variants = sweep.get("variants") or []
+    if not isinstance(variants, list) or not all(isinstance(v, dict) for v in variants):
+        raise SystemExit(f"run_all.sh: {path}: sweep.variants must be a list of mappings")
     return parameters, sweep
 
 
 def grid_points(sweep: dict) -> list[dict]:
-    """Every combination of the sweep's lists, in a stable order."""
-    if not sweep:
-        return [{}]
-    names = list(sweep)
-    return [dict(zip(names, values)) for values in itertools.product(*(sweep[n] for n in names))]
+    """Every combination of ``sweep["grid"]``, then each of ``sweep["variants"]``, without repeats."""
+    grid = sweep.get("grid") or {}
+    names = list(grid)
+    points = [dict(zip(names, values)) for values in itertools.product(*(grid[n] for n in names))]
+    for variant in sweep.get("variants") or []:
+        if variant not in points:
+            points.append(dict(variant))
+    return points or [{}]
 
 
 def config_id(parameters: dict) -> str:
@@ -231,9 +243,10 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = config.runs_dir() / run_name
     (run_dir / "notebooks").mkdir(parents=True, exist_ok=True)
     parameters["run_dir"] = str(run_dir)
+    parameters.setdefault("profile", profile_name)
     points = grid_points(sweep) if args.sweep else [{}]
 
-    all_declared: set[str] = {"run_dir"}
+    all_declared: set[str] = {"run_dir", "profile"}
     print(f"run_all: profile {profile_name}, run folder {run_dir}")
     for name, location in config.describe().items():
         print(f"run_all:   {name:14s} {location}")
@@ -249,6 +262,9 @@ def main(argv: list[str] | None = None) -> int:
         all_declared |= set(papermill.inspect_notebook(str(notebook)))
         for index, point in enumerate(points if per_point else [{}], start=1):
             stage_parameters = {**parameters, **point}
+            # Only the profile's own point publishes into figures/ and results/;
+            # the other grid points keep their figures in the run folder.
+            stage_parameters["publish_figures"] = config_id(stage_parameters) == config_id(parameters)
             suffix = f"__{config_id(stage_parameters)}" if per_point else ""
             output = run_dir / "notebooks" / f"{notebook.stem}{suffix}.ipynb"
             label = f"stage {stage} {notebook.stem}" + (f" [{config_id(stage_parameters)}] {index}/{len(points)}" if per_point else "")
@@ -257,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
             _execute(notebook, output, stage_parameters)
             print(f"run_all: {label} done in {_format_seconds(time.monotonic() - start)} -> {output}", flush=True)
     unused = sorted(set(parameters) - all_declared)
-    if unused and all(STAGES[s][0] and (NOTEBOOKS_DIR / STAGES[s][0]).is_file() for s in stages):
+    if unused and stages == sorted(STAGES):
         print(f"run_all: warning: no notebook declares the profile parameter(s) {', '.join(unused)}")
     print(f"run_all: finished in {_format_seconds(time.monotonic() - total_start)}; run folder {run_dir}")
     return 0

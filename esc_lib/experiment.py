@@ -1,0 +1,539 @@
+"""The paper's experiment as reusable steps: data, folds, pre-training, fine-tuning.
+
+The notebooks hold no logic; they build an :class:`Experiment` from their
+``parameters`` cell and call its methods.  Everything an experiment trains is
+kept in its run folder, and every step first looks there, so re-running a
+notebook (or running notebook 03 without 02) reuses what already exists::
+
+    <run_dir>/
+      cae/<cae_id>/<fold1|...|shared>/       CAE training run (checkpoints, history.csv, model.keras)
+      classifiers/<config_id>/<method>/fold<k>[-<budget>]/   classifier runs
+      results/<config_id>/metrics.csv        one row per (method, fold[, budget])
+      results/<config_id>/predictions.csv    one row per test clip
+      pool_report.csv                        unlabeled files skipped, with reasons
+
+Cross-validation protocol (official ESC folds): for test fold *k*, the
+validation fold (early stopping, the only choice made during training) is the
+next fold after *k*; the remaining folds train.  The test fold is used for
+nothing but the final score.  Pre-training sees the unlabeled pool and, when
+``pretrain_on_train_folds`` is set, the audio of the training and validation
+folds with labels dropped, never the test fold.  Input statistics
+(:class:`esc_lib.features.Standardizer`) come from the same training data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from esc_lib import audio, config
+
+__all__ = ["Settings", "Experiment", "METHODS", "held_out_reconstructions", "collect_results", "publish_dirs"]
+
+#: The two ways of initialising the classifier that the paper compares.
+METHODS = ("supervised", "pretrained")
+
+
+@dataclass
+class Settings:
+    """Every parameter of an experiment; the notebooks' ``parameters`` cells use the same names.
+
+    See ``profiles/*.yaml`` for the values of each profile.
+    """
+
+    dataset: str = "esc10"
+    download: bool = False
+    unlabeled: str = "folder"
+    escus_parts: int = 1
+    max_unlabeled: int = 0
+    pretrain_on_train_folds: bool = True
+    clips_per_class: int = 0
+    folds: list = field(default_factory=lambda: [1, 2, 3, 4, 5])
+    sample_rate: int = audio.SAMPLE_RATE
+    n_mels: int = 28
+    n_fft: int = 12288
+    hop_length: int = 6144
+    deltas: bool = False
+    filters: int = 64
+    encoder: str = ""
+    head: str = "128fc"
+    batch_size: int = 32
+    cae_batch_size: int = 32
+    decoder: str = "unpool"
+    batch_norm: bool = False
+    dropout: float = 0.0
+    augment: str = ""
+    max_epochs: int = 100
+    cae_max_epochs: int = 30
+    patience: int = 5
+    learning_rate: float = 0.001
+    cae_validation_fraction: float = 0.1
+    seed: int = 0
+    run_dir: str = ""
+
+    def __post_init__(self) -> None:
+        choices = {
+            "dataset": ("esc10", "esc50"),
+            "unlabeled": ("folder", "escus", "none"),
+            "decoder": ("unpool", "upsample"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"parameter {name}={getattr(self, name)!r}: expected one of {allowed}")
+        positive = ("n_mels", "n_fft", "hop_length", "filters", "batch_size", "cae_batch_size", "patience", "sample_rate")
+        for name in positive:
+            if int(getattr(self, name)) <= 0:
+                raise ValueError(f"parameter {name} must be a positive integer, got {getattr(self, name)!r}")
+        for name in ("max_epochs", "cae_max_epochs", "clips_per_class", "max_unlabeled", "escus_parts"):
+            if int(getattr(self, name)) < 0:
+                raise ValueError(f"parameter {name} must be >= 0, got {getattr(self, name)!r}")
+        if not self.folds:
+            raise ValueError("parameter folds must list at least one test fold")
+        if not 0.0 < self.cae_validation_fraction < 1.0:
+            raise ValueError("parameter cae_validation_fraction must be between 0 and 1")
+        self.folds = [int(f) for f in self.folds]
+
+    @classmethod
+    def from_mapping(cls, values: dict) -> "Settings":
+        """Build from a dict (e.g. a notebook's parameters); unknown names are an error."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown experiment parameter(s) {unknown}; known: {sorted(known)}")
+        return cls(**values)
+
+    @property
+    def encoder_notation(self) -> str:
+        from esc_lib import models
+
+        return self.encoder or models.encoder_notation(self.filters)
+
+    @property
+    def config_id(self) -> str:
+        """Name of this grid point, e.g. ``bs32-f64-unpool-bn0`` (as the runner names notebooks)."""
+        name = f"bs{self.batch_size}-f{self.filters}-{self.decoder}-bn{int(self.batch_norm)}"
+        if self.encoder:
+            name += "-" + _slug(self.encoder)
+        if self.augment:
+            name += "-aug-" + _slug(self.augment)
+        return name
+
+    def cae_id(self, decoder: str | None = None) -> str:
+        """Name of the CAE this configuration fine-tunes from (shared across batch sizes)."""
+        return f"f{self.filters}-{decoder or self.decoder}-bn{int(self.batch_norm)}-cbs{self.cae_batch_size}" + (
+            "-" + _slug(self.encoder) if self.encoder else ""
+        )
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in text).strip("_")
+
+
+def _write_csv(frame: pd.DataFrame, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    frame.to_csv(temporary, index=False)
+    os.replace(temporary, path)
+    return path
+
+
+class Experiment:
+    """One configuration of the paper's experiment over the chosen folds.
+
+    Parameters
+    ----------
+    settings : Settings or dict
+        The notebook parameters.
+    verbose : int
+        0 silent, 1 a line per step and Keras progress bars per epoch.
+    """
+
+    def __init__(self, settings: Settings | dict, verbose: int = 1):
+        self.settings = settings if isinstance(settings, Settings) else Settings.from_mapping(settings)
+        self.verbose = verbose
+        run_dir = self.settings.run_dir or str(config.runs_dir() / "interactive")
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._dataset = None
+        self._features = None
+        self._pool = None
+        self._standardizers: dict = {}
+
+    # ------------------------------------------------------------------ data
+    def _say(self, message: str) -> None:
+        if self.verbose:
+            print(message, flush=True)
+
+    @property
+    def feature_params(self):
+        from esc_lib import features
+
+        s = self.settings
+        return features.FeatureParams(
+            sr=s.sample_rate, n_mels=s.n_mels, n_fft=s.n_fft, hop_length=s.hop_length, deltas=s.deltas
+        )
+
+    @property
+    def dataset(self):
+        """The labelled dataset (downloaded first for ESC-50 when ``download`` is set)."""
+        if self._dataset is None:
+            from esc_lib import data
+
+            s = self.settings
+            if s.dataset == "esc10":
+                dataset = data.load_esc10(config.esc10_dir())
+            else:
+                root = config.esc50_dir()
+                if s.download and not (root / "meta" / "esc50.csv").is_file():
+                    from esc_lib import download
+
+                    root = download.download_esc50(root)
+                dataset = data.load_labelled(root)
+            if s.clips_per_class:
+                # The first clips of each class in each fold, by file name: a
+                # deterministic, fold-balanced miniature of the dataset.
+                meta = dataset.meta.reset_index(drop=True)
+                keep = meta.sort_values("filename").groupby(["fold", "label"], sort=False).head(s.clips_per_class)
+                dataset = dataset.subset(np.sort(keep.index.to_numpy()))
+            self._dataset = dataset
+            self._say(f"dataset: {len(dataset)} clips, {dataset.n_classes} classes, folds {sorted(set(dataset.folds))}")
+        return self._dataset
+
+    @property
+    def features(self) -> np.ndarray:
+        """Log-mel features of every labelled clip [n_clips, n_mels, n_frames, n_channels] (cached on disk)."""
+        if self._features is None:
+            from esc_lib import features
+
+            self._features = features.extract_clips(self.dataset.paths, self.feature_params, progress=bool(self.verbose))
+        return self._features
+
+    def unlabeled_files(self) -> list[Path]:
+        """The files of the unlabeled pool (empty with ``unlabeled="none"``)."""
+        from esc_lib import data
+
+        s = self.settings
+        limit = s.max_unlabeled or None
+        if s.unlabeled == "none":
+            return []
+        if s.unlabeled == "folder":
+            return data.unlabeled_pool(config.unlabeled_dir(), max_files=limit, seed=s.seed).files
+        root = config.escus_dir()
+        if s.download:
+            from esc_lib import download
+
+            root = download.download_escus(root, n_parts=s.escus_parts)
+        esc50_meta = self.dataset.meta if s.dataset == "esc50" else None
+        return data.escus_pool(root, esc50_meta=esc50_meta, max_clips=limit, seed=s.seed).files
+
+    @property
+    def pool(self):
+        """Features of the unlabeled pool (:class:`esc_lib.features.PoolFeatures`); skips are reported."""
+        if self._pool is None:
+            from esc_lib import features
+
+            files = self.unlabeled_files()
+            self._pool = features.extract_pool(files, self.feature_params, progress=bool(self.verbose))
+            report = self._pool.report
+            self._say(f"unlabeled pool: {len(self._pool.X)} windows from {report.summary()}")
+            report.to_csv(self.run_dir / "pool_report.csv")
+        return self._pool
+
+    # ----------------------------------------------------------------- folds
+    def split(self, test_fold: int) -> dict[str, np.ndarray]:
+        """Indices of the train / validation / test clips for one test fold."""
+        folds = self.dataset.folds
+        available = sorted(set(int(f) for f in folds))
+        if test_fold not in available:
+            raise ValueError(f"test fold {test_fold} is not in the dataset's folds {available}")
+        if len(available) < 3:
+            raise ValueError(f"cross-validation needs at least 3 folds, the dataset has {available}")
+        validation_fold = available[(available.index(test_fold) + 1) % len(available)]
+        return {
+            "train": np.flatnonzero((folds != test_fold) & (folds != validation_fold)),
+            "validation": np.flatnonzero(folds == validation_fold),
+            "test": np.flatnonzero(folds == test_fold),
+            "validation_fold": validation_fold,
+        }
+
+    def _shared_cae(self) -> bool:
+        return not self.settings.pretrain_on_train_folds
+
+    def pretraining_data(self, test_fold: int) -> np.ndarray:
+        """Un-normalised inputs the CAE of this fold trains on: the pool, plus the non-test folds' audio."""
+        parts = []
+        if self.settings.unlabeled != "none":
+            parts.append(self.pool.X)
+        if self.settings.pretrain_on_train_folds:
+            parts.append(self.features[self.dataset.folds != test_fold])
+        if not parts or sum(len(p) for p in parts) == 0:
+            raise ValueError(
+                "pre-training has no data: set unlabeled to 'folder' or 'escus' (with files present) "
+                "or pretrain_on_train_folds to true"
+            )
+        return np.concatenate(parts)
+
+    def standardizer(self, test_fold: int):
+        """Per-band input statistics from this fold's training data only.
+
+        They come from the pre-training data (the unlabeled pool, plus the
+        non-test folds when those join it), or from the labelled training
+        folds when there is no pool; the supervised and the pre-trained
+        classifier of a fold use the same statistics.
+        """
+        key = "shared" if (self._shared_cae() and self.settings.unlabeled != "none") else test_fold
+        if key not in self._standardizers:
+            from esc_lib import features
+
+            if self.settings.unlabeled == "none" and not self.settings.pretrain_on_train_folds:
+                fit_on = self.features[self.split(test_fold)["train"]]
+            else:
+                fit_on = self.pretraining_data(test_fold)
+            self._standardizers[key] = features.Standardizer().fit(fit_on)
+        return self._standardizers[key]
+
+    # ----------------------------------------------------------- pre-training
+    def cae_dir(self, test_fold: int, decoder: str | None = None) -> Path:
+        where = "shared" if self._shared_cae() else f"fold{test_fold}"
+        return self.run_dir / "cae" / self.settings.cae_id(decoder) / where
+
+    def pretrain(self, test_fold: int, decoder: str | None = None):
+        """Train (or load, when finished before) the CAE used for one test fold.
+
+        Returns
+        -------
+        model : keras.Model
+            The trained autoencoder.
+        history : pd.DataFrame
+            Per-epoch ``loss`` and ``val_loss`` (MSE).
+        """
+        from esc_lib import models, streams, training
+
+        s = self.settings
+        decoder = decoder or s.decoder
+        run = self.cae_dir(test_fold, decoder)
+        scaler = self.standardizer(test_fold)
+        X = scaler.transform(self.pretraining_data(test_fold))
+        rng = np.random.default_rng(s.seed)
+        order = rng.permutation(len(X))
+        n_validation = max(1, int(round(len(X) * s.cae_validation_fraction)))
+        validation, train = order[:n_validation], order[n_validation:]
+        if len(train) == 0:
+            raise ValueError(f"pre-training data has only {len(X)} clip(s); need at least 2")
+        self._say(f"CAE {s.cae_id(decoder)} for test fold {test_fold}: {len(train)} training / {len(validation)} validation clips -> {run}")
+        training.set_seed(s.seed)
+        model = models.build_cae(X.shape[1:], encoder=s.encoder_notation, decoder=decoder, batch_norm=s.batch_norm)
+        training.compile_autoencoder(model, learning_rate=s.learning_rate)
+        history = training.fit(
+            model,
+            streams.BatchStream(X[train], batch_size=s.cae_batch_size, seed=s.seed, target="input"),
+            streams.BatchStream(X[validation], batch_size=256, shuffle=False, target="input"),
+            run_dir=run,
+            max_epochs=s.cae_max_epochs,
+            patience=s.patience,
+            seed=s.seed,
+            verbose=self.verbose,
+        )
+        return model, history
+
+    # ------------------------------------------------------------ fine-tuning
+    def classifier_dir(self, method: str, test_fold: int, labels_per_class: int | None = None) -> Path:
+        budget = f"-lpc{labels_per_class}" if labels_per_class else ""
+        return self.run_dir / "classifiers" / self.settings.config_id / method / f"fold{test_fold}{budget}"
+
+    def train_classifier(self, test_fold: int, method: str, labels_per_class: int | None = None) -> dict:
+        """Train one classifier on one fold and score it on the test fold.
+
+        Parameters
+        ----------
+        method : {"supervised", "pretrained"}
+            From random initialisation, or with the encoder of this fold's CAE.
+        labels_per_class : int > 0, optional
+            Keep only this many labelled training clips per class (seeded),
+            for label-budget curves; pre-training is unchanged.
+
+        Returns
+        -------
+        dict with ``metrics`` (one row), ``predictions`` (DataFrame),
+        ``history`` (DataFrame) and ``model``.
+        """
+        from esc_lib import models, streams, training
+        from esc_lib import augment as augmentations
+
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        s = self.settings
+        split = self.split(test_fold)
+        train = split["train"]
+        if labels_per_class:
+            train = self._budget(train, labels_per_class, seed=s.seed + test_fold)
+        scaler = self.standardizer(test_fold)
+        X, y = self.features, self.dataset.labels
+        X_train, X_validation, X_test = (scaler.transform(X[i]) for i in (train, split["validation"], split["test"]))
+        start = time.monotonic()
+        training.set_seed(s.seed + test_fold)
+        model = models.build_classifier(
+            X.shape[1:],
+            self.dataset.n_classes,
+            encoder=s.encoder_notation,
+            head=s.head,
+            batch_norm=s.batch_norm,
+            dropout=s.dropout,
+        )
+        if method == "pretrained":
+            cae, _ = self.pretrain(test_fold)
+            models.transfer_encoder(cae, model)
+        training.compile_classifier(model, learning_rate=s.learning_rate)
+        augment = augmentations.from_spec(s.augment, n_classes=self.dataset.n_classes) if s.augment else None
+        run = self.classifier_dir(method, test_fold, labels_per_class)
+        self._say(f"{method} classifier {s.config_id}, test fold {test_fold}: {len(train)} train / {len(split['validation'])} validation clips -> {run}")
+        history = training.fit(
+            model,
+            streams.BatchStream(X_train, y[train], batch_size=s.batch_size, seed=s.seed + test_fold, augment=augment),
+            (X_validation, y[split["validation"]]),
+            run_dir=run,
+            max_epochs=s.max_epochs,
+            patience=s.patience,
+            seed=s.seed + test_fold,
+            verbose=self.verbose,
+        )
+        probabilities = training.predict_proba(model, X_test)
+        predicted = probabilities.argmax(axis=1)
+        truth = y[split["test"]]
+        metrics = {
+            "config": s.config_id,
+            "batch_size": s.batch_size,
+            "filters": s.filters,
+            "decoder": s.decoder,
+            "batch_norm": bool(s.batch_norm),
+            "method": method,
+            "fold": test_fold,
+            "validation_fold": split["validation_fold"],
+            "labels_per_class": labels_per_class or "all",
+            "pool_size": len(self.pool.X) if (method == "pretrained" and s.unlabeled != "none") else 0,
+            "n_train": len(train),
+            "n_test": len(truth),
+            "accuracy": float(np.mean(predicted == truth)),
+            "epochs": len(history),
+            "seconds": round(time.monotonic() - start, 1),
+        }
+        meta = self.dataset.meta.iloc[split["test"]]
+        predictions = pd.DataFrame(
+            {
+                "config": s.config_id,
+                "method": method,
+                "fold": test_fold,
+                "labels_per_class": labels_per_class or "all",
+                "filename": meta["filename"].to_numpy(),
+                "y_true": truth,
+                "y_pred": predicted,
+                "confidence": probabilities.max(axis=1),
+            }
+        )
+        self._say(f"  test accuracy {metrics['accuracy']:.3f} after {metrics['epochs']} epochs ({metrics['seconds']} s)")
+        return {"metrics": metrics, "predictions": predictions, "history": history, "model": model}
+
+    def _budget(self, indices: np.ndarray, labels_per_class: int, seed: int) -> np.ndarray:
+        labels = self.dataset.labels[indices]
+        rng = np.random.default_rng(seed)
+        chosen = []
+        for label in np.unique(labels):
+            members = indices[labels == label]
+            chosen.append(rng.choice(members, size=min(labels_per_class, len(members)), replace=False))
+        return np.sort(np.concatenate(chosen))
+
+    def results_dir(self) -> Path:
+        return self.run_dir / "results" / self.settings.config_id
+
+    def cross_validate(self, methods=METHODS, labels_per_class: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Every method on every test fold; writes ``metrics.csv`` and ``predictions.csv``.
+
+        Rows of an earlier call with other methods or budgets are kept, so
+        several calls (e.g. one per label budget) add up in the same files.
+        """
+        rows, predictions = [], []
+        for test_fold in self.settings.folds:
+            for method in methods:
+                outcome = self.train_classifier(test_fold, method, labels_per_class)
+                rows.append(outcome["metrics"])
+                predictions.append(outcome["predictions"])
+        metrics, predictions = pd.DataFrame(rows), pd.concat(predictions, ignore_index=True)
+        metrics = self._merge(metrics, "metrics.csv", ["method", "fold", "labels_per_class"])
+        predictions = self._merge(predictions, "predictions.csv", ["method", "fold", "labels_per_class", "filename"])
+        (self.results_dir() / "settings.json").write_text(json.dumps(dataclasses.asdict(self.settings), indent=2))
+        return metrics, predictions
+
+    def _merge(self, new: pd.DataFrame, name: str, keys: list[str]) -> pd.DataFrame:
+        path = self.results_dir() / name
+        if path.is_file():
+            old = pd.read_csv(path)
+            old["labels_per_class"] = old["labels_per_class"].astype(str)
+            new = new.astype({"labels_per_class": str})
+            merged = pd.concat([old, new], ignore_index=True).drop_duplicates(subset=keys, keep="last")
+        else:
+            merged = new.astype({"labels_per_class": str})
+        _write_csv(merged, path)
+        return merged
+
+
+def held_out_reconstructions(experiment: Experiment, test_fold: int, decoders=("unpool", "upsample"), n_clips: int = 6):
+    """Reconstructions of clips of the test fold, which no CAE has seen (the paper's Figure 1).
+
+    Returns
+    -------
+    result : dict
+        ``ground_truth`` [n_clips, n_mels, n_frames, n_channels], one array per
+        decoder under its name, ``mse`` {decoder: mean squared error over the
+        whole test fold} and ``titles`` (category of each clip).
+    """
+    split = experiment.split(test_fold)
+    scaler = experiment.standardizer(test_fold)
+    X_test = scaler.transform(experiment.features[split["test"]])
+    meta = experiment.dataset.meta.iloc[split["test"]].reset_index(drop=True)
+    # One clip of each of the first n_clips classes present, so the figure shows variety.
+    chosen = meta.drop_duplicates("label").sort_values("label").index[:n_clips].to_numpy()
+    result = {"ground_truth": X_test[chosen], "titles": list(meta.loc[chosen, "category"]), "mse": {}}
+    for decoder in decoders:
+        model, _ = experiment.pretrain(test_fold, decoder)
+        reconstruction = model.predict(X_test, batch_size=256, verbose=0)
+        result[decoder] = reconstruction[chosen]
+        result["mse"][decoder] = float(np.mean((reconstruction - X_test) ** 2))
+    return result
+
+
+def collect_results(run_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every configuration's ``metrics.csv`` and ``predictions.csv`` in a run folder, concatenated."""
+    run_dir = Path(run_dir)
+    metric_files = sorted((run_dir / "results").glob("*/metrics.csv"))
+    if not metric_files:
+        raise FileNotFoundError(
+            f"no results/*/metrics.csv under {run_dir}; run notebooks/03_finetuning.ipynb with run_dir={str(run_dir)!r} first"
+        )
+    metrics = pd.concat([pd.read_csv(p) for p in metric_files], ignore_index=True)
+    prediction_files = sorted((run_dir / "results").glob("*/predictions.csv"))
+    predictions = pd.concat([pd.read_csv(p) for p in prediction_files], ignore_index=True) if prediction_files else pd.DataFrame()
+    return metrics, predictions
+
+
+def publish_dirs(profile: str, run_dir: str | Path = "", publish: bool = True) -> tuple[Path, Path]:
+    """Where a notebook's figures and tables go.
+
+    ``figures/<profile>/`` and ``results/<profile>/`` when ``publish`` is set;
+    otherwise (e.g. the non-default points of a sweep) ``<run_dir>/figures``
+    and ``<run_dir>/tables``, so the published folders hold one set.
+    """
+    if publish:
+        figures, results = config.figures_dir() / profile, config.results_dir() / profile
+    else:
+        base = Path(run_dir) if run_dir else config.runs_dir() / "interactive"
+        figures, results = base / "figures", base / "tables"
+    figures.mkdir(parents=True, exist_ok=True)
+    results.mkdir(parents=True, exist_ok=True)
+    return figures, results
