@@ -1,0 +1,863 @@
+"""Verified downloads of ESC-50 (GitHub) and ESC-US (Harvard Dataverse).
+
+Every transfer streams into ``<file>.part`` with a progress bar, resumes an
+interrupted transfer with an HTTP ``Range`` request (and starts again from
+zero when the server ignores it), checks the size and checksum when they are
+known, and only then renames the file to its final name: a half-downloaded
+file is never taken as complete.  Archives are extracted by
+:func:`safe_extract`, which refuses members that would land outside the
+target folder.
+
+ESC-50
+    :func:`download_esc50` fetches the GitHub archive of one pinned commit
+    (:data:`ESC50_COMMIT`; the ``master`` archive changes with every commit, so
+    a checksum of it would be useless), extracts it and runs
+    :func:`verify_esc50` (sha256 of ``meta/esc50.csv``, 2000 rows, 400 per
+    fold, 40 per class, every clip present, 5 s at 44.1 kHz mono) before the
+    folder is moved into place.  A verified folder carries a marker, so a
+    second call does no network access.
+
+ESC-US
+    :func:`list_escus_files` reads the dataset's file list (sizes and
+    checksums) from the Dataverse native API, and :func:`download_escus`
+    downloads the chosen parts through the access API, verifies each against
+    its listed checksum, extracts it and marks it complete.  Load the clips
+    with :func:`esc_lib.data.escus_pool` (which removes ESC-50's sources).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import shutil
+import stat
+import tarfile
+import tempfile
+import time
+import zipfile
+import zlib
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+from typing import Sequence
+
+import requests
+import soundfile
+import urllib3
+from tqdm.auto import tqdm
+
+from esc_lib import config
+from esc_lib.data import DatasetError, _missing_message, _resolve_paths, read_metadata
+
+__all__ = [
+    "ESC50_COMMIT",
+    "ESC50_META_SHA256",
+    "ESCUS_DOI",
+    "DATAVERSE_SERVER",
+    "DownloadError",
+    "UnsafeArchiveError",
+    "download_file",
+    "file_checksum",
+    "safe_extract",
+    "esc50_archive_url",
+    "download_esc50",
+    "verify_esc50",
+    "DataverseFile",
+    "list_escus_files",
+    "download_escus",
+]
+
+#: Commit of github.com/karolpiczak/ESC-50 whose archive is downloaded (the
+#: WAV release with ``meta/esc50.csv``; the clips have not changed since
+#: v2.0.0, later commits only edit the README's results table).
+ESC50_COMMIT = "5983fb0c35e751b452e7c562d9207f27b76ddf0d"
+#: sha256 of ``meta/esc50.csv`` of the ESC-50 release.
+ESC50_META_SHA256 = "ca660da60191a97de289983a05821c9382d852a38a2ba8428980816b68cf6246"
+#: Persistent id of ESC-US on Harvard Dataverse.
+ESCUS_DOI = "doi:10.7910/DVN/YDEPUT"
+#: The Dataverse installation holding ESC-US.
+DATAVERSE_SERVER = "https://dataverse.harvard.edu"
+
+_USER_AGENT = "esc_lib (research toolkit; python-requests)"
+_MARKER_ESC50 = ".esc_lib-esc50.json"
+_MARKER_DIR_ESCUS = ".esc_lib-parts"
+_ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
+_HASH_NAMES = {"md5": "md5", "sha1": "sha1", "sha-1": "sha1", "sha256": "sha256", "sha-256": "sha256",
+               "sha512": "sha512", "sha-512": "sha512"}
+
+
+class DownloadError(RuntimeError):
+    """A transfer failed, a checksum did not match or an archive is damaged.
+
+    The message names the URL or file and says what to do.
+    """
+
+
+class UnsafeArchiveError(DownloadError):
+    """An archive member would be written outside the target folder."""
+
+
+class _RetryableError(Exception):
+    """Internal: the transfer stopped early; resume it."""
+
+
+# ----------------------------------------------------------------------------
+# Single files
+# ----------------------------------------------------------------------------
+
+
+def file_checksum(path: str | Path, algorithm: str = "sha256", chunk_size: int = 1 << 20) -> str:
+    """Hex digest of a file (``algorithm``: md5, sha1, sha256, sha512; Dataverse's 'SHA-1' etc. too)."""
+    name = _HASH_NAMES.get(algorithm.lower())
+    if name is None:
+        raise ValueError(f"unsupported checksum algorithm {algorithm!r}; use one of {sorted(set(_HASH_NAMES.values()))}")
+    digest = hashlib.new(name)
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(chunk_size), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _expectations(sha256, md5, checksum) -> list[tuple[str, str]]:
+    expected = []
+    if sha256:
+        expected.append(("sha256", sha256.lower()))
+    if md5:
+        expected.append(("md5", md5.lower()))
+    if checksum:
+        algorithm, value = checksum
+        if algorithm.lower() not in _HASH_NAMES:
+            raise ValueError(f"unsupported checksum algorithm {algorithm!r}")
+        expected.append((_HASH_NAMES[algorithm.lower()], str(value).lower()))
+    return expected
+
+
+def _mismatches(path: Path, expected: list[tuple[str, str]], expected_size: int | None) -> list[str]:
+    problems = []
+    size = path.stat().st_size
+    if expected_size is not None and size != expected_size:
+        problems.append(f"size: expected {expected_size} bytes, got {size}")
+        return problems
+    for algorithm, value in expected:
+        got = file_checksum(path, algorithm)
+        if got != value:
+            problems.append(f"{algorithm}: expected {value}, got {got}")
+    return problems
+
+
+def _content_range(header: str | None) -> tuple[int | None, int | None]:
+    """(start, total) of a ``Content-Range: bytes start-end/total`` header."""
+    match = re.match(r"bytes\s+(\d+|\*)(?:-\d+)?/(\d+|\*)", header or "")
+    if not match:
+        return None, None
+    start = int(match.group(1)) if match.group(1) != "*" else None
+    total = int(match.group(2)) if match.group(2) != "*" else None
+    return start, total
+
+
+def _transfer(session, url, part: Path, resume, progress, timeout, chunk_size, expected_size) -> None:
+    """One attempt: fetch (the rest of) ``url`` into ``part``; raise _RetryableError if cut short."""
+    offset = part.stat().st_size if (resume and part.exists()) else 0
+    if expected_size is not None and offset > expected_size:
+        part.unlink()
+        offset = 0
+    if expected_size is not None and offset == expected_size and offset > 0:
+        return
+    headers = {"Accept-Encoding": "identity"}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    with session.get(url, headers=headers, stream=True, timeout=timeout) as response:
+        if response.status_code == 416 and offset:
+            _, total = _content_range(response.headers.get("Content-Range"))
+            if total == offset:
+                return
+            part.unlink()
+            raise _RetryableError("the server refused to resume (HTTP 416); starting again")
+        if response.status_code == 206 and offset:
+            start, total = _content_range(response.headers.get("Content-Range"))
+            if start != offset:
+                part.unlink()
+                raise _RetryableError(f"the server resumed at byte {start}, not {offset}; starting again")
+            mode = "ab"
+            if total is None and response.headers.get("Content-Length"):
+                total = offset + int(response.headers["Content-Length"])
+        elif response.status_code == 200:
+            mode, offset = "wb", 0
+            total = int(response.headers["Content-Length"]) if response.headers.get("Content-Length") else None
+        elif response.status_code in (408, 429) or response.status_code >= 500:
+            raise _RetryableError(f"HTTP {response.status_code} {response.reason}")
+        else:
+            raise DownloadError(
+                f"{url}: HTTP {response.status_code} {response.reason}; check the address "
+                f"(and, for a pinned version, that it still exists)"
+            )
+        if total is not None:
+            free = shutil.disk_usage(part.parent).free
+            if total - offset > free:
+                raise DownloadError(
+                    f"{url}: {total - offset} bytes to download but only {free} free in {part.parent}; "
+                    f"free some space or choose another destination"
+                )
+        with open(part, mode) as handle, tqdm(
+            total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
+            desc=part.name[: -len(".part")], disable=not progress, leave=False,
+        ) as bar:
+            # Raw bytes, never transparently decompressed: the checksum is of the file as served.
+            for block in response.raw.stream(chunk_size, decode_content=False):
+                handle.write(block)
+                bar.update(len(block))
+    size = part.stat().st_size
+    if total is not None and size < total:
+        raise _RetryableError(f"connection closed after {size} of {total} bytes")
+
+
+def download_file(
+    url: str,
+    dest: str | Path,
+    sha256: str | None = None,
+    md5: str | None = None,
+    expected_size: int | None = None,
+    resume: bool = True,
+    progress: bool = True,
+    session: requests.Session | None = None,
+    checksum: tuple[str, str] | None = None,
+    retries: int = 3,
+    timeout: float = 60.0,
+    chunk_size: int = 1 << 20,
+) -> Path:
+    """Download ``url`` to ``dest``, resuming and verifying.
+
+    Bytes go to ``<dest>.part``.  A transfer cut short is resumed with an
+    HTTP ``Range`` request, up to ``retries`` times in this call; the
+    ``.part`` file stays, so a later call resumes too.  When the transfer is
+    complete the size and checksums (if given) are checked and the file is
+    renamed to ``dest``.  A ``dest`` that already exists and passes the checks
+    is returned without any network access.
+
+    Parameters
+    ----------
+    url : str
+    dest : str or Path
+        Final file name (its folder is created).
+    sha256, md5 : str, optional
+        Expected hex digests.
+    expected_size : int, optional
+        Expected size in bytes.
+    resume : bool
+        Continue an existing ``.part`` file; ``False`` starts from zero.
+    progress : bool
+        Show a tqdm progress bar.
+    session : requests.Session, optional
+    checksum : (algorithm, hex digest), optional
+        Another expected digest, e.g. Dataverse's ``("SHA-1", "...")``.
+    retries : int >= 0
+        Resumptions attempted after an interrupted transfer.
+    timeout : float > 0
+        Seconds to wait for the connection and for each read.
+
+    Returns
+    -------
+    dest : Path
+
+    Raises
+    ------
+    DownloadError
+        On an HTTP error, a transfer still incomplete after the retries (the
+        ``.part`` file is kept for a later resume), or a size/checksum
+        mismatch (the ``.part`` file is deleted; the message gives the URL, the
+        file, and the expected and actual values).
+    """
+    dest = Path(dest)
+    if retries < 0:
+        raise ValueError(f"retries must be >= 0, got {retries!r}")
+    expected = _expectations(sha256, md5, checksum)
+    if dest.is_file() and not _mismatches(dest, expected, expected_size):
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    if not resume and part.exists():
+        part.unlink()
+    own_session = session is None
+    if own_session:
+        session = requests.Session()
+        session.headers["User-Agent"] = _USER_AGENT
+    try:
+        attempt = 0
+        while True:
+            try:
+                _transfer(session, url, part, resume, progress, timeout, chunk_size, expected_size)
+                break
+            except (_RetryableError, requests.ConnectionError, requests.Timeout,
+                    requests.exceptions.ChunkedEncodingError, urllib3.exceptions.HTTPError) as error:
+                attempt += 1
+                if attempt > retries:
+                    kept = part.stat().st_size if part.exists() else 0
+                    raise DownloadError(
+                        f"{url}: transfer interrupted ({error}) and not completed after {retries} "
+                        f"resumption(s); {part} keeps the {kept} bytes received, run again to resume"
+                    ) from error
+                time.sleep(min(0.25 * 2 ** (attempt - 1), 10.0))
+    finally:
+        if own_session:
+            session.close()
+    problems = _mismatches(part, expected, expected_size)
+    if problems:
+        part.unlink()
+        raise DownloadError(
+            f"{url}: downloaded file {dest.name} does not match ({'; '.join(problems)}); the partial "
+            f"file was deleted. Run again to download afresh; if it persists the file on the server "
+            f"differs from the one expected"
+        )
+    os.replace(part, dest)
+    return dest
+
+
+# ----------------------------------------------------------------------------
+# Archives
+# ----------------------------------------------------------------------------
+
+
+def _archive_kind(archive: Path) -> str:
+    name = archive.name.lower()
+    if name.endswith(".zip"):
+        return "zip"
+    if any(name.endswith(s) for s in _ARCHIVE_SUFFIXES):
+        return "tar"
+    if zipfile.is_zipfile(archive):
+        return "zip"
+    try:
+        if tarfile.is_tarfile(archive):
+            return "tar"
+    except (OSError, EOFError):
+        pass
+    raise DownloadError(f"{archive}: not a zip or tar archive (or it is damaged); delete it and download again")
+
+
+def _check_member_name(archive: Path, name: str, root: Path) -> None:
+    normalised = name.replace("\\", "/")
+    if normalised.startswith("/") or re.match(r"^[A-Za-z]:", normalised):
+        raise UnsafeArchiveError(f"{archive}: member {name!r} has an absolute path; refusing to extract")
+    if ".." in PurePosixPath(normalised).parts:
+        raise UnsafeArchiveError(f"{archive}: member {name!r} climbs out with '..'; refusing to extract")
+    target = os.path.normpath(os.path.join(root, normalised))
+    if os.path.commonpath([target, str(root)]) != str(root):
+        raise UnsafeArchiveError(f"{archive}: member {name!r} would be written outside the target; refusing")
+
+
+def _check_link(archive: Path, name: str, link: str, root: Path, relative_to_member: bool) -> None:
+    if link.startswith("/") or re.match(r"^[A-Za-z]:", link):
+        raise UnsafeArchiveError(f"{archive}: link {name!r} -> {link!r} points to an absolute path; refusing")
+    base = os.path.dirname(os.path.join(root, name)) if relative_to_member else str(root)
+    target = os.path.normpath(os.path.join(base, link))
+    if os.path.commonpath([target, str(root)]) != str(root):
+        raise UnsafeArchiveError(f"{archive}: link {name!r} -> {link!r} points outside the target; refusing")
+
+
+def _is_zip_symlink(info: zipfile.ZipInfo) -> bool:
+    return stat.S_ISLNK(info.external_attr >> 16)
+
+
+def _extract_zip(archive: Path, into: Path) -> None:
+    with zipfile.ZipFile(archive) as handle:
+        members = handle.infolist()
+        for info in members:
+            _check_member_name(archive, info.filename, into)
+            if _is_zip_symlink(info):
+                _check_link(archive, info.filename, handle.read(info).decode("utf-8", "replace"), into, True)
+        for info in members:
+            if _is_zip_symlink(info):
+                link = handle.read(info).decode("utf-8")
+                path = into / info.filename.rstrip("/")
+                path.parent.mkdir(parents=True, exist_ok=True)
+                os.symlink(link, path)
+            else:
+                handle.extract(info, into)
+
+
+def _extract_tar(archive: Path, into: Path) -> None:
+    with tarfile.open(archive) as handle:
+        members = handle.getmembers()
+        for member in members:
+            _check_member_name(archive, member.name, into)
+            if member.issym():
+                _check_link(archive, member.name, member.linkname, into, True)
+            elif member.islnk():
+                _check_link(archive, member.name, member.linkname, into, False)
+            elif not (member.isfile() or member.isdir()):
+                raise UnsafeArchiveError(
+                    f"{archive}: member {member.name!r} is a device or pipe; refusing to extract"
+                )
+        # The 'data' filter repeats these checks inside the standard library.
+        handle.extractall(into, members=members, filter="data")
+
+
+def _move_into(source: Path, target: Path) -> None:
+    """Rename ``source`` to ``target``, merging folders that already exist."""
+    if source.is_dir() and not source.is_symlink() and target.is_dir() and not target.is_symlink():
+        for child in source.iterdir():
+            _move_into(child, target / child.name)
+        source.rmdir()
+    else:
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        os.replace(source, target)
+
+
+def safe_extract(archive: str | Path, dest: str | Path) -> list[Path]:
+    """Extract a zip or tar (``.tar``, ``.tar.gz``, ``.tgz``, ``.tar.bz2``, ``.tar.xz``) archive safely.
+
+    Every member is checked before anything is written: absolute paths,
+    ``..`` components, links pointing outside ``dest`` and device files are
+    refused.  The members are extracted into a temporary folder beside
+    ``dest`` and then renamed into ``dest`` (existing folders are merged,
+    existing files replaced), so a damaged archive leaves ``dest`` untouched.
+
+    Returns
+    -------
+    files : list of Path
+        Every extracted file (not folders) at its final place, sorted.
+
+    Raises
+    ------
+    UnsafeArchiveError
+        If a member would land outside ``dest``.
+    DownloadError
+        If the archive is damaged or truncated (delete it and download again).
+    """
+    archive, dest = Path(archive), Path(dest).resolve()
+    if not archive.is_file():
+        raise DownloadError(f"{archive}: archive not found")
+    kind = _archive_kind(archive)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.extracting-", dir=dest.parent))
+    try:
+        try:
+            (_extract_zip if kind == "zip" else _extract_tar)(archive, staging)
+        except UnsafeArchiveError:
+            raise
+        except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, OSError, ValueError) as error:
+            raise DownloadError(
+                f"{archive}: damaged or truncated archive ({type(error).__name__}: {error}); "
+                f"delete it and download again"
+            ) from error
+        extracted = [p.relative_to(staging) for p in staging.rglob("*") if p.is_file() or p.is_symlink()]
+        dest.mkdir(parents=True, exist_ok=True)
+        for child in list(staging.iterdir()):
+            _move_into(child, dest / child.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return sorted(dest / p for p in extracted)
+
+
+def _write_json(path: Path, content: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(content, indent=2) + "\n")
+    os.replace(temporary, path)
+
+
+# ----------------------------------------------------------------------------
+# ESC-50
+# ----------------------------------------------------------------------------
+
+
+def esc50_archive_url(commit: str = ESC50_COMMIT, base_url: str = "https://github.com") -> str:
+    """Address of the GitHub archive of one ESC-50 commit."""
+    return f"{base_url.rstrip('/')}/karolpiczak/ESC-50/archive/{commit}.zip"
+
+
+def verify_esc50(
+    root: str | Path,
+    expected_meta_sha256: str | None = ESC50_META_SHA256,
+    check_audio: bool = True,
+    n_rows: int | None = 2000,
+    per_fold: int | None = 400,
+    per_class: int | None = 40,
+    sample_rate: int = 44100,
+    n_samples: int = 220500,
+    length_tolerance: int = 0,
+) -> None:
+    """Check that ``root`` holds the complete ESC-50 release.
+
+    Checks, in order: ``meta/esc50.csv`` exists and has sha256
+    ``expected_meta_sha256``; it has ``n_rows`` rows, ``per_fold`` per fold and
+    ``per_class`` per category; every listed clip is in ``audio/``; and (with
+    ``check_audio``) every clip is mono, ``sample_rate`` Hz and ``n_samples``
+    long (± ``length_tolerance``), read from the file header only.  Pass
+    ``None`` to skip a check (e.g. for a smaller dataset in the same layout).
+
+    Raises
+    ------
+    DatasetError
+        Saying which check failed and, for clips, which files.
+    """
+    root = Path(root)
+    meta_path = root / "meta" / "esc50.csv"
+    if not meta_path.is_file():
+        raise DatasetError(f"{meta_path}: metadata file missing; {root} is not an ESC-50 folder")
+    if expected_meta_sha256:
+        got = file_checksum(meta_path, "sha256")
+        if got != expected_meta_sha256.lower():
+            raise DatasetError(
+                f"{meta_path}: sha256 is {got}, expected {expected_meta_sha256}; this is not the "
+                f"metadata of the pinned ESC-50 release"
+            )
+    meta = read_metadata(meta_path)
+    problems = []
+    if n_rows is not None and len(meta) != n_rows:
+        problems.append(f"{len(meta)} rows, expected {n_rows}")
+    if per_fold is not None:
+        counts = meta["fold"].value_counts().sort_index()
+        if (counts != per_fold).any():
+            problems.append(f"clips per fold {counts.to_dict()}, expected {per_fold} each")
+    if per_class is not None:
+        counts = meta["category"].value_counts()
+        wrong = counts[counts != per_class]
+        if len(wrong):
+            problems.append(f"clips per class {wrong.head(5).to_dict()}, expected {per_class} each")
+    if problems:
+        raise DatasetError(f"{meta_path}: {'; '.join(problems)}")
+    paths, missing = _resolve_paths(root / "audio", list(meta["filename"]))
+    if missing:
+        raise DatasetError(_missing_message(root / "audio", missing))
+    if not check_audio:
+        return
+    bad = []
+    for path in paths:
+        try:
+            info = soundfile.info(str(path))
+        except (soundfile.LibsndfileError, RuntimeError) as error:
+            bad.append(f"{path.name} (unreadable: {error})")
+            continue
+        if (
+            info.samplerate != sample_rate
+            or info.channels != 1
+            or abs(info.frames - n_samples) > length_tolerance
+        ):
+            bad.append(f"{path.name} ({info.samplerate} Hz, {info.channels} channel(s), {info.frames} samples)")
+    if bad:
+        raise DatasetError(
+            f"{root / 'audio'}: {len(bad)} clip(s) are not mono {sample_rate} Hz with {n_samples} samples: "
+            f"{', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}; download the dataset again"
+        )
+
+
+def download_esc50(
+    dest: str | Path | None = None,
+    commit: str = ESC50_COMMIT,
+    base_url: str = "https://github.com",
+    progress: bool = True,
+    session: requests.Session | None = None,
+    retries: int = 3,
+    keep_archive: bool = False,
+    verify_options: dict | None = None,
+) -> Path:
+    """Download, extract and verify ESC-50 at one commit; return its folder.
+
+    The archive (about 600 MB) is downloaded beside ``dest`` (resumable, see
+    :func:`download_file`), extracted by :func:`safe_extract` into a staging
+    folder, verified by :func:`verify_esc50`, and only then renamed to
+    ``dest``.  A ``dest`` that already verifies is returned at once (no
+    network): the check is quick when the marker of an earlier verification
+    is present, complete otherwise.
+
+    Parameters
+    ----------
+    dest : str or Path, optional
+        Folder to create (``meta/``, ``audio/``, ...); default
+        :func:`esc_lib.config.esc50_dir` (``ESC50_DIR``).
+    commit : str
+        40-hex commit of github.com/karolpiczak/ESC-50.
+    base_url : str
+        GitHub, or a mirror in the same layout (the tests use a local server).
+    progress : bool
+    session : requests.Session, optional
+    retries : int >= 0
+        Resumptions of an interrupted transfer.
+    keep_archive : bool
+        Keep the zip after a successful verification.
+    verify_options : dict, optional
+        Keyword arguments of :func:`verify_esc50` (expected sha256 and counts).
+
+    Raises
+    ------
+    DownloadError
+        The transfer failed or the archive is damaged (the archive is deleted
+        so the next call downloads it afresh) or unsafe.
+    DatasetError
+        The archive's content fails verification, or ``dest`` holds something
+        that is not a complete ESC-50 (it is never overwritten).
+    """
+    if not re.fullmatch(r"[0-9a-f]{40}", commit):
+        raise ValueError(
+            f"commit must be a full 40-hex commit of ESC-50 (a branch archive changes and cannot be "
+            f"verified), got {commit!r}"
+        )
+    options = dict(verify_options or {})
+    dest = Path(dest).expanduser().resolve() if dest is not None else config.esc50_dir()
+    marker = dest / _MARKER_ESC50
+    if dest.is_dir() and any(dest.iterdir()):
+        try:
+            if marker.is_file():
+                verify_esc50(dest, **{**options, "check_audio": False})
+            else:
+                verify_esc50(dest, **options)
+                _write_json(marker, {"commit": None, "verified": _now(), "source": "found in place"})
+        except DatasetError as error:
+            raise DatasetError(
+                f"{dest} exists but is not a complete ESC-50 ({error}); move it away or delete it, "
+                f"then call download_esc50 again"
+            ) from error
+        return dest
+
+    url = esc50_archive_url(commit, base_url)
+    archive = dest.parent / f"ESC-50-{commit}.zip"
+    staging = dest.parent / f".ESC-50-{commit}.staging"
+    download_file(url, archive, progress=progress, session=session, retries=retries)
+    if staging.exists():
+        shutil.rmtree(staging)
+    try:
+        safe_extract(archive, staging)
+        tops = [p for p in staging.iterdir() if p.is_dir()]
+        if len(tops) != 1:
+            raise DatasetError(
+                f"{url}: expected one top folder ESC-50-{commit}/ in the archive, found {[p.name for p in tops]}"
+            )
+        try:
+            verify_esc50(tops[0], **options)
+        except DatasetError as error:
+            raise DatasetError(f"the ESC-50 archive {url} fails verification: {error}") from error
+        _write_json(tops[0] / _MARKER_ESC50, {"commit": commit, "url": url, "verified": _now()})
+        if dest.is_dir():
+            dest.rmdir()  # empty, checked above
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tops[0], dest)
+    except (DownloadError, DatasetError):
+        # A damaged, unsafe or wrong archive must not be resumed or reused.
+        archive.unlink(missing_ok=True)
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    if not keep_archive:
+        archive.unlink(missing_ok=True)
+    return dest
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+# ----------------------------------------------------------------------------
+# ESC-US on Dataverse
+# ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DataverseFile:
+    """One file of a Dataverse dataset, as listed by the native API.
+
+    Attributes
+    ----------
+    id : int
+        Dataverse file id (``/api/access/datafile/{id}``).
+    filename : str
+        File name (the original name for files Dataverse ingested as tables).
+    size : int or None
+        Size in bytes of the file served.
+    checksum_type : str
+        E.g. ``'MD5'``, ``'SHA-1'``.
+    checksum : str
+        Hex digest.
+    original : bool
+        True for an ingested table: ``?format=original`` serves the uploaded file.
+    """
+
+    id: int
+    filename: str
+    size: int | None
+    checksum_type: str
+    checksum: str
+    original: bool = False
+
+    def url(self, server: str = DATAVERSE_SERVER) -> str:
+        """Access-API address of the file's bytes."""
+        address = f"{server.rstrip('/')}/api/access/datafile/{self.id}"
+        return address + ("?format=original" if self.original else "")
+
+    @property
+    def is_archive(self) -> bool:
+        return self.filename.lower().endswith(_ARCHIVE_SUFFIXES)
+
+
+def list_escus_files(
+    server: str = DATAVERSE_SERVER,
+    doi: str = ESCUS_DOI,
+    session: requests.Session | None = None,
+    timeout: float = 60.0,
+) -> list[DataverseFile]:
+    """Files of a Dataverse dataset (ESC-US by default) with sizes and checksums.
+
+    Uses the native API ``/api/datasets/:persistentId/?persistentId=<doi>``
+    (latest version).
+
+    Returns
+    -------
+    files : list of DataverseFile, sorted by file name
+
+    Raises
+    ------
+    DownloadError
+        On an HTTP error or an answer that is not a Dataverse dataset listing.
+    """
+    url = f"{server.rstrip('/')}/api/datasets/:persistentId/"
+    own_session = session is None
+    session = session or requests.Session()
+    try:
+        response = session.get(url, params={"persistentId": doi}, timeout=timeout,
+                               headers={"User-Agent": _USER_AGENT})
+        if response.status_code != 200:
+            raise DownloadError(f"{response.url}: HTTP {response.status_code} {response.reason}; check server and DOI")
+        payload = response.json()
+    except requests.RequestException as error:
+        raise DownloadError(f"{url}?persistentId={doi}: cannot list the dataset ({error})") from error
+    except ValueError as error:
+        raise DownloadError(f"{url}?persistentId={doi}: the answer is not JSON ({error})") from error
+    finally:
+        if own_session:
+            session.close()
+    try:
+        entries = payload["data"]["latestVersion"]["files"]
+        files = []
+        for entry in entries:
+            data_file = entry["dataFile"]
+            original = "originalFileFormat" in data_file
+            name = data_file.get("originalFileName") if original else None
+            name = name or data_file.get("filename") or entry["label"]
+            size = data_file.get("originalFileSize") if original else data_file.get("filesize")
+            checksum = data_file.get("checksum") or {"type": "MD5", "value": data_file.get("md5")}
+            if not checksum.get("value"):
+                raise KeyError(f"checksum of {name}")
+            files.append(DataverseFile(
+                id=int(data_file["id"]), filename=str(name),
+                size=int(size) if size is not None else None,
+                checksum_type=str(checksum["type"]), checksum=str(checksum["value"]).lower(),
+                original=original,
+            ))
+    except (KeyError, TypeError, ValueError) as error:
+        raise DownloadError(
+            f"{url}?persistentId={doi}: unexpected answer, not a Dataverse dataset listing (missing {error})"
+        ) from error
+    return sorted(files, key=lambda f: f.filename)
+
+
+def _choose_parts(archives, n_parts, parts, max_clips, clips_per_part) -> list[DataverseFile]:
+    if parts is not None:
+        chosen = []
+        names = {f.filename: f for f in archives}
+        for part in parts:
+            if isinstance(part, str):
+                if part not in names:
+                    raise ValueError(f"parts: no part named {part!r}; parts listed: {sorted(names)}")
+                chosen.append(names[part])
+            else:
+                if not 1 <= int(part) <= len(archives):
+                    raise ValueError(f"parts: numbers run from 1 to {len(archives)}, got {part!r}")
+                chosen.append(archives[int(part) - 1])
+        return list(dict.fromkeys(chosen))
+    if max_clips is not None:
+        if max_clips < 1:
+            raise ValueError(f"max_clips must be a positive number of clips, got {max_clips!r}")
+        n_parts = math.ceil(max_clips / clips_per_part)
+    if not 1 <= n_parts:
+        raise ValueError(f"n_parts must be at least 1, got {n_parts!r}")
+    if n_parts > len(archives):
+        raise ValueError(f"n_parts={n_parts} but the dataset lists only {len(archives)} part(s)")
+    return archives[:n_parts]
+
+
+def download_escus(
+    dest: str | Path | None = None,
+    n_parts: int = 1,
+    parts: Sequence[int | str] | None = None,
+    max_clips: int | None = None,
+    server: str = DATAVERSE_SERVER,
+    doi: str = ESCUS_DOI,
+    progress: bool = True,
+    session: requests.Session | None = None,
+    retries: int = 3,
+    keep_archives: bool = False,
+    clips_per_part: int = 10000,
+) -> Path:
+    """Download, verify and extract parts of ESC-US; return the folder of clips.
+
+    The parts (archives, about 1 GB and 10 000 clips each) are listed with
+    their checksums by :func:`list_escus_files`; each chosen part is downloaded
+    into ``<dest>/archives/`` (resumable), verified against its listed
+    checksum and size, extracted by :func:`safe_extract` into ``dest``, and
+    marked complete in ``<dest>/.esc_lib-parts/``, so a second call skips it
+    without any network access beyond the listing.  The dataset's other files
+    (e.g. ``ESC-US.csv``) are downloaded into ``dest`` and verified too.
+
+    Parameters
+    ----------
+    dest : str or Path, optional
+        Default :func:`esc_lib.config.escus_dir` (``ESCUS_DIR``).
+    n_parts : int >= 1
+        Take the first ``n_parts`` parts (sorted by name).
+    parts : sequence of int (1-based) or str (file names), optional
+        Exactly these parts; overrides ``n_parts`` and ``max_clips``.
+    max_clips : int, optional
+        Take as many parts as hold this many clips (``clips_per_part`` each);
+        overrides ``n_parts``.  Sample the clips with
+        ``esc_lib.data.escus_pool(max_clips=...)``.
+    server, doi : str
+        Dataverse installation and dataset.
+    keep_archives : bool
+        Keep each archive after extraction (default: delete, the marker records its checksum).
+
+    Raises
+    ------
+    DownloadError
+        Transfer, checksum or archive failure (naming the part).
+    ValueError
+        Parts that do not exist.
+    """
+    dest = Path(dest).expanduser().resolve() if dest is not None else config.escus_dir()
+    own_session = session is None
+    session = session or requests.Session()
+    try:
+        listing = list_escus_files(server, doi, session=session)
+        archives = [f for f in listing if f.is_archive]
+        if not archives:
+            raise DownloadError(f"{server} {doi}: the dataset lists no archive part ({[f.filename for f in listing]})")
+        chosen = _choose_parts(archives, n_parts, parts, max_clips, clips_per_part)
+        for item in listing:
+            if not item.is_archive:
+                download_file(item.url(server), dest / item.filename, expected_size=item.size,
+                              checksum=(item.checksum_type, item.checksum), progress=progress,
+                              session=session, retries=retries)
+        for item in chosen:
+            marker = dest / _MARKER_DIR_ESCUS / f"{item.filename}.json"
+            if marker.is_file():
+                recorded = json.loads(marker.read_text())
+                if recorded.get("checksum") == item.checksum and recorded.get("id") == item.id:
+                    continue
+            archive = dest / "archives" / item.filename
+            download_file(item.url(server), archive, expected_size=item.size,
+                          checksum=(item.checksum_type, item.checksum), progress=progress,
+                          session=session, retries=retries)
+            try:
+                extracted = safe_extract(archive, dest)
+            except DownloadError:
+                archive.unlink(missing_ok=True)
+                raise
+            _write_json(marker, {**asdict(item), "n_files": len(extracted), "extracted": _now()})
+            if not keep_archives:
+                archive.unlink(missing_ok=True)
+    finally:
+        if own_session:
+            session.close()
+    return dest
