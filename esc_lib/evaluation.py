@@ -735,7 +735,10 @@ def table1(metrics: pd.DataFrame, dataset_label: str, *, decoder: str | None = N
     metrics = _filter(metrics, "batch_norm", batch_norm)
     keys = ["batch_size", "filters"]
     for column in ("decoder", "batch_norm"):
-        if column in metrics.columns and metrics.loc[~metrics[column].map(_is_blank).astype(bool), column].nunique() > 1:
+        if column not in metrics.columns:
+            continue
+        present = metrics.loc[~metrics[column].map(_is_blank).astype(bool), column]
+        if present.nunique() > 1:
             keys.append(column)
     comparison = compare_methods(metrics, by=keys, confidence=confidence)
     table = comparison[keys].rename(columns={"batch_size": "b", "filters": "f"})
@@ -932,6 +935,10 @@ def _labels(y, classes: Sequence[str], name: str) -> np.ndarray:
     values = np.asarray(y)
     if values.ndim != 1:
         raise ValueError(f"{name} must be one-dimensional, got shape {values.shape}")
+    if values.dtype == object and values.size and all(
+        isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values
+    ):
+        values = values.astype(int)
     if np.issubdtype(values.dtype, np.integer) or (
         np.issubdtype(values.dtype, np.floating) and np.all(np.isfinite(values)) and np.all(values == np.round(values))
     ):

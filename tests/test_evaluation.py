@@ -478,3 +478,16 @@ def test_public_api_is_documented():
         item = getattr(evaluation, name)
         if callable(item):
             assert item.__doc__ and "Parameters" in item.__doc__, name
+
+
+def test_table1_filters_decoder_keeping_a_shared_baseline():
+    metrics = make_metrics(decoders=("unpool", "upsample"))
+    supervised = metrics[(metrics["method"] == "supervised") & (metrics["decoder"] == "unpool")].assign(decoder=None)
+    metrics = pd.concat([supervised, metrics[metrics["method"] == "pretrained"]], ignore_index=True)
+    table = table1(metrics, "ESC-10", decoder="upsample")
+    assert len(table) == 4 and (table["Supervised"] != "-").all() and table["p (paired t)"].notna().all()
+
+
+def test_confusion_accepts_object_integer_labels():
+    y = pd.Series([0, 1, 2, 1], dtype=object)
+    assert confusion(y, y, CLASSES[:3]).to_numpy().trace() == 4
