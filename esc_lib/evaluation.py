@@ -671,8 +671,10 @@ def _format_difference(mean: float, low: float, high: float) -> str:
 
 
 def _single_valued(metrics: pd.DataFrame, column: str, what: str) -> None:
+    """One budget per table.  The pool size only matters for pre-trained rows (from scratch uses none)."""
     if column in metrics.columns:
-        values = metrics[column].dropna().unique()
+        rows = metrics[metrics["method"] != BASELINE] if column == "pool_size" else metrics
+        values = rows[column].dropna().map(_normalise_budget).unique()
         if len(values) > 1:
             raise ValueError(
                 f"metrics holds several {column} values ({sorted(map(str, values))}); "

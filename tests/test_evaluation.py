@@ -491,3 +491,14 @@ def test_table1_filters_decoder_keeping_a_shared_baseline():
 def test_confusion_accepts_object_integer_labels():
     y = pd.Series([0, 1, 2, 1], dtype=object)
     assert confusion(y, y, CLASSES[:3]).to_numpy().trace() == 4
+
+
+def test_tables_accept_rows_shaped_like_the_experiment_writes():
+    """Supervised rows carry pool_size 0 and labels_per_class "all", as esc_lib.experiment writes them."""
+    metrics = make_metrics().assign(labels_per_class="all", validation_fold=1, n_train=240, epochs=12, seconds=3.0)
+    metrics["pool_size"] = np.where(metrics["method"] == "pretrained", 591, 0)
+    assert len(table1(metrics, "ESC-10")) == 4
+    assert len(table2(metrics, "esc10")) == 6
+    metrics.loc[(metrics["method"] == "pretrained") & (metrics["fold"] == 1), "pool_size"] = 100
+    with pytest.raises(ValueError, match="several pool_size"):
+        table1(metrics, "ESC-10")
