@@ -346,7 +346,12 @@ class Experiment:
     # ------------------------------------------------------------ fine-tuning
     def classifier_dir(self, method: str, test_fold: int, labels_per_class: int | None = None) -> Path:
         budget = f"-lpc{labels_per_class}" if labels_per_class else ""
-        return self.run_dir / "classifiers" / self.settings.config_id / method / f"fold{test_fold}{budget}"
+        name = self.settings.config_id
+        if method == "supervised":
+            # The supervised baseline does not depend on the CAE's decoder, so
+            # the decoder variants of a sweep share (and reuse) one run.
+            name = name.replace(f"-{self.settings.decoder}-", "-")
+        return self.run_dir / "classifiers" / name / method / f"fold{test_fold}{budget}"
 
     def train_classifier(self, test_fold: int, method: str, labels_per_class: int | None = None) -> dict:
         """Train one classifier on one fold and score it on the test fold.
