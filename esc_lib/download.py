@@ -235,7 +235,8 @@ def download_file(
     ``.part`` file stays, so a later call resumes too.  When the transfer is
     complete the size and checksums (if given) are checked and the file is
     renamed to ``dest``.  A ``dest`` that already exists and passes the checks
-    is returned without any network access.
+    is returned without any network access (with no checksum or size given,
+    any existing ``dest`` counts: only complete files ever get that name).
 
     Parameters
     ----------
@@ -740,6 +741,8 @@ def list_escus_files(
             checksum = data_file.get("checksum") or {"type": "MD5", "value": data_file.get("md5")}
             if not checksum.get("value"):
                 raise KeyError(f"checksum of {name}")
+            if "/" in str(name) or "\\" in str(name) or str(name) in ("", ".", ".."):
+                raise DownloadError(f"{url}?persistentId={doi}: refusing the listed file name {name!r}")
             files.append(DataverseFile(
                 id=int(data_file["id"]), filename=str(name),
                 size=int(size) if size is not None else None,
@@ -778,6 +781,14 @@ def _choose_parts(archives, n_parts, parts, max_clips, clips_per_part) -> list[D
     return archives[:n_parts]
 
 
+def _part_done(dest: Path, item: DataverseFile) -> bool:
+    marker = dest / _MARKER_DIR_ESCUS / f"{item.filename}.json"
+    if not marker.is_file():
+        return False
+    recorded = json.loads(marker.read_text())
+    return recorded.get("checksum") == item.checksum and recorded.get("id") == item.id
+
+
 def download_escus(
     dest: str | Path | None = None,
     n_parts: int = 1,
@@ -790,6 +801,7 @@ def download_escus(
     retries: int = 3,
     keep_archives: bool = False,
     clips_per_part: int = 10000,
+    refresh_listing: bool = False,
 ) -> Path:
     """Download, verify and extract parts of ESC-US; return the folder of clips.
 
@@ -797,9 +809,11 @@ def download_escus(
     their checksums by :func:`list_escus_files`; each chosen part is downloaded
     into ``<dest>/archives/`` (resumable), verified against its listed
     checksum and size, extracted by :func:`safe_extract` into ``dest``, and
-    marked complete in ``<dest>/.esc_lib-parts/``, so a second call skips it
-    without any network access beyond the listing.  The dataset's other files
-    (e.g. ``ESC-US.csv``) are downloaded into ``dest`` and verified too.
+    marked complete in ``<dest>/.esc_lib-parts/``.  The dataset's other files
+    (e.g. ``ESC-US.csv``) are downloaded into ``dest`` and verified too.  The
+    listing is saved in ``<dest>/.esc_lib-listing.json``, so a second call whose parts are all
+    complete does no network access at all (``refresh_listing=True`` asks the
+    server again).
 
     Parameters
     ----------
@@ -817,6 +831,10 @@ def download_escus(
         Dataverse installation and dataset.
     keep_archives : bool
         Keep each archive after extraction (default: delete, the marker records its checksum).
+    clips_per_part : int > 0
+        Clips in one part, for ``max_clips`` (ESC-US: 10 000).
+    refresh_listing : bool
+        Ask the server for the file list even when a saved one covers the request.
 
     Raises
     ------
@@ -826,25 +844,40 @@ def download_escus(
         Parts that do not exist.
     """
     dest = Path(dest).expanduser().resolve() if dest is not None else config.escus_dir()
+    saved_listing = dest / ".esc_lib-listing.json"
+    if not refresh_listing and saved_listing.is_file():
+        # Everything chosen already verified and extracted: answer without the network.
+        saved = json.loads(saved_listing.read_text())
+        if saved.get("server") == server and saved.get("doi") == doi:
+            listing = [DataverseFile(**item) for item in saved["files"]]
+            chosen = _choose_parts([f for f in listing if f.is_archive], n_parts, parts, max_clips, clips_per_part)
+            others = [f for f in listing if not f.is_archive]
+            if all(_part_done(dest, f) for f in chosen) and all(
+                (dest / f.filename).is_file() and (f.size is None or (dest / f.filename).stat().st_size == f.size)
+                for f in others
+            ):
+                return dest
     own_session = session is None
-    session = session or requests.Session()
+    if own_session:
+        session = requests.Session()
+        session.headers["User-Agent"] = _USER_AGENT
     try:
         listing = list_escus_files(server, doi, session=session)
         archives = [f for f in listing if f.is_archive]
         if not archives:
             raise DownloadError(f"{server} {doi}: the dataset lists no archive part ({[f.filename for f in listing]})")
         chosen = _choose_parts(archives, n_parts, parts, max_clips, clips_per_part)
+        _write_json(saved_listing, {"server": server, "doi": doi, "listed": _now(),
+                                    "files": [asdict(f) for f in listing]})
         for item in listing:
             if not item.is_archive:
                 download_file(item.url(server), dest / item.filename, expected_size=item.size,
                               checksum=(item.checksum_type, item.checksum), progress=progress,
                               session=session, retries=retries)
         for item in chosen:
+            if _part_done(dest, item):
+                continue
             marker = dest / _MARKER_DIR_ESCUS / f"{item.filename}.json"
-            if marker.is_file():
-                recorded = json.loads(marker.read_text())
-                if recorded.get("checksum") == item.checksum and recorded.get("id") == item.id:
-                    continue
             archive = dest / "archives" / item.filename
             download_file(item.url(server), archive, expected_size=item.size,
                           checksum=(item.checksum_type, item.checksum), progress=progress,

@@ -482,6 +482,12 @@ def test_list_escus_files_rejects_a_strange_answer(server, answer):
         download.list_escus_files(server=server.url)
 
 
+def test_list_escus_files_refuses_a_file_name_with_a_path(server):
+    server.add_json(DATASET_PATH, dataverse_listing([{"id": 1, "filename": "../evil.zip", "body": b"x"}]))
+    with pytest.raises(DownloadError, match="refusing the listed file name '../evil.zip'"):
+        download.list_escus_files(server=server.url)
+
+
 def test_list_escus_files_http_error(server):
     with pytest.raises(DownloadError, match="HTTP 404"):
         download.list_escus_files(server=server.url)
@@ -505,12 +511,17 @@ def test_download_escus_parts_verified_resumed_extracted_and_marked(server, tmp_
 
     before = len(server.requests)
     download.download_escus(dest, n_parts=2, server=server.url, progress=False)
-    assert len(server.requests) == before + 1  # only the listing; parts and CSV are already verified
+    assert len(server.requests) == before  # parts and CSV verified and marked: no network at all
+    download.download_escus(dest, n_parts=2, server=server.url, progress=False, refresh_listing=True)
+    assert len(server.requests) == before + 1  # only the listing; nothing downloaded again
+    download.download_escus(dest, parts=[3], server=server.url, progress=False)
+    assert len(data.find_audio_files(dest)) == 9  # a part not yet marked is fetched
 
     pool = data.escus_pool(dest, esc50_meta=pd.DataFrame({"filename": ["1-200011-A-0.wav"], "src_file": [200011]}))
-    assert len(pool.files) == 5 and pool.n_excluded_leakage == 1
+    assert len(pool.files) == 8 and pool.n_excluded_leakage == 1
+    assert "1 excluded by the leakage filter" in pool.summary()
     windows, origin, report = pool.load_all()
-    assert windows.shape == (5, 220500) and report.n_skipped == 0
+    assert windows.shape == (8, 220500) and report.n_skipped == 0 and report.n_used == 8
 
 
 @pytest.mark.parametrize("choice, expected", [
