@@ -230,8 +230,10 @@ class Experiment:
             from esc_lib import download
 
             root = download.download_escus(root, n_parts=s.escus_parts)
-        esc50_meta = self.dataset.meta if s.dataset == "esc50" else None
-        return data.escus_pool(root, esc50_meta=esc50_meta, max_clips=limit, seed=s.seed).files
+        # The leakage filter reads the full ESC-50 metadata (ESC-10's when ESC-50 is
+        # absent), not this run's possibly reduced dataset, so no source of any
+        # ESC clip reaches pre-training.
+        return data.escus_pool(root, max_clips=limit, seed=s.seed).files
 
     @property
     def pool(self):

@@ -1,0 +1,73 @@
+"""All four notebooks, run headless through the runner with the smoke profile on real clips.
+
+This is what ``./run_all.sh --profile smoke --sweep`` does; the test then
+reads back what the notebooks wrote and checks it.
+"""
+
+import pandas as pd
+import pytest
+
+from esc_lib import reproduce
+
+pytestmark = [pytest.mark.slow, pytest.mark.realdata]
+
+
+@pytest.fixture(scope="module")
+def smoke_run(esc10_root, unlabeled_root, tmp_path_factory):
+    out = tmp_path_factory.mktemp("smoke")
+    settings = {
+        "ESC_RUNS_DIR": out / "runs",
+        "ESC_CACHE_DIR": out / "cache",
+        "ESC_FIGURES_DIR": out / "figures",
+        "ESC_RESULTS_DIR": out / "results",
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in settings.items():
+            patch.setenv(name, str(value))
+        status = reproduce.main(["--profile", "smoke", "--sweep", "--run-name", "test"])
+    assert status == 0
+    return out
+
+
+def test_every_notebook_was_executed(smoke_run):
+    executed = sorted(p.name for p in (smoke_run / "runs" / "test" / "notebooks").glob("*.ipynb"))
+    assert executed == [
+        "01_preprocessing.ipynb",
+        "02_cae_pretraining__bs16-f8-unpool-bn0.ipynb",
+        "02_cae_pretraining__bs16-f8-upsample-bn0.ipynb",
+        "03_finetuning__bs16-f8-unpool-bn0.ipynb",
+        "03_finetuning__bs16-f8-upsample-bn0.ipynb",
+        "04_results.ipynb",
+    ]
+
+
+def test_metrics_cover_every_fold_and_method(smoke_run):
+    parameters, _ = reproduce.load_profile("smoke")
+    for config in ("bs16-f8-unpool-bn0", "bs16-f8-upsample-bn0"):
+        metrics = pd.read_csv(smoke_run / "runs" / "test" / "results" / config / "metrics.csv")
+        assert set(metrics["method"]) == {"supervised", "pretrained"}
+        for method, rows in metrics.groupby("method"):
+            assert sorted(rows["fold"]) == parameters["folds"], method
+        assert metrics["accuracy"].between(0, 1).all()
+        assert (metrics["n_test"] == 10).all()  # 1 clip per class and fold, 10 classes
+        predictions = pd.read_csv(smoke_run / "runs" / "test" / "results" / config / "predictions.csv")
+        assert len(predictions) == metrics["n_test"].sum()
+        assert predictions["y_pred"].between(0, 9).all()
+        # The accuracy column is what the predictions say.
+        recomputed = predictions.assign(hit=predictions.y_true == predictions.y_pred).groupby(["method", "fold"])["hit"].mean()
+        merged = metrics.set_index(["method", "fold"])["accuracy"]
+        assert (recomputed.sort_index() - merged.sort_index()).abs().max() < 1e-9
+
+
+def test_tables_and_figures_are_published(smoke_run):
+    results = smoke_run / "results" / "smoke"
+    for stem in ("table1", "table2", "summary", "paired_test", "per_class_accuracy"):
+        assert (results / f"{stem}.csv").stat().st_size > 0
+        assert (results / f"{stem}.md").stat().st_size > 0
+    table1 = pd.read_csv(results / "table1.csv")
+    assert len(table1) == 2  # the two decoders of the smoke sweep
+    figures = {p.name for p in (smoke_run / "figures" / "smoke").glob("*.png")}
+    for name in ("01_waveforms_logmels.png", "02_reconstructions_f8.png", "04_confusion_matrix.png", "04_embedding.png", "04_learning_curves.png"):
+        assert name in figures
+    # The non-default sweep point keeps its figures in the run folder.
+    assert not any("upsample" in name for name in figures if name.startswith("03_"))
