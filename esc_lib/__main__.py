@@ -1,0 +1,139 @@
+"""Command line: ``python -m esc_lib`` (or ``esc-lib``).
+
+Subcommands
+-----------
+predict BUNDLE FILES_OR_FOLDER... [--top-k K] [--csv OUT.csv]
+    Classify audio files (any length, rate, channel count; folders are
+    searched recursively) with a bundle saved by
+    :func:`esc_lib.predict.save_bundle`.  Prints the top-k classes with
+    probabilities per file and a summary of the files that could not be
+    read; ``--csv`` also writes the table (atomically).
+
+Exit status: 0 when at least one file was predicted, 1 when none could be,
+2 for a bad bundle or bad arguments (a one-line message on stderr, no
+traceback).  TensorFlow is imported only by the ``predict`` command, so
+``--help`` stays quick.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+__all__ = ["main", "build_parser"]
+
+_PROGRAM = "esc-lib"
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with its subcommands."""
+    parser = argparse.ArgumentParser(
+        prog=_PROGRAM,
+        description="Semi-supervised environmental sound classification toolkit (esc_lib).",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    predict = commands.add_parser(
+        "predict",
+        help="classify audio files with a saved model bundle",
+        description=(
+            "Classify audio files of any length, sampling rate and channel count with a saved model bundle. "
+            "Each file is cut into the model's windows (5 s for ESC) and the window probabilities are averaged. "
+            "Files that cannot be read are listed at the end; they do not stop the others."
+        ),
+    )
+    predict.add_argument("bundle", metavar="BUNDLE", help="bundle folder (holds bundle.json and model.keras)")
+    predict.add_argument("inputs", metavar="FILES_OR_FOLDER", nargs="+",
+                         help="audio files and/or folders (searched recursively for audio files)")
+    predict.add_argument("--top-k", type=_positive_int, default=3, metavar="K",
+                         help="classes shown per file (default 3; more than the number of classes shows all)")
+    predict.add_argument("--csv", type=Path, metavar="OUT.csv",
+                         help="also write the predictions as CSV: file, n_windows, top1_class, top1_probability, ...")
+    predict.add_argument("--progress", action="store_true", help="show a progress bar on stderr")
+    predict.set_defaults(handler=_predict)
+    return parser
+
+
+def _error(command: str, message: str) -> None:
+    print(f"{_PROGRAM} {command}: error: {message}", file=sys.stderr)
+
+
+def _format_file(row, k: int) -> str:
+    lines = [f"{row['file']}  ({row['n_windows']} window{'s' if row['n_windows'] != 1 else ''})"]
+    names = [row[f"top{rank}_class"] for rank in range(1, k + 1)]
+    width = max(len(name) for name in names)
+    for rank, name in enumerate(names, start=1):
+        lines.append(f"  {rank}. {name:<{width}}  {row[f'top{rank}_probability']:.3f}")
+    return "\n".join(lines)
+
+
+def _write_csv(table, path: Path) -> None:
+    """Write atomically: a temporary name in the same folder, then a rename."""
+    path = path.expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        table.to_csv(temporary, index=False)
+        os.replace(temporary, path)
+    finally:
+        if temporary.exists():
+            temporary.unlink()
+
+
+def _predict(args: argparse.Namespace) -> int:
+    # Quiet TensorFlow's C++ start-up chatter; the user's own setting wins.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from esc_lib import predict
+
+    try:
+        bundle = predict.load_bundle(args.bundle)
+    except predict.BundleError as error:
+        _error("predict", str(error))
+        return 2
+    table, skipped = bundle.predict_files(args.inputs, top_k=args.top_k, progress=args.progress)
+    k = min(args.top_k, bundle.n_classes)
+    blocks = [_format_file(row, k) for row in table.to_dict("records")]
+    if blocks:
+        print("\n\n".join(blocks))
+    if skipped.n_skipped:
+        print(skipped.summary(limit=50), file=sys.stderr)
+    if table.empty:
+        _error("predict", f"no file could be predicted ({skipped.n_skipped} skipped)")
+        return 1
+    print(f"\n{len(table)} file(s) predicted, {skipped.n_skipped} skipped", file=sys.stderr)
+    if args.csv is not None:
+        try:
+            _write_csv(table, args.csv)
+        except OSError as error:
+            _error("predict", f"{args.csv}: cannot write the CSV ({error.strerror or error})")
+            return 1
+        print(f"wrote {args.csv}", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (see the module docstring)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # argparse exits on --help (0) and on bad arguments (2).
+        return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 2)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,454 @@
+"""Tests for esc_lib.predict and the command line (python -m esc_lib predict).
+
+One module-scoped fixture trains a tiny classifier for one epoch on a
+miniature of ESC-10 (1 clip per class and fold) through
+:class:`esc_lib.experiment.Experiment` and :func:`esc_lib.training.fit`, so
+the bundles carry a fitted Standardizer, the dataset's class names and a
+finished training run to export.  Bad-bundle checks that need no model run
+without TensorFlow or real data.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile
+
+from esc_lib import audio, features
+from esc_lib.__main__ import main
+from esc_lib.predict import BUNDLE_FILE, BUNDLE_VERSION, MODEL_FILE, BundleError, load_bundle
+
+ENCODER = "(4)5c-2p-(4)3c-2p"
+HEAD = "8fc"
+ESC10_CLASSES = ["dog", "rooster", "rain", "sea_waves", "crackling_fire",
+                 "crying_baby", "sneezing", "clock_tick", "helicopter", "chainsaw"]
+
+
+def _write_tone(path: Path, seconds: float, rate: int, channels: int, seed: int = 0) -> Path:
+    """A noisy tone; its length, rate and channel count are what the tests vary."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(round(seconds * rate))) / rate
+    mono = 0.4 * np.sin(2 * np.pi * 440 * t) + 0.05 * rng.standard_normal(len(t))
+    samples = np.stack([mono * (0.5 + 0.5 * c) for c in range(channels)], axis=1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    soundfile.write(path, samples.astype(np.float32), rate)
+    return path
+
+
+def _fake_manifest(folder: Path, **changes) -> Path:
+    """A valid bundle.json without a model (for the checks that come before the model)."""
+    rng = np.random.default_rng(0)
+    standardizer = features.Standardizer().fit(rng.normal(size=(4, *features.PAPER.shape)))
+    payload = {
+        "format": "esc_lib.bundle",
+        "format_version": BUNDLE_VERSION,
+        "feature_version": features.FEATURE_VERSION,
+        "feature_params": features.PAPER.to_dict(),
+        "standardizer": standardizer.to_dict(),
+        "classes": list(ESC10_CLASSES),
+        "windows": {"last": "pad", "min_last_seconds": 1.0, "aggregate": "mean"},
+        "info": {},
+    }
+    payload.update(changes)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / BUNDLE_FILE).write_text(json.dumps(payload))
+    return folder
+
+
+# ---------------------------------------------------------------------------
+# Bad bundle paths that fail before any model is loaded (no TensorFlow needed)
+
+
+def _missing(tmp: Path) -> Path:
+    return tmp / "nowhere"
+
+
+def _a_file(tmp: Path) -> Path:
+    path = tmp / "model.keras"
+    path.write_bytes(b"not a folder")
+    return path
+
+
+def _no_manifest(tmp: Path) -> Path:
+    folder = tmp / "empty-bundle"
+    folder.mkdir()
+    (folder / MODEL_FILE).write_bytes(b"")
+    return folder
+
+
+def _corrupt_json(tmp: Path) -> Path:
+    folder = tmp / "corrupt"
+    folder.mkdir()
+    (folder / BUNDLE_FILE).write_text('{"format": "esc_lib.bundle", "format_version": 1, ')
+    return folder
+
+
+def _not_a_bundle(tmp: Path) -> Path:
+    folder = tmp / "other"
+    folder.mkdir()
+    (folder / BUNDLE_FILE).write_text(json.dumps({"name": "something else"}))
+    return folder
+
+
+def _newer_version(tmp: Path) -> Path:
+    return _fake_manifest(tmp / "newer", format_version=BUNDLE_VERSION + 1)
+
+
+def _bad_version(tmp: Path) -> Path:
+    return _fake_manifest(tmp / "bad-version", format_version="one")
+
+
+def _incomplete(tmp: Path) -> Path:
+    folder = _fake_manifest(tmp / "incomplete")
+    payload = json.loads((folder / BUNDLE_FILE).read_text())
+    del payload["classes"], payload["standardizer"]
+    (folder / BUNDLE_FILE).write_text(json.dumps(payload))
+    return folder
+
+
+def _bad_feature_params(tmp: Path) -> Path:
+    return _fake_manifest(tmp / "bad-params", feature_params={**features.PAPER.to_dict(), "n_mels": -3})
+
+
+def _other_feature_version(tmp: Path) -> Path:
+    return _fake_manifest(tmp / "old-features", feature_version=features.FEATURE_VERSION + 100)
+
+
+def _duplicate_classes(tmp: Path) -> Path:
+    return _fake_manifest(tmp / "duplicates", classes=["dog", "dog", "rain"])
+
+
+def _missing_model(tmp: Path) -> Path:
+    return _fake_manifest(tmp / "no-model")
+
+
+@pytest.mark.parametrize(
+    "make, expected",
+    [
+        (_missing, "no such bundle folder"),
+        (_a_file, "is a file, not a bundle folder (give the folder"),
+        (_no_manifest, "has no bundle.json"),
+        (_corrupt_json, "corrupt, not valid JSON"),
+        (_not_a_bundle, "not an esc_lib bundle"),
+        (_newer_version, "upgrade esc_lib"),
+        (_bad_version, "unsupported bundle format version 'one'"),
+        (_incomplete, "lacks standardizer, classes"),
+        (_bad_feature_params, "bad feature_params"),
+        (_other_feature_version, "feature code version"),
+        (_duplicate_classes, "class names must be unique"),
+        (_missing_model, "model file model.keras is missing"),
+    ],
+)
+def test_bad_bundle_paths_raise_a_clear_bundle_error(tmp_path, make, expected):
+    path = make(tmp_path)
+    with pytest.raises(BundleError) as caught:
+        load_bundle(path)
+    message = str(caught.value)
+    assert expected in message
+    assert str(path) in message
+    assert "\n" not in message
+    assert isinstance(caught.value, ValueError)
+
+
+# ---------------------------------------------------------------------------
+# Command-line arguments (no model needed)
+
+
+def test_help_lists_the_predict_command(capsys):
+    assert main(["--help"]) == 0
+    assert "predict" in capsys.readouterr().out
+    assert main(["predict", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "--top-k" in out and "--csv" in out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [[], ["predict"], ["predict", "bundle-only"], ["predict", "b", "x.wav", "--top-k", "0"],
+     ["predict", "b", "x.wav", "--top-k", "many"], ["no-such-command"]],
+)
+def test_bad_arguments_exit_2(argv, capsys):
+    assert main(argv) == 2
+    assert capsys.readouterr().err
+
+
+def test_bad_bundle_exits_2_with_one_line(tmp_path, capsys):
+    code = main(["predict", str(tmp_path / "missing-bundle"), str(tmp_path)])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and "no such bundle folder" in lines[0] and "missing-bundle" in lines[0]
+
+
+# ---------------------------------------------------------------------------
+# A tiny trained classifier on real ESC-10 clips
+
+
+@pytest.fixture(scope="module")
+def trained(esc10_root, tmp_path_factory):
+    """An Experiment on 1 clip per class and fold, a classifier fitted 1 epoch on fold 1, and its bundle."""
+    from esc_lib import models, predict, training
+    from esc_lib.experiment import Experiment, Settings
+
+    root = tmp_path_factory.mktemp("predict")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ESC_CACHE_DIR", str(root / "cache"))
+        settings = Settings(
+            dataset="esc10", unlabeled="none", pretrain_on_train_folds=False, clips_per_class=1,
+            encoder=ENCODER, head=HEAD, max_epochs=1, folds=[1], run_dir=str(root / "run"),
+        )
+        experiment = Experiment(settings, verbose=0)
+        split = experiment.split(1)
+        standardizer = experiment.standardizer(1)
+        X = standardizer.transform(experiment.features)
+        y = experiment.dataset.labels
+        training.set_seed(0)
+        model = models.build_classifier(X.shape[1:], experiment.dataset.n_classes, encoder=ENCODER, head=HEAD)
+        training.compile_classifier(model)
+        training.fit(
+            model, (X[split["train"]], y[split["train"]]), (X[split["validation"]], y[split["validation"]]),
+            run_dir=experiment.classifier_dir("supervised", 1), max_epochs=1, verbose=0,
+        )
+        test_rows = split["test"]
+        # One test clip of each of four classes.
+        meta = experiment.dataset.meta.iloc[test_rows]
+        clips = [Path(p) for p in meta.drop_duplicates("label")["path"].head(4)]
+        bundle = predict.Bundle(model, experiment.feature_params, standardizer, list(experiment.dataset.classes),
+                                info={"test_fold": 1})
+        saved = predict.save_bundle(root / "bundle", model, experiment.feature_params, standardizer,
+                                    experiment.dataset.classes, info={"test_fold": 1, "note": np.float32(0.5)})
+        yield SimpleNamespace(experiment=experiment, model=model, standardizer=standardizer, bundle=bundle,
+                              saved=saved, clips=clips, root=root)
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_predict_real_clips_shape_classes_and_probabilities(trained):
+    bundle = trained.bundle
+    assert bundle.classes == ESC10_CLASSES == list(trained.experiment.dataset.classes)
+    table, skipped = bundle.predict_files(trained.clips, top_k=3)
+    assert list(table.columns) == ["file", "n_windows", "top1_class", "top1_probability", "top2_class",
+                                   "top2_probability", "top3_class", "top3_probability"]
+    assert list(table["file"]) == [str(p) for p in trained.clips]
+    assert (table["n_windows"] == 1).all()
+    assert skipped.n_used == 4 and skipped.n_skipped == 0
+    for rank in (1, 2, 3):
+        assert table[f"top{rank}_class"].isin(ESC10_CLASSES).all()
+    probabilities = table[["top1_probability", "top2_probability", "top3_probability"]].to_numpy()
+    assert (np.diff(probabilities, axis=1) <= 0).all()
+    for path, row in zip(trained.clips, table.itertuples()):
+        full = bundle.predict_file(path)
+        assert full.shape == (10,)
+        assert np.isclose(full.sum(), 1.0, atol=1e-5) and (full >= 0).all()
+        assert row.top1_class == ESC10_CLASSES[int(full.argmax())]
+        assert np.isclose(row.top1_probability, full.max(), atol=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_bundle_inputs_equal_the_training_inputs(trained):
+    """A 5 s clip goes through the same features and statistics as in training."""
+    bundle = trained.bundle
+    X_bundle = bundle.features(bundle.file_windows(trained.clips[0]))
+    X_train = trained.standardizer.transform(
+        features.extract_clips(trained.clips[:1], trained.experiment.feature_params, cache=False, progress=False)
+    )
+    np.testing.assert_allclose(X_bundle, X_train, atol=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_saved_and_loaded_bundle_predicts_identically(trained):
+    loaded = load_bundle(trained.saved)
+    assert loaded.path == trained.saved
+    assert loaded.classes == trained.bundle.classes
+    assert loaded.feature_params == trained.bundle.feature_params
+    np.testing.assert_array_equal(loaded.standardizer.mean_, trained.standardizer.mean_)
+    np.testing.assert_array_equal(loaded.standardizer.std_, trained.standardizer.std_)
+    assert loaded.info["test_fold"] == 1 and loaded.info["note"] == 0.5
+    assert loaded.info["esc_lib_version"]
+    before, _ = trained.bundle.predict_files(trained.clips, top_k=10)
+    after, _ = loaded.predict_files(trained.clips, top_k=10)
+    pd.testing.assert_frame_equal(before, after, check_exact=False, atol=1e-6, rtol=0)
+    for path in trained.clips:
+        np.testing.assert_allclose(loaded.predict_file(path), trained.bundle.predict_file(path), atol=1e-6, rtol=0)
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+@pytest.mark.parametrize(
+    "seconds, rate, channels, n_windows",
+    [
+        (12.0, 48000, 2, 3),   # 5 + 5 + 2 s padded
+        (10.5, 22050, 1, 2),   # the 0.5 s tail is shorter than min_last_seconds: dropped
+        (6.0, 44100, 1, 2),    # a 1 s tail is kept and padded
+        (0.5, 16000, 1, 1),    # shorter than one window: padded to one
+    ],
+)
+def test_files_of_any_length_rate_and_channels(trained, tmp_path, seconds, rate, channels, n_windows):
+    bundle = trained.bundle
+    path = _write_tone(tmp_path / f"tone-{seconds}s-{rate}Hz-{channels}ch.wav", seconds, rate, channels)
+    windows = bundle.file_windows(path)
+    assert windows.shape == (n_windows, bundle.feature_params.n_samples)
+    per_window = bundle.predict_windows(windows)
+    assert per_window.shape == (n_windows, 10)
+    np.testing.assert_allclose(per_window.sum(axis=1), 1.0, atol=1e-5)
+    probabilities = bundle.predict_file(path)
+    np.testing.assert_allclose(probabilities, per_window.mean(axis=0), atol=1e-7)
+    table, skipped = bundle.predict_files(path, top_k=2)
+    assert table["n_windows"].tolist() == [n_windows] and skipped.n_skipped == 0
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_bad_files_are_reported_and_do_not_stop_the_others(trained, tmp_path):
+    folder = tmp_path / "mixed"
+    good = _write_tone(folder / "a-good.wav", 7.0, 32000, 2)
+    (folder / "b-empty.wav").write_bytes(b"")
+    (folder / "c-text.ogg").write_text("this is not audio\n")
+    (folder / "d-too-short.wav").write_bytes(b"RIFF")
+    (tmp_path / "no-audio-here").mkdir()
+    (tmp_path / "no-audio-here" / "notes.txt").write_text("hello")
+    inputs = [folder, trained.clips[0], tmp_path / "missing.wav", tmp_path / "no-audio-here"]
+    table, skipped = trained.bundle.predict_files(inputs, top_k=2)
+    assert table["file"].tolist() == [str(good), str(trained.clips[0])]
+    assert table["n_windows"].tolist() == [2, 1]
+    reasons = dict(skipped.skipped)
+    assert set(reasons) == {str(folder / "b-empty.wav"), str(folder / "c-text.ogg"), str(folder / "d-too-short.wav"),
+                            str(tmp_path / "missing.wav"), str(tmp_path / "no-audio-here")}
+    assert "cannot decode as audio" in reasons[str(folder / "c-text.ogg")]
+    assert reasons[str(tmp_path / "missing.wav")] == "no such file or folder"
+    assert "no audio files" in reasons[str(tmp_path / "no-audio-here")]
+    assert skipped.n_used == 2 and skipped.n_skipped == 5
+    with pytest.raises(audio.AudioError, match="c-text.ogg"):
+        trained.bundle.predict_file(folder / "c-text.ogg")
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_top_k_is_checked_and_capped(trained):
+    table, _ = trained.bundle.predict_files(trained.clips[:1], top_k=25)
+    assert sorted(table.loc[0, [f"top{r}_class" for r in range(1, 11)]]) == sorted(ESC10_CLASSES)
+    assert np.isclose(table.loc[0, [f"top{r}_probability" for r in range(1, 11)]].sum(), 1.0, atol=1e-5)
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="top_k"):
+            trained.bundle.predict_files(trained.clips[:1], top_k=bad)
+    with pytest.raises(ValueError, match="windows must have shape"):
+        trained.bundle.predict_windows(np.zeros((2, 100), dtype=np.float32))
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_save_bundle_refuses_to_overwrite_and_checks_its_parts(trained, tmp_path):
+    from esc_lib.predict import save_bundle
+
+    b = trained.bundle
+    parts = (b.model, b.feature_params, b.standardizer, b.classes)
+    target = save_bundle(tmp_path / "b", *parts)
+    assert sorted(p.name for p in target.iterdir()) == [BUNDLE_FILE, MODEL_FILE]
+    with pytest.raises(BundleError, match="already exists; choose another path or pass overwrite=True"):
+        save_bundle(target, *parts)
+    save_bundle(target, *parts, info={"second": True}, overwrite=True)
+    assert json.loads((target / BUNDLE_FILE).read_text())["info"] == {"second": True}
+    other = tmp_path / "precious"
+    other.mkdir()
+    (other / "thesis.tex").write_text("keep me")
+    with pytest.raises(BundleError, match="is not a bundle folder; refusing"):
+        save_bundle(other, *parts, overwrite=True)
+    assert (other / "thesis.tex").read_text() == "keep me"
+    with pytest.raises(BundleError, match="outputs .* 9 classes"):
+        save_bundle(tmp_path / "c", b.model, b.feature_params, b.standardizer, b.classes[:9])
+    with pytest.raises(BundleError, match="model expects inputs of shape"):
+        save_bundle(tmp_path / "d", b.model, features.FeatureParams(n_mels=40), b.standardizer, b.classes)
+    with pytest.raises(BundleError, match="JSON-serialisable"):
+        save_bundle(tmp_path / "e", *parts, info={"model": b.model})
+    # Nothing half-written is left beside the bundles.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b", "precious"]
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+@pytest.mark.parametrize("damage", ["class_count", "model_garbage"])
+def test_damaged_bundles_raise_bundle_error(trained, tmp_path, damage):
+    folder = Path(shutil.copytree(trained.saved, tmp_path / "copy"))
+    if damage == "class_count":
+        payload = json.loads((folder / BUNDLE_FILE).read_text())
+        payload["classes"] = payload["classes"][:9]
+        (folder / BUNDLE_FILE).write_text(json.dumps(payload))
+        expected = "outputs (10,) values per input but the bundle names 9 classes"
+    else:
+        (folder / MODEL_FILE).write_bytes(b"PK\x03\x04 truncated zip")
+        expected = "cannot load the model"
+    with pytest.raises(BundleError, match=expected.replace("(", r"\(").replace(")", r"\)")) as caught:
+        load_bundle(folder)
+    assert str(folder) in str(caught.value) and "\n" not in str(caught.value)
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_export_from_experiment(trained):
+    from esc_lib.predict import export_from_experiment
+
+    experiment = trained.experiment
+    path = export_from_experiment(experiment, 1, method="supervised")
+    assert path == experiment.run_dir / "bundles" / f"{experiment.settings.config_id}-supervised-fold1"
+    loaded = load_bundle(path)
+    assert loaded.info["method"] == "supervised" and loaded.info["test_fold"] == 1
+    assert loaded.info["epochs"] == 1 and loaded.info["settings"]["encoder"] == ENCODER
+    np.testing.assert_array_equal(loaded.standardizer.mean_, trained.standardizer.mean_)
+    np.testing.assert_allclose(loaded.predict_file(trained.clips[1]), trained.bundle.predict_file(trained.clips[1]),
+                               atol=1e-6, rtol=0)
+    with pytest.raises(BundleError, match="already exists"):
+        export_from_experiment(experiment, 1, method="supervised")
+    with pytest.raises(BundleError, match=r"no trained pretrained classifier for test fold 1 .*train_classifier\(1, 'pretrained'\)"):
+        export_from_experiment(experiment, 1, method="pretrained")
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_cli_predict_prints_and_writes_csv(trained, tmp_path):
+    folder = tmp_path / "audio"
+    folder.mkdir()
+    for path in trained.clips[:2]:
+        shutil.copy(path, folder / path.name)
+    _write_tone(folder / "long-stereo.wav", 12.0, 48000, 2)
+    (folder / "broken.wav").write_text("not audio")
+    out = tmp_path / "results" / "out.csv"
+    completed = subprocess.run(
+        [sys.executable, "-m", "esc_lib", "predict", str(trained.saved), str(folder), "--top-k", "2", "--csv", str(out)],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "Traceback" not in completed.stderr
+    table = pd.read_csv(out)
+    assert list(table.columns) == ["file", "n_windows", "top1_class", "top1_probability", "top2_class", "top2_probability"]
+    assert sorted(Path(f).name for f in table["file"]) == sorted([p.name for p in trained.clips[:2]] + ["long-stereo.wav"])
+    assert table.set_index(table["file"].map(lambda f: Path(f).name)).loc["long-stereo.wav", "n_windows"] == 3
+    for row in table.itertuples():
+        assert row.file in completed.stdout
+        assert row.top1_class in completed.stdout and row.top2_class in completed.stdout
+        assert f"{row.top1_probability:.3f}" in completed.stdout
+    assert "broken.wav" in completed.stderr and "1 skipped" in completed.stderr
+    assert not [p for p in out.parent.iterdir() if p.name != "out.csv"]
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_cli_in_process_exit_codes(trained, tmp_path, capsys):
+    (tmp_path / "broken.wav").write_text("not audio")
+    assert main(["predict", str(trained.saved), str(tmp_path / "broken.wav"), "--csv", str(tmp_path / "x.csv")]) == 1
+    captured = capsys.readouterr()
+    assert "broken.wav" in captured.err and "no file could be predicted" in captured.err
+    assert not (tmp_path / "x.csv").exists()
+    assert main(["predict", str(trained.saved), str(trained.clips[0]), "--top-k", "1"]) == 0
+    captured = capsys.readouterr()
+    assert "1. " in captured.out and "2. " not in captured.out
