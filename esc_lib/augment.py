@@ -1,0 +1,208 @@
+"""On-the-fly augmentations of feature batches, for :class:`esc_lib.streams.BatchStream`.
+
+Each augmentation is a callable ``(x_batch, y_batch, rng) -> (x_batch, y_batch)``:
+
+* ``x_batch`` : np.ndarray [shape=(b, n_mels, n_frames, n_channels)]
+* ``y_batch`` : np.ndarray [shape=(b,) integer labels or (b, n_classes) targets], or None
+  (autoencoder streams)
+* ``rng`` : np.random.Generator, supplied by the stream and seeded by
+  ``(seed, epoch)``, so an augmented epoch is reproducible.
+
+They never modify their inputs in place.  Combine several with :class:`Compose`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["TimeShift", "SpecMask", "Mixup", "Compose"]
+
+_TIME_AXIS = 2
+_FREQ_AXIS = 1
+
+
+def _check_batch(x: np.ndarray, who: str) -> np.ndarray:
+    x = np.asarray(x)
+    if x.ndim != 4:
+        raise ValueError(f"{who} expects x of shape (batch, n_mels, n_frames, n_channels), got {x.shape}")
+    return x
+
+
+def _non_negative_int(value, name: str, who: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"{who}.{name} must be a non-negative integer, got {value!r}")
+
+
+@dataclass(frozen=True)
+class TimeShift:
+    """Shift each example along time by a random number of frames in ``[-max_shift, max_shift]``.
+
+    Parameters
+    ----------
+    max_shift : int >= 0
+        Largest shift in frames.
+    mode : {"roll", "fill"}
+        "roll" wraps frames around (the clip is treated as a loop); "fill"
+        shifts and fills the vacated frames with ``fill_value``.
+    fill_value : float or None
+        With "fill": the value of vacated frames; None uses each example's
+        minimum (silence, on a dB scale).
+    """
+
+    max_shift: int = 4
+    mode: str = "roll"
+    fill_value: float | None = None
+
+    def __post_init__(self) -> None:
+        _non_negative_int(self.max_shift, "max_shift", "TimeShift")
+        if self.mode not in ("roll", "fill"):
+            raise ValueError(f"TimeShift.mode must be 'roll' or 'fill', got {self.mode!r}")
+
+    def __call__(self, x, y, rng: np.random.Generator):
+        x = _check_batch(x, "TimeShift")
+        shifts = rng.integers(-self.max_shift, self.max_shift + 1, size=len(x))
+        out = np.empty_like(x)
+        for i, shift in enumerate(shifts):
+            out[i] = np.roll(x[i], int(shift), axis=_TIME_AXIS - 1)
+            if self.mode == "fill" and shift:
+                value = x[i].min() if self.fill_value is None else self.fill_value
+                if shift > 0:
+                    out[i, :, :shift] = value
+                else:
+                    out[i, :, shift:] = value
+        return out, y
+
+
+@dataclass(frozen=True)
+class SpecMask:
+    """SpecAugment-style masking: blank random bands of mel bins and of frames.
+
+    Each example gets ``freq_masks`` masks of ``0..max_freq_width`` adjacent
+    mel bands and ``time_masks`` masks of ``0..max_time_width`` adjacent
+    frames (in every channel), set to ``value``.
+
+    Parameters
+    ----------
+    freq_masks, time_masks : int >= 0
+    max_freq_width, max_time_width : int >= 0
+    value : float or None
+        Fill value; None uses each example's mean (0 after standardisation).
+    """
+
+    freq_masks: int = 1
+    max_freq_width: int = 4
+    time_masks: int = 1
+    max_time_width: int = 4
+    value: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("freq_masks", "max_freq_width", "time_masks", "max_time_width"):
+            _non_negative_int(getattr(self, name), name, "SpecMask")
+
+    def __call__(self, x, y, rng: np.random.Generator):
+        x = _check_batch(x, "SpecMask")
+        out = x.copy()
+        n_mels, n_frames = x.shape[_FREQ_AXIS], x.shape[_TIME_AXIS]
+        for i in range(len(x)):
+            value = x[i].mean() if self.value is None else self.value
+            for _ in range(self.freq_masks):
+                width = int(rng.integers(0, min(self.max_freq_width, n_mels) + 1))
+                start = int(rng.integers(0, n_mels - width + 1))
+                out[i, start : start + width, :, :] = value
+            for _ in range(self.time_masks):
+                width = int(rng.integers(0, min(self.max_time_width, n_frames) + 1))
+                start = int(rng.integers(0, n_frames - width + 1))
+                out[i, :, start : start + width, :] = value
+        return out, y
+
+
+@dataclass(frozen=True)
+class Mixup:
+    """Mix each example with a partner: ``lam * a + (1 - lam) * b``, targets likewise.
+
+    With ``between_class=True`` (as in between-class learning, Tokozume et
+    al. 2018) the partner is drawn from another class of the batch; an
+    example whose class is the only one in the batch stays unmixed.  Integer
+    labels become soft one-hot targets of ``n_classes`` columns (train with
+    ``categorical_crossentropy``); one-hot / soft targets are mixed as they
+    are.  Without labels (``y=None``, autoencoders) partners are random.
+
+    Parameters
+    ----------
+    alpha : float > 0
+        ``lam ~ Beta(alpha, alpha)``; ``alpha=1`` is uniform, as in BC learning.
+    n_classes : int > 0 or None
+        Needed when the labels are integers.
+    between_class : bool
+        Partners from other classes only.
+    """
+
+    alpha: float = 0.2
+    n_classes: int | None = None
+    between_class: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.alpha > 0:
+            raise ValueError(f"Mixup.alpha must be > 0, got {self.alpha!r}")
+        if self.n_classes is not None and (not isinstance(self.n_classes, (int, np.integer)) or self.n_classes < 1):
+            raise ValueError(f"Mixup.n_classes must be a positive integer or None, got {self.n_classes!r}")
+
+    def _targets(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(soft targets float32 [b, k], class of each example [b])."""
+        if y.ndim == 1:
+            if self.n_classes is None:
+                raise ValueError("Mixup needs n_classes to turn integer labels into soft targets")
+            labels = y.astype(np.int64)
+            if labels.min() < 0 or labels.max() >= self.n_classes:
+                raise ValueError(f"Mixup: labels must lie in 0..{self.n_classes - 1}, got {labels.min()}..{labels.max()}")
+            return np.eye(self.n_classes, dtype=np.float32)[labels], labels
+        if y.ndim == 2:
+            return y.astype(np.float32), y.argmax(axis=1)
+        raise ValueError(f"Mixup expects y of shape (b,) or (b, n_classes), got {y.shape}")
+
+    def __call__(self, x, y, rng: np.random.Generator):
+        x = _check_batch(x, "Mixup")
+        n = len(x)
+        lam = rng.beta(self.alpha, self.alpha, size=n).astype(np.float32)
+        if y is None:
+            partners = rng.permutation(n)
+            soft = classes = None
+        else:
+            y = np.asarray(y)
+            if len(y) != n:
+                raise ValueError(f"Mixup: x has {n} examples but y has {len(y)}")
+            soft, classes = self._targets(y)
+            if self.between_class:
+                partners = np.arange(n)
+                for i in range(n):
+                    others = np.flatnonzero(classes != classes[i])
+                    if len(others):
+                        partners[i] = others[rng.integers(len(others))]
+            else:
+                partners = rng.permutation(n)
+        mixed_x = lam[:, None, None, None] * x + (1 - lam[:, None, None, None]) * x[partners]
+        mixed_x = mixed_x.astype(x.dtype, copy=False)
+        if soft is None:
+            return mixed_x, None
+        mixed_y = lam[:, None] * soft + (1 - lam[:, None]) * soft[partners]
+        return mixed_x, mixed_y.astype(np.float32)
+
+
+class Compose:
+    """Apply augmentations one after the other."""
+
+    def __init__(self, *augmentations):
+        for augmentation in augmentations:
+            if not callable(augmentation):
+                raise ValueError(f"Compose needs callables (x, y, rng) -> (x, y), got {augmentation!r}")
+        self.augmentations = augmentations
+
+    def __call__(self, x, y, rng: np.random.Generator):
+        for augmentation in self.augmentations:
+            x, y = augmentation(x, y, rng)
+        return x, y
+
+    def __repr__(self) -> str:
+        return f"Compose({', '.join(repr(a) for a in self.augmentations)})"

@@ -1,0 +1,161 @@
+"""Batch augmentations: each keeps shapes, never edits its input, and repeats with the same rng."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from esc_lib.augment import Compose, Mixup, SpecMask, TimeShift
+
+
+def batch(n: int = 8, n_mels: int = 6, n_frames: int = 10, channels: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(42)
+    X = rng.normal(size=(n, n_mels, n_frames, channels)).astype(np.float32)
+    return X, np.arange(n) % 4
+
+
+AUGMENTATIONS = [
+    TimeShift(max_shift=3),
+    TimeShift(max_shift=3, mode="fill"),
+    SpecMask(freq_masks=2, max_freq_width=3, time_masks=2, max_time_width=4),
+    Mixup(alpha=0.4, n_classes=4),
+    Mixup(alpha=1.0, n_classes=4, between_class=False),
+    Compose(TimeShift(2), SpecMask(), Mixup(n_classes=4)),
+]
+
+
+@pytest.mark.parametrize("augmentation", AUGMENTATIONS, ids=repr)
+def test_shapes_purity_and_reproducibility(augmentation):
+    X, y = batch()
+    X_before, y_before = X.copy(), y.copy()
+    x1, y1 = augmentation(X, y, np.random.default_rng(5))
+    x2, y2 = augmentation(X, y, np.random.default_rng(5))
+    x3, _ = augmentation(X, y, np.random.default_rng(6))
+    assert x1.shape == X.shape and x1.dtype == X.dtype
+    np.testing.assert_array_equal(X, X_before)
+    np.testing.assert_array_equal(y, y_before)
+    np.testing.assert_array_equal(x1, x2)
+    np.testing.assert_array_equal(y1, y2)
+    assert not np.array_equal(x1, x3)
+    assert not np.array_equal(x1, X)
+
+
+def test_time_shift_rolls_each_example_within_range():
+    X, y = batch()
+    shifted, labels = TimeShift(max_shift=3)(X, y, np.random.default_rng(0))
+    assert labels is y
+    for original, result in zip(X, shifted):
+        matches = [s for s in range(-3, 4) if np.array_equal(np.roll(original, s, axis=1), result)]
+        assert matches, "each example is its own roll by at most 3 frames"
+
+
+def test_time_shift_fill_blanks_the_vacated_frames():
+    X, y = batch(n=30)
+    shifted, _ = TimeShift(max_shift=2, mode="fill", fill_value=-100.0)(X, y, np.random.default_rng(1))
+    for original, result in zip(X, shifted):
+        blank = np.all(result == -100.0, axis=(0, 2))
+        shift = int(blank.sum()) * (1 if blank[0] else -1) if blank.any() else 0
+        np.testing.assert_array_equal(result[:, ~blank], np.roll(original, shift, axis=1)[:, ~blank])
+        assert blank.sum() <= 2
+    assert (shifted == -100.0).any()
+
+
+def test_time_shift_zero_is_identity():
+    X, y = batch()
+    np.testing.assert_array_equal(TimeShift(max_shift=0)(X, y, np.random.default_rng(0))[0], X)
+
+
+def test_spec_mask_blanks_bands_and_frames_with_the_value():
+    X, y = batch(n=20)
+    masked, _ = SpecMask(freq_masks=1, max_freq_width=2, time_masks=1, max_time_width=3, value=-50.0)(
+        X, y, np.random.default_rng(3)
+    )
+    changed = masked != X
+    assert np.all(masked[changed] == -50.0)
+    for example in masked:
+        bands = np.all(example == -50.0, axis=(1, 2))
+        frames = np.all(example == -50.0, axis=(0, 2))
+        assert bands.sum() <= 2 and frames.sum() <= 3
+        mask = bands[:, None] | frames[None, :]
+        assert np.array_equal(np.all(example == -50.0, axis=2), mask)
+
+
+def test_spec_mask_default_value_is_the_example_mean():
+    X, y = batch(n=10)
+    masked, _ = SpecMask(max_freq_width=6, time_masks=0)(X, y, np.random.default_rng(0))
+    for original, result in zip(X, masked):
+        changed = result != original
+        if changed.any():
+            np.testing.assert_allclose(result[changed], original.mean(), rtol=1e-6)
+
+
+def test_mixup_between_class_mixes_two_different_classes():
+    X, y = batch(n=12)
+    mixed, soft = Mixup(alpha=1.0, n_classes=4)(X, y, np.random.default_rng(2))
+    assert soft.shape == (12, 4) and soft.dtype == np.float32
+    np.testing.assert_allclose(soft.sum(axis=1), 1.0, rtol=1e-6)
+    for i in range(12):
+        weight = soft[i, y[i]]
+        others = [c for c in range(4) if c != y[i] and soft[i, c] > 0]
+        assert len(others) <= 1
+        if others:
+            partners = np.flatnonzero(y == others[0])
+            candidates = [weight * X[i] + (1 - weight) * X[j] for j in partners]
+            assert any(np.allclose(mixed[i], c, atol=1e-5) for c in candidates)
+
+
+def test_mixup_of_a_single_class_batch_stays_unmixed():
+    X, _ = batch(n=4)
+    y = np.zeros(4, dtype=int)
+    mixed, soft = Mixup(alpha=1.0, n_classes=2)(X, y, np.random.default_rng(0))
+    np.testing.assert_allclose(mixed, X, rtol=1e-6)
+    np.testing.assert_array_equal(soft, np.eye(2)[y])
+
+
+def test_mixup_accepts_one_hot_and_no_labels():
+    X, y = batch(n=6)
+    one_hot = np.eye(4, dtype=np.float32)[y]
+    _, soft = Mixup(alpha=1.0)(X, one_hot, np.random.default_rng(0))
+    assert soft.shape == (6, 4)
+    mixed, none = Mixup(alpha=1.0)(X, None, np.random.default_rng(0))
+    assert none is None and mixed.shape == X.shape
+
+
+def test_compose_applies_in_order():
+    X, y = batch()
+    composed = Compose(TimeShift(max_shift=2), SpecMask(value=0.0))
+    rng_a, rng_b = np.random.default_rng(9), np.random.default_rng(9)
+    expected = SpecMask(value=0.0)(*TimeShift(max_shift=2)(X, y, rng_b), rng_b)
+    result = composed(X, y, rng_a)
+    np.testing.assert_array_equal(result[0], expected[0])
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: TimeShift(max_shift=-1),
+        lambda: TimeShift(mode="wrap"),
+        lambda: SpecMask(freq_masks=-1),
+        lambda: SpecMask(max_time_width=1.5),
+        lambda: Mixup(alpha=0),
+        lambda: Mixup(n_classes=0),
+        lambda: Compose(TimeShift(), "not callable"),
+    ],
+)
+def test_bad_parameters_raise(make):
+    with pytest.raises(ValueError):
+        make()
+
+
+@pytest.mark.parametrize(
+    "augmentation, x, y, message",
+    [
+        (TimeShift(), np.zeros((4, 5)), None, "shape"),
+        (Mixup(), np.zeros((4, 2, 3, 1)), np.arange(4), "n_classes"),
+        (Mixup(n_classes=2), np.zeros((4, 2, 3, 1)), np.arange(4), "labels must lie"),
+        (Mixup(n_classes=4), np.zeros((4, 2, 3, 1)), np.arange(3), "has 3"),
+    ],
+)
+def test_bad_batches_raise(augmentation, x, y, message):
+    with pytest.raises(ValueError, match=message):
+        augmentation(x, y, np.random.default_rng(0))
