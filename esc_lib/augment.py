@@ -8,7 +8,9 @@ Each augmentation is a callable ``(x_batch, y_batch, rng) -> (x_batch, y_batch)`
 * ``rng`` : np.random.Generator, supplied by the stream and seeded by
   ``(seed, epoch)``, so an augmented epoch is reproducible.
 
-They never modify their inputs in place.  Combine several with :class:`Compose`.
+They never modify their inputs in place.  Combine several with :class:`Compose`,
+or build a chain from a short text (a profile or notebook parameter) with
+:func:`from_spec`, e.g. ``"shift:max_shift=4 + mask:freq_masks=2 + mixup:alpha=0.2"``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["TimeShift", "SpecMask", "Mixup", "Compose"]
+__all__ = ["TimeShift", "SpecMask", "Mixup", "Compose", "from_spec", "NAMES"]
 
 _TIME_AXIS = 2
 _FREQ_AXIS = 1
@@ -206,3 +208,70 @@ class Compose:
 
     def __repr__(self) -> str:
         return f"Compose({', '.join(repr(a) for a in self.augmentations)})"
+
+
+#: Names accepted by :func:`from_spec`.
+NAMES = {"shift": TimeShift, "timeshift": TimeShift, "mask": SpecMask, "specmask": SpecMask, "mixup": Mixup}
+
+
+def _value(text: str):
+    """``"4"`` -> 4, ``"0.2"`` -> 0.2, ``"none"`` -> None, ``"true"`` -> True, else the text."""
+    lowered = text.lower()
+    if lowered == "none":
+        return None
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def from_spec(spec: str, n_classes: int | None = None):
+    """Build an augmentation from text: ``name[:key=value[:key=value...]]`` joined by ``+``.
+
+    Names: ``shift`` (:class:`TimeShift`), ``mask`` (:class:`SpecMask`),
+    ``mixup`` (:class:`Mixup`; gets ``n_classes`` unless the spec sets it).
+    Parameters not given keep their defaults.  Spaces are ignored.
+
+    Examples
+    --------
+    >>> from_spec("shift:max_shift=4 + mask:freq_masks=2:max_freq_width=3")
+    Compose(TimeShift(max_shift=4, ...), SpecMask(freq_masks=2, ...))
+    >>> from_spec("mixup:alpha=1.0", n_classes=10)    # between-class mixing, soft labels
+
+    Returns
+    -------
+    callable ``(x, y, rng) -> (x, y)``, or None for an empty spec.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name or parameter, or a malformed item; the message names it.
+    """
+    if not isinstance(spec, str):
+        raise ValueError(f"augmentation spec must be a string, got {spec!r}")
+    items = [item for item in spec.replace(" ", "").split("+") if item]
+    if not items:
+        return None
+    augmentations = []
+    for item in items:
+        name, *assignments = item.split(":")
+        if name.lower() not in NAMES:
+            raise ValueError(f"unknown augmentation {name!r} in {spec!r}; known: {', '.join(sorted(NAMES))}")
+        kind = NAMES[name.lower()]
+        known = set(kind.__dataclass_fields__)
+        kwargs = {}
+        for assignment in assignments:
+            key, equals, text = assignment.partition("=")
+            if not equals or not key:
+                raise ValueError(f"augmentation parameter {assignment!r} in {spec!r} is not key=value")
+            if key not in known:
+                raise ValueError(f"{kind.__name__} has no parameter {key!r} (in {spec!r}); it has {', '.join(sorted(known))}")
+            kwargs[key] = _value(text)
+        if kind is Mixup and "n_classes" not in kwargs:
+            kwargs["n_classes"] = n_classes
+        augmentations.append(kind(**kwargs))
+    return augmentations[0] if len(augmentations) == 1 else Compose(*augmentations)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from esc_lib.augment import Compose, Mixup, SpecMask, TimeShift
+from esc_lib.augment import Compose, Mixup, SpecMask, TimeShift, from_spec
 
 
 def batch(n: int = 8, n_mels: int = 6, n_frames: int = 10, channels: int = 2) -> tuple[np.ndarray, np.ndarray]:
@@ -159,3 +159,25 @@ def test_bad_parameters_raise(make):
 def test_bad_batches_raise(augmentation, x, y, message):
     with pytest.raises(ValueError, match=message):
         augmentation(x, y, np.random.default_rng(0))
+
+
+def test_from_spec_builds_the_chain():
+    chain = from_spec("shift:max_shift=4:mode=fill + mask:freq_masks=2:value=none + mixup:alpha=1.0", n_classes=10)
+    assert isinstance(chain, Compose)
+    shift, mask, mixup = chain.augmentations
+    assert shift == TimeShift(max_shift=4, mode="fill")
+    assert mask == SpecMask(freq_masks=2, value=None)
+    assert mixup == Mixup(alpha=1.0, n_classes=10)
+    assert from_spec("mixup:n_classes=3:between_class=false", n_classes=10) == Mixup(n_classes=3, between_class=False)
+    assert from_spec("timeshift") == TimeShift()
+    assert from_spec("") is None and from_spec(" + ") is None
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [("flip", "unknown augmentation 'flip'"), ("shift:4", "not key=value"), ("mask:width=3", "no parameter 'width'"),
+     ("shift:max_shift=-2", "max_shift"), (None, "must be a string")],
+)
+def test_from_spec_rejects_bad_specs(spec, message):
+    with pytest.raises(ValueError, match=message):
+        from_spec(spec)
