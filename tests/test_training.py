@@ -1,0 +1,368 @@
+"""Training loop: early stopping, atomic checkpoints, history, resume, pre-train -> fine-tune (esc_lib.training)."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+from numpy.testing import assert_array_equal
+
+from esc_lib import models, training
+from esc_lib.training import TrainingError
+
+SHAPE = (8, 10, 1)
+TINY = "(4)3c-2p-(4)3c-2p"
+LOSS_COLUMNS = ["loss", "accuracy", "val_loss", "val_accuracy"]
+
+
+def _data(n=96, seed=0):
+    """Four classes from the sign of the means of the top and bottom halves: learnable in a few epochs."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, *SHAPE)).astype("float32")
+    y = (X[:, :4].mean(axis=(1, 2, 3)) > 0).astype("int64") + 2 * (X[:, 4:].mean(axis=(1, 2, 3)) > 0)
+    return X, y
+
+
+def _classifier(seed=0, dropout=0.3, learning_rate=1e-3):
+    training.set_seed(seed)
+    model = models.build_classifier(SHAPE, 4, encoder=TINY, head="16fc", dropout=dropout)
+    return training.compile_classifier(model, learning_rate)
+
+
+def _same_weights(a, b):
+    return all(np.array_equal(u, v) for u, v in zip(a.get_weights(), b.get_weights()))
+
+
+class _KillAfter(keras.callbacks.Callback):
+    """Stands in for a killed process: raises at the end of epoch ``k`` (after its checkpoint)."""
+
+    def __init__(self, k):
+        super().__init__()
+        self.k = k
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.k:
+            raise KeyboardInterrupt(f"killed after epoch {self.k}")
+
+
+class _CountEpochs(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.epochs = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs += 1
+
+
+# ---------------------------------------------------------------------------
+# Seeds and compile
+
+
+def test_set_seed_makes_initialisation_repeatable():
+    a, b, c = _classifier(seed=3), _classifier(seed=3), _classifier(seed=4)
+    assert _same_weights(a, b)
+    assert not _same_weights(a, c)
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, "0", True])
+def test_set_seed_rejects_bad_seeds(seed):
+    with pytest.raises(ValueError):
+        training.set_seed(seed)
+
+
+def test_compile_uses_adam_and_the_right_loss():
+    classifier = _classifier()
+    assert isinstance(classifier.optimizer, keras.optimizers.Adam)
+    assert float(classifier.optimizer.learning_rate) == pytest.approx(1e-3)
+    assert classifier.loss == "sparse_categorical_crossentropy"
+    cae = training.compile_autoencoder(models.build_cae(SHAPE, TINY), learning_rate=5e-4)
+    assert cae.loss == "mse"
+    assert float(cae.optimizer.learning_rate) == pytest.approx(5e-4)
+    with pytest.raises(ValueError):
+        training.compile_classifier(classifier, learning_rate=0)
+
+
+# ---------------------------------------------------------------------------
+# fit: files, history, early stopping
+
+
+def test_fit_writes_history_checkpoint_and_best_model(tmp_path):
+    X, y = _data()
+    model = _classifier()
+    history = training.fit(model, (X, y), (X[:32], y[:32]), tmp_path, max_epochs=3, patience=5, verbose=0)
+    assert list(history["epoch"]) == [1, 2, 3]
+    assert set(LOSS_COLUMNS + ["seconds", "improved"]) <= set(history.columns)
+    on_disk = pd.read_csv(tmp_path / "history.csv")
+    pd.testing.assert_frame_equal(on_disk, history, check_dtype=False)
+    checkpoint = json.loads((tmp_path / "checkpoint.json").read_text())
+    assert checkpoint["epoch"] == 3 and (tmp_path / checkpoint["weights"]).exists()
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["epoch-0003.npz"]  # older ones removed
+    done = json.loads((tmp_path / "done.json").read_text())
+    assert done["epochs"] == 3 and done["best_epoch"] == int(history["val_loss"].idxmin()) + 1
+    # Nothing half-written is left behind.
+    assert not [p for p in tmp_path.rglob("*") if ".tmp-" in p.name]
+    reloaded = keras.saving.load_model(tmp_path / "model.keras")
+    assert_array_equal(reloaded.predict(X[:8], verbose=0), model.predict(X[:8], verbose=0))
+
+
+def test_early_stopping_restores_the_best_weights(tmp_path):
+    X, y = _data()
+    # Validation labels permuted against the training labels: the validation loss is
+    # lowest early and rises while the model learns the training labels.
+    y_validation = (y + 1) % 4
+    model = _classifier(dropout=0.0, learning_rate=1e-2)
+    patience = 2
+    history = training.fit(model, (X, y), (X, y_validation), tmp_path, max_epochs=30, patience=patience, verbose=0)
+    best_epoch = int(history["val_loss"].idxmin()) + 1
+    assert len(history) == best_epoch + patience < 30  # stopped by patience, not by max_epochs
+    assert history["val_loss"].iloc[-1] > history["val_loss"].min()
+    result = model.evaluate(X, y_validation, verbose=0, return_dict=True)
+    assert result["loss"] == pytest.approx(history["val_loss"].min(), rel=1e-5)
+    assert json.loads((tmp_path / "done.json").read_text())["stopped"] is True
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    """A crash while writing epoch 3's checkpoint leaves epoch 2's intact and resumable."""
+    X, y = _data()
+    real_savez = np.savez
+
+    def failing_savez(handle, **arrays):
+        if "epoch-0003" in getattr(handle, "name", ""):
+            handle.write(b"half a checkpoint")
+            raise OSError("disk full")
+        return real_savez(handle, **arrays)
+
+    monkeypatch.setattr(np, "savez", failing_savez)
+    with pytest.raises(OSError, match="disk full"):
+        training.fit(_classifier(), (X, y), (X[:32], y[:32]), tmp_path, max_epochs=4, verbose=0)
+    monkeypatch.setattr(np, "savez", real_savez)
+
+    checkpoint = json.loads((tmp_path / "checkpoint.json").read_text())
+    assert checkpoint["epoch"] == 2 and checkpoint["weights"] == "checkpoints/epoch-0002.npz"
+    assert not (tmp_path / "checkpoints" / "epoch-0003.npz").exists()
+    assert not [p for p in tmp_path.rglob("*") if ".tmp-" in p.name]
+    with np.load(tmp_path / checkpoint["weights"]) as arrays:
+        assert len(arrays.files) > 0
+    # history.csv had epoch 3 written before the crash; resuming drops it and redoes epoch 3.
+    resumed = training.fit(_classifier(), (X, y), (X[:32], y[:32]), tmp_path, max_epochs=4, verbose=0)
+    assert list(resumed["epoch"]) == [1, 2, 3, 4]
+    uninterrupted_model = _classifier()
+    uninterrupted = training.fit(uninterrupted_model, (X, y), (X[:32], y[:32]), tmp_path / "ref", max_epochs=4,
+                                 verbose=0)
+    pd.testing.assert_frame_equal(resumed[LOSS_COLUMNS], uninterrupted[LOSS_COLUMNS])
+
+
+# ---------------------------------------------------------------------------
+# Resume
+
+
+@pytest.mark.slow
+def test_resumed_run_ends_with_the_same_weights(tmp_path):
+    """Killed after epoch 2 of 5 and resumed in a fresh model = never interrupted, bit for bit.
+
+    Dropout is on, so this also covers the dropout generators' state, which
+    the checkpoint stores beside the weights and the optimizer state.
+    """
+    X, y = _data()
+    validation = (X[:32], y[:32])
+
+    uninterrupted = _classifier()
+    history_a = training.fit(uninterrupted, (X, y), validation, tmp_path / "a", max_epochs=5, patience=None,
+                             verbose=0)
+    final_a = json.loads((tmp_path / "a" / "checkpoint.json").read_text())
+
+    with pytest.raises(KeyboardInterrupt):
+        training.fit(_classifier(), (X, y), validation, tmp_path / "b", max_epochs=5, patience=None, verbose=0,
+                     callbacks=[_KillAfter(2)])
+    assert json.loads((tmp_path / "b" / "checkpoint.json").read_text())["epoch"] == 2
+    assert not (tmp_path / "b" / "done.json").exists()
+
+    counter = _CountEpochs()
+    resumed = _classifier()  # a new process would build a fresh model too
+    history_b = training.fit(resumed, (X, y), validation, tmp_path / "b", max_epochs=5, patience=None, verbose=0,
+                             callbacks=[counter])
+    assert counter.epochs == 3  # epochs 3, 4, 5 only
+    pd.testing.assert_frame_equal(history_b[LOSS_COLUMNS], history_a[LOSS_COLUMNS])  # exact
+    assert _same_weights(resumed, uninterrupted)  # best weights, exact
+    with np.load(tmp_path / "a" / final_a["weights"]) as a, \
+            np.load(tmp_path / "b" / "checkpoints" / "epoch-0005.npz") as b:
+        assert a.files == b.files
+        for key in a.files:  # last-epoch model + optimizer state, exact
+            assert_array_equal(a[key], b[key])
+
+
+@pytest.mark.slow
+def test_extending_a_finished_run_equals_a_longer_run(tmp_path):
+    X, y = _data()
+    validation = (X[:32], y[:32])
+    long = _classifier()
+    training.fit(long, (X, y), validation, tmp_path / "long", max_epochs=4, patience=None, verbose=0)
+    short = _classifier()
+    training.fit(short, (X, y), validation, tmp_path / "short", max_epochs=2, patience=None, verbose=0)
+    extended = _classifier()
+    history = training.fit(extended, (X, y), validation, tmp_path / "short", max_epochs=4, patience=None, verbose=0)
+    assert list(history["epoch"]) == [1, 2, 3, 4]
+    assert _same_weights(extended, long)
+
+
+def test_a_finished_run_is_loaded_not_retrained(tmp_path):
+    X, y = _data()
+    trained = _classifier()
+    first = training.fit(trained, (X, y), (X[:32], y[:32]), tmp_path, max_epochs=2, verbose=0)
+    stamp = (tmp_path / "history.csv").stat().st_mtime_ns
+    counter = _CountEpochs()
+    again = _classifier()
+    second = training.fit(again, (X, y), (X[:32], y[:32]), tmp_path, max_epochs=2, verbose=0, callbacks=[counter])
+    assert counter.epochs == 0
+    assert (tmp_path / "history.csv").stat().st_mtime_ns == stamp
+    pd.testing.assert_frame_equal(first, second, check_dtype=False)
+    assert _same_weights(again, trained)
+
+
+def test_resume_false_starts_over(tmp_path):
+    X, y = _data()
+    training.fit(_classifier(), (X, y), (X[:32], y[:32]), tmp_path, max_epochs=2, verbose=0)
+    history = training.fit(_classifier(), (X, y), (X[:32], y[:32]), tmp_path, max_epochs=1, verbose=0, resume=False)
+    assert list(history["epoch"]) == [1]
+    assert len(pd.read_csv(tmp_path / "history.csv")) == 1
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"seed": 1}, "seed"),
+        ({"model": lambda: training.compile_classifier(models.build_classifier(SHAPE, 4, encoder="(5)3c-2p"))},
+         "variable shapes"),
+    ],
+)
+def test_resuming_with_another_seed_or_model_raises(tmp_path, change, message):
+    X, y = _data()
+    with pytest.raises(KeyboardInterrupt):
+        training.fit(_classifier(), (X, y), (X[:32], y[:32]), tmp_path, max_epochs=3, verbose=0,
+                     callbacks=[_KillAfter(1)])
+    model = change["model"]() if "model" in change else _classifier()
+    with pytest.raises(TrainingError, match=message):
+        training.fit(model, (X, y), (X[:32], y[:32]), tmp_path, max_epochs=3, verbose=0, seed=change.get("seed", 0))
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"run_dir": None}, "run_dir"),
+        ({"max_epochs": 0}, "max_epochs"),
+        ({"patience": -1}, "patience"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"train": [1, 2, 3]}, "BatchStream"),
+        ({"train": (np.zeros((4, *SHAPE)), np.zeros(3))}, "rows"),
+    ],
+)
+def test_fit_rejects_bad_arguments(tmp_path, kwargs, message):
+    X, y = _data(16)
+    arguments = {"model": _classifier(), "train": (X, y), "validation": (X, y), "run_dir": tmp_path,
+                 "max_epochs": 1, "verbose": 0}
+    arguments.update(kwargs)
+    with pytest.raises(TrainingError, match=message):
+        training.fit(**arguments)
+
+
+def test_fit_needs_a_compiled_model(tmp_path):
+    X, y = _data(16)
+    with pytest.raises(TrainingError, match="compile"):
+        training.fit(models.build_classifier(SHAPE, 4, encoder=TINY), (X, y), (X, y), tmp_path, verbose=0)
+
+
+def test_fit_takes_streams(tmp_path):
+    from esc_lib.streams import BatchStream
+
+    X, y = _data()
+    history = training.fit(
+        _classifier(),
+        BatchStream(X, y, batch_size=16, seed=0),
+        BatchStream(X[:32], y[:32], batch_size=64, shuffle=False),
+        tmp_path, max_epochs=2, verbose=0,
+    )
+    assert len(history) == 2 and history["val_loss"].notna().all()
+
+
+# ---------------------------------------------------------------------------
+# Pre-train -> fine-tune, evaluation
+
+
+@pytest.mark.slow
+def test_pretrain_then_finetune_and_supervised_baseline(tmp_path):
+    X, y = _data(128)
+    cae, cae_history = training.pretrain_cae(X, tmp_path / "cae", encoder=TINY, max_epochs=3, verbose=0)
+    assert cae_history["val_loss"].notna().all() and cae_history["loss"].iloc[-1] < cae_history["loss"].iloc[0]
+    assert cae.output_shape == (None, *SHAPE)
+
+    train, validation = (X[:96], y[:96]), (X[96:], y[96:])
+    # From the saved CAE (a path), as a notebook would do it in another session.
+    pretrained, history = training.finetune(train, validation, tmp_path / "pre", n_classes=4,
+                                            pretrained=tmp_path / "cae" / "model.keras", encoder=TINY, head="16fc",
+                                            max_epochs=2, verbose=0)
+    baseline, _ = training.finetune(train, validation, tmp_path / "sup", n_classes=4, encoder=TINY, head="16fc",
+                                    max_epochs=2, verbose=0)
+    assert len(history) == 2
+    # Fine-tuning moved the transferred encoder weights (all weights train).
+    assert not np.array_equal(pretrained.get_layer("encoder_conv_1").get_weights()[0],
+                              cae.get_layer("encoder_conv_1").get_weights()[0])
+    for run, model in (("pre", pretrained), ("sup", baseline)):
+        reloaded = keras.saving.load_model(tmp_path / run / "model.keras")
+        assert_array_equal(training.predict_proba(reloaded, X[96:]), training.predict_proba(model, X[96:]))
+    # The first epoch starts from different weights: pre-trained vs random.
+    assert not _same_weights(pretrained, baseline)
+
+
+def test_finetune_checks_the_pretrained_encoder(tmp_path):
+    X, y = _data(16)
+    cae = models.build_cae(SHAPE, "(3)3c-2p")
+    with pytest.raises(ValueError, match="transfer_encoder"):
+        training.finetune((X, y), (X, y), tmp_path, n_classes=4, pretrained=cae, encoder=TINY, max_epochs=1,
+                          verbose=0)
+
+
+def test_evaluate_and_predict_proba():
+    X, y = _data(20)
+    model = _classifier()
+    probabilities = training.predict_proba(model, X, batch_size=7)
+    assert probabilities.shape == (20, 4)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    result = training.evaluate(model, X, y)
+    assert result["n"] == 20
+    assert result["accuracy"] == pytest.approx(np.mean(probabilities.argmax(axis=1) == y))
+    expected_loss = -np.mean(np.log(np.clip(probabilities[np.arange(20), y], 1e-7, 1)))
+    assert result["loss"] == pytest.approx(expected_loss, rel=1e-4)
+    assert training.predict_proba(model, X[:0]).shape == (0, 4)
+    with pytest.raises(ValueError, match="labels"):
+        training.evaluate(model, X, np.full(20, 4))
+    with pytest.raises(ValueError, match="1-D"):
+        training.evaluate(model, X, y[:5])
+
+
+# ---------------------------------------------------------------------------
+# Real data
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_paper_classifier_learns_esc10_fold1(esc10_root, isolated_cache):
+    """ESC-10, paper features, fold 1 as test: the supervised paper classifier is clearly above chance."""
+    from esc_lib import data, features
+
+    dataset = data.load_esc10(esc10_root)
+    X = features.extract_clips(dataset.paths, features.PAPER, progress=False)
+    assert X.shape == (400, 28, 36, 1)
+    folds, y = dataset.folds, dataset.labels
+    train, validation, test = np.isin(folds, [3, 4, 5]), folds == 2, folds == 1
+    scaler = features.Standardizer().fit(X[train])
+    model, history = training.finetune(
+        (scaler.transform(X[train]), y[train]), (scaler.transform(X[validation]), y[validation]),
+        isolated_cache.parent / "run", n_classes=10, max_epochs=6, patience=5, seed=0, verbose=0,
+    )
+    result = training.evaluate(model, scaler.transform(X[test]), y[test])
+    print(f"ESC-10 fold 1, {len(history)} epochs: test accuracy {result['accuracy']:.3f}")
+    assert result["n"] == 80
+    assert result["accuracy"] >= 0.30  # chance is 0.10
