@@ -627,8 +627,9 @@ def finetune(train, validation, run_dir, n_classes: int, pretrained=None, encode
     if isinstance(pretrained, (str, os.PathLike)):
         pretrained = keras.saving.load_model(pretrained, compile=False)
     set_seed(seed)
+    name = "classifier_pretrained" if pretrained is not None else "classifier"
     model = models.build_classifier(input_shape, n_classes, encoder=encoder, head=head, batch_norm=batch_norm,
-                                    dropout=dropout, name="classifier_pretrained" if pretrained is not None else "classifier")
+                                    dropout=dropout, name=name)
     if pretrained is not None:
         models.transfer_encoder(pretrained, model)
     compile_classifier(model, learning_rate)
