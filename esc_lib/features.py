@@ -147,6 +147,15 @@ class FeatureParams:
     top_db: float | None = 80.0
 
     def __post_init__(self) -> None:
+        # Plain Python types, so that 5 and 5.0 (or np.int64(28) and 28) give the same key.
+        for name in ("duration", "fmin", "fmax", "amin", "top_db", "ref"):
+            value = getattr(self, name)
+            if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+                object.__setattr__(self, name, float(value))
+        for name in ("sr", "n_mels", "n_fft", "hop_length", "delta_width"):
+            value = getattr(self, name)
+            if isinstance(value, np.integer):
+                object.__setattr__(self, name, int(value))
         for name in ("sr", "n_mels", "n_fft", "hop_length"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:

@@ -142,6 +142,12 @@ def test_bad_parameters_raise(bad):
         FeatureParams(**bad)
 
 
+def test_equal_values_of_other_types_give_the_same_key():
+    same = FeatureParams(sr=np.int64(44100), duration=5, fmin=0, n_mels=np.int32(28), top_db=80)
+    assert same == PAPER and same.key() == PAPER.key()
+    assert type(same.duration) is float and type(same.sr) is int
+
+
 def test_from_dict_rejects_unknown_fields():
     with pytest.raises(ValueError, match="n_bands"):
         FeatureParams.from_dict({"n_bands": 28})
