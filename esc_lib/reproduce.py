@@ -141,8 +141,10 @@ def load_profile(profile: str) -> tuple[dict, dict]:
         content = yaml.safe_load(handle) or {}
     if not isinstance(content, dict) or not set(content) <= {"parameters", "sweep", "description"}:
         raise SystemExit(f"run_all.sh: {path} must be a mapping with 'parameters' (and optionally 'sweep', 'description')")
-    parameters = dict(content.get("parameters") or {})
-    sweep = dict(content.get("sweep") or {})
+    parameters, sweep = content.get("parameters") or {}, content.get("sweep") or {}
+    if not isinstance(parameters, dict) or not isinstance(sweep, dict):
+        raise SystemExit(f"run_all.sh: {path}: 'parameters' and 'sweep' must be mappings (name: value)")
+    parameters, sweep = dict(parameters), dict(sweep)
     if not set(sweep) <= {"grid", "variants"}:
         raise SystemExit(f"run_all.sh: {path}: sweep takes 'grid' (a mapping of lists) and 'variants' (a list of mappings)")
     for name, values in (sweep.get("grid") or {}).items():

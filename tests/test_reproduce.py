@@ -51,7 +51,7 @@ def test_config_id_matches_the_experiment_naming():
 @pytest.mark.parametrize(
     "content, message",
     [
-        ("parameters: [1, 2]\n", "must be a mapping"),
+        ("parameters: [1, 2]\n", "must be mappings"),
         ("parameters: {}\nsweep: {grid: {filters: 3}}\n", "non-empty list"),
         ("parameters: {}\nsweep: {variants: [3]}\n", "list of mappings"),
         ("parameters: {}\nextra: 1\n", "must be a mapping"),
@@ -82,3 +82,21 @@ def test_bad_stage_is_rejected(capsys):
     with pytest.raises(SystemExit):
         reproduce.main(["--profile", "smoke", "--stages", "7"])
     assert "no stage" in capsys.readouterr().err
+
+
+def test_papermill_sees_every_parameter_of_every_notebook():
+    """Each assignment in a parameters cell is one papermill can override (a comment with '=' once hid some)."""
+    import ast
+
+    import nbformat
+
+    papermill = pytest.importorskip("papermill")
+    for path in sorted(config.notebooks_dir().glob("0*.ipynb")):
+        notebook = nbformat.read(path, as_version=4)
+        code_cells = [c for c in notebook.cells if c.cell_type == "code"]
+        assert "parameters" in code_cells[0].metadata.get("tags", []), f"{path.name}: first code cell is not tagged parameters"
+        tree = ast.parse(code_cells[0].source)
+        assigned = {t.id for node in tree.body for t in node.targets}
+        assert all(isinstance(node.value, ast.Constant | ast.List) for node in tree.body), f"{path.name}: parameters must be literals"
+        assert set(papermill.inspect_notebook(str(path))) == assigned, path.name
+        assert all(not c.get("outputs") and c.get("execution_count") is None for c in code_cells), f"{path.name} has outputs"
