@@ -115,10 +115,31 @@ class Settings:
 
         return self.encoder or models.encoder_notation(self.filters)
 
+    def _pool_tag(self) -> str:
+        if self.unlabeled == "none":
+            return "-nopool"
+        return f"-pool{self.max_unlabeled}" if self.max_unlabeled else ""
+
     @property
     def config_id(self) -> str:
-        """Name of this grid point, e.g. ``bs32-f64-unpool-bn0`` (as the runner names notebooks)."""
+        """Name of this grid point, e.g. ``bs32-f64-unpool-bn0`` (the runner names notebooks with it).
+
+        Non-default encoders, pool sizes and augmentations are appended, so
+        sweep points never share a name.
+        """
         name = f"bs{self.batch_size}-f{self.filters}-{self.decoder}-bn{int(self.batch_norm)}"
+        if self.encoder:
+            name += "-" + _slug(self.encoder)
+        name += self._pool_tag()
+        if self.augment:
+            name += "-aug-" + _slug(self.augment)
+        return name
+
+    def classifier_id(self, method: str) -> str:
+        """Name of a classifier run: the supervised baseline ignores the CAE's decoder and pool, so it is shared."""
+        if method != "supervised":
+            return self.config_id
+        name = f"bs{self.batch_size}-f{self.filters}-bn{int(self.batch_norm)}"
         if self.encoder:
             name += "-" + _slug(self.encoder)
         if self.augment:
@@ -127,9 +148,10 @@ class Settings:
 
     def cae_id(self, decoder: str | None = None) -> str:
         """Name of the CAE this configuration fine-tunes from (shared across batch sizes)."""
-        return f"f{self.filters}-{decoder or self.decoder}-bn{int(self.batch_norm)}-cbs{self.cae_batch_size}" + (
-            "-" + _slug(self.encoder) if self.encoder else ""
-        )
+        name = f"f{self.filters}-{decoder or self.decoder}-bn{int(self.batch_norm)}-cbs{self.cae_batch_size}"
+        if self.encoder:
+            name += "-" + _slug(self.encoder)
+        return name + self._pool_tag()
 
 
 def _slug(text: str) -> str:
@@ -348,11 +370,9 @@ class Experiment:
     # ------------------------------------------------------------ fine-tuning
     def classifier_dir(self, method: str, test_fold: int, labels_per_class: int | None = None) -> Path:
         budget = f"-lpc{labels_per_class}" if labels_per_class else ""
-        name = self.settings.config_id
-        if method == "supervised":
-            # The supervised baseline does not depend on the CAE's decoder, so
-            # the decoder variants of a sweep share (and reuse) one run.
-            name = name.replace(f"-{self.settings.decoder}-", "-")
+        # The supervised baseline does not depend on the CAE, so the decoder
+        # and pool variants of a sweep share (and reuse) one run of it.
+        name = self.settings.classifier_id(method)
         return self.run_dir / "classifiers" / name / method / f"fold{test_fold}{budget}"
 
     def train_classifier(self, test_fold: int, method: str, labels_per_class: int | None = None) -> dict:

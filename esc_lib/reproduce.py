@@ -60,9 +60,6 @@ DIRECTORY_OPTIONS = {
     "results_dir": "ESC_RESULTS_DIR",
 }
 
-#: Parameters that name a grid point, in the order they appear in its id.
-CONFIG_KEYS = ("batch_size", "filters", "decoder", "batch_norm")
-
 _EPILOG = """\
 profiles (profiles/<name>.yaml; --profile also takes a path to your own file):
   paper   ESC-50 + ESC-US parts as in the paper, downloaded into the data root when
@@ -168,20 +165,13 @@ def grid_points(sweep: dict) -> list[dict]:
 
 
 def config_id(parameters: dict) -> str:
-    """Short name of a grid point, e.g. ``bs32-f64-unpool-bn0``."""
-    parts = {
-        "batch_size": "bs{}",
-        "filters": "f{}",
-        "decoder": "{}",
-        "batch_norm": "bn{}",
-    }
-    values = []
-    for key in CONFIG_KEYS:
-        if key in parameters:
-            value = parameters[key]
-            value = int(value) if isinstance(value, bool) else value
-            values.append(parts[key].format(value))
-    return "-".join(str(v) for v in values) or "default"
+    """Name of a grid point, e.g. ``bs32-f64-unpool-bn0``: :attr:`esc_lib.experiment.Settings.config_id`."""
+    import dataclasses
+
+    from esc_lib.experiment import Settings
+
+    known = {f.name for f in dataclasses.fields(Settings)}
+    return Settings.from_mapping({k: v for k, v in parameters.items() if k in known}).config_id
 
 
 def _format_seconds(seconds: float) -> str:
