@@ -363,7 +363,7 @@ class Experiment:
             max_epochs=s.cae_max_epochs,
             patience=s.patience,
             seed=s.seed,
-            verbose=self.verbose,
+            verbose=2 if self.verbose else 0,  # one line per epoch: readable in notebooks and in run_all's log
         )
         return model, history
 
@@ -429,7 +429,7 @@ class Experiment:
             max_epochs=s.max_epochs,
             patience=s.patience,
             seed=s.seed + test_fold,
-            verbose=self.verbose,
+            verbose=2 if self.verbose else 0,  # one line per epoch: readable in notebooks and in run_all's log
         )
         probabilities = training.predict_proba(model, X_test)
         predicted = probabilities.argmax(axis=1)
