@@ -421,10 +421,15 @@ class Experiment:
         augment = augmentations.from_spec(s.augment, n_classes=self.dataset.n_classes) if s.augment else None
         run = self.classifier_dir(method, test_fold, labels_per_class)
         self._say(f"{method} classifier {s.config_id}, test fold {test_fold}: {len(train)} train / {len(split['validation'])} validation clips -> {run}")
+        # One-hot targets for training and validation alike, so soft targets
+        # from mixing and plain ones go through the same loss and metric.
+        k = self.dataset.n_classes
         history = training.fit(
             model,
-            streams.BatchStream(X_train, y[train], batch_size=s.batch_size, seed=s.seed + test_fold, augment=augment),
-            (X_validation, y[split["validation"]]),
+            streams.BatchStream(
+                X_train, training.one_hot(y[train], k), batch_size=s.batch_size, seed=s.seed + test_fold, augment=augment
+            ),
+            (X_validation, training.one_hot(y[split["validation"]], k)),
             run_dir=run,
             max_epochs=s.max_epochs,
             patience=s.patience,

@@ -55,6 +55,8 @@ from esc_lib import models
 __all__ = [
     "TrainingError",
     "set_seed",
+    "ClassCrossentropy",
+    "one_hot",
     "compile_classifier",
     "compile_autoencoder",
     "fit",
@@ -110,11 +112,69 @@ def _check_learning_rate(learning_rate) -> float:
     return float(learning_rate)
 
 
-def compile_classifier(model: keras.Model, learning_rate: float = 1e-3) -> keras.Model:
-    """Adam (the paper's 0.001), sparse categorical cross-entropy on integer labels, accuracy."""
+@keras.saving.register_keras_serializable(package="esc_lib")
+class ClassCrossentropy(keras.losses.Loss):
+    """Cross-entropy for either kind of class target, chosen from the target's shape.
+
+    * integer labels [shape=(b,) or (b, 1)] -> sparse categorical cross-entropy;
+    * one-hot or soft targets [shape=(b, n_classes)] (e.g. from
+      :class:`esc_lib.augment.Mixup`, or :func:`one_hot`) -> categorical
+      cross-entropy, with optional label smoothing.
+
+    The choice is made from static shapes when Keras traces the training and
+    the evaluation step, so a model compiled once trains on soft targets
+    and validates on one-hot ones without any special case.  (Keras'
+    ``"accuracy"`` metric is chosen from the first batch's target shape: give
+    training and validation the same kind of target, as
+    :class:`esc_lib.experiment.Experiment` does with :func:`one_hot`.)
+
+    Parameters
+    ----------
+    label_smoothing : float in [0, 1)
+        Applied to one-hot / soft targets only.
+    """
+
+    def __init__(self, label_smoothing: float = 0.0, name: str = "class_crossentropy", **kwargs):
+        if not isinstance(label_smoothing, (int, float)) or not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
+        super().__init__(name=name, **kwargs)
+        self.label_smoothing = float(label_smoothing)
+
+    def call(self, y_true, y_pred):
+        dense = len(y_true.shape) == len(y_pred.shape) and y_true.shape[-1] == y_pred.shape[-1] and y_pred.shape[-1] != 1
+        if dense:
+            return keras.losses.categorical_crossentropy(y_true, y_pred, label_smoothing=self.label_smoothing)
+        return keras.losses.sparse_categorical_crossentropy(y_true, y_pred)
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(label_smoothing=self.label_smoothing)
+        return config
+
+
+def one_hot(labels, n_classes: int) -> np.ndarray:
+    """Integer labels [shape=(n,)] -> one-hot targets float32 [shape=(n, n_classes)].
+
+    Raises
+    ------
+    ValueError
+        Labels that are not 1-D integers in ``0..n_classes-1``.
+    """
+    labels = np.asarray(labels)
+    if isinstance(n_classes, bool) or not isinstance(n_classes, (int, np.integer)) or n_classes < 1:
+        raise ValueError(f"one_hot: n_classes must be a positive int, got {n_classes!r}")
+    if labels.ndim != 1 or (labels.size and not np.issubdtype(labels.dtype, np.integer)):
+        raise ValueError(f"one_hot: labels must be a 1-D integer array, got dtype {labels.dtype} shape {labels.shape}")
+    if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+        raise ValueError(f"one_hot: labels must lie in 0..{n_classes - 1}, got {labels.min()}..{labels.max()}")
+    return np.eye(n_classes, dtype=np.float32)[labels]
+
+
+def compile_classifier(model: keras.Model, learning_rate: float = 1e-3, label_smoothing: float = 0.0) -> keras.Model:
+    """Adam (the paper's 0.001), :class:`ClassCrossentropy` (integer labels or one-hot / soft targets), accuracy."""
     model.compile(
         optimizer=keras.optimizers.Adam(_check_learning_rate(learning_rate)),
-        loss="sparse_categorical_crossentropy",
+        loss=ClassCrossentropy(label_smoothing=label_smoothing),
         metrics=["accuracy"],
     )
     return model

@@ -39,6 +39,7 @@ TINY = "(3)3c-2p-(4)3c-2p-(2)3c-2p"
         ("(64) 5c-2p- (64) 3c-2p", "(64)5c-2p-(64)3c-2p", ["conv", "pool", "conv", "pool"]),  # the paper's spacing
         ("(16)3x5C-1x2P-FC", "(16)3x5c-1x2p-fc", ["conv", "pool", "fc"]),
         ("", "", []),
+        ("GAP-fc", "gap-fc", ["gap", "fc"]),
     ],
 )
 def test_parse_notation(text, canonical, kinds):
@@ -181,6 +182,8 @@ def _dense_sizes(model):
         ("-64fc-32fc-10fc", 10, [64, 32, 10]),
         ("10fc", 10, [10]),  # a single fc of n_classes units is the output layer
         ("", 4, [4]),
+        ("gap-fc", 6, [6]),
+        ("gap-32fc", 10, [32, 10]),
     ],
 )
 def test_classifier_output_size_from_n_classes(head, n_classes, sizes):
@@ -205,6 +208,8 @@ def test_paper_classifier():
         (PAPER_HEAD, 10, 6, "50fc"),  # the paper's ESC-50 head on ESC-10
         ("128fc-(8)3c", 10, 6, "(8)3c"),
         ("fc-10fc", 10, 0, "fc"),
+        ("32fc-gap", 10, 5, "gap"),  # gap only first
+        ("gap-gap-fc", 10, 4, "gap"),
     ],
 )
 def test_classifier_head_errors_point_at_the_token(head, n_classes, position, token):
@@ -229,6 +234,22 @@ def test_classifier_dropout_and_batch_norm_layers():
     names = [layer.name for layer in model.layers]
     assert {"encoder_bn_1", "encoder_bn_2", "encoder_bn_3", "head_bn_1", "head_dropout_1", "output_dropout"} <= set(
         names)
+
+
+def test_gap_head_pools_the_feature_maps():
+    model = build_classifier((12, 10, 1), 3, encoder=TINY, head="gap-fc", batch_norm=True)
+    assert model.get_layer("head_gap").output.shape[1:] == (2,)  # the last conv's channels
+    assert "encoder_flatten" not in [layer.name for layer in model.layers]
+    assert model.get_layer("encoder_bn_1").momentum == pytest.approx(models.BN_MOMENTUM)
+
+
+def test_gap_is_not_an_encoder_layer():
+    with pytest.raises(NotationError, match="head"):
+        build_cae((12, 10, 1), encoder="(3)3c-gap")
+    with pytest.raises(NotationError, match="gap"):
+        build_classifier((12, 10, 1), 3, encoder="(3)3c-gap")
+    with pytest.raises(NotationError, match="already flat"):
+        build_classifier((12, 10, 1), 3, encoder="(3)3c-2p-8fc", head="gap-fc")
 
 
 # ---------------------------------------------------------------------------

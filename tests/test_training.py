@@ -77,12 +77,69 @@ def test_compile_uses_adam_and_the_right_loss():
     classifier = _classifier()
     assert isinstance(classifier.optimizer, keras.optimizers.Adam)
     assert float(classifier.optimizer.learning_rate) == pytest.approx(1e-3)
-    assert classifier.loss == "sparse_categorical_crossentropy"
+    assert isinstance(classifier.loss, training.ClassCrossentropy)
     cae = training.compile_autoencoder(models.build_cae(SHAPE, TINY), learning_rate=5e-4)
     assert cae.loss == "mse"
     assert float(cae.optimizer.learning_rate) == pytest.approx(5e-4)
     with pytest.raises(ValueError):
         training.compile_classifier(classifier, learning_rate=0)
+
+
+def test_class_crossentropy_equals_keras_for_both_kinds_of_target():
+    rng = np.random.default_rng(0)
+    probabilities = rng.dirichlet(np.ones(5), size=6).astype("float32")
+    labels = rng.integers(0, 5, size=6)
+    loss = training.ClassCrossentropy()
+    sparse = float(loss(labels, probabilities))
+    expected = float(np.mean(keras.losses.sparse_categorical_crossentropy(labels, probabilities)))
+    assert sparse == pytest.approx(expected, rel=1e-5)
+    # one-hot targets give the same value; soft targets the categorical one
+    assert float(loss(training.one_hot(labels, 5), probabilities)) == pytest.approx(expected, rel=1e-5)
+    soft = rng.dirichlet(np.ones(5), size=6).astype("float32")
+    expected_soft = float(np.mean(keras.losses.categorical_crossentropy(soft, probabilities)))
+    assert float(loss(soft, probabilities)) == pytest.approx(expected_soft, rel=1e-5)
+    smoothed = training.ClassCrossentropy(label_smoothing=0.2)
+    expected_smooth = float(np.mean(keras.losses.categorical_crossentropy(soft, probabilities, label_smoothing=0.2)))
+    assert float(smoothed(soft, probabilities)) == pytest.approx(expected_smooth, rel=1e-5)
+    restored = training.ClassCrossentropy.from_config(smoothed.get_config())
+    assert restored.label_smoothing == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize("label_smoothing", [-0.1, 1.0, "0.1"])
+def test_class_crossentropy_rejects_bad_smoothing(label_smoothing):
+    with pytest.raises(ValueError, match="label_smoothing"):
+        training.ClassCrossentropy(label_smoothing=label_smoothing)
+
+
+def test_one_hot():
+    assert_array_equal(training.one_hot(np.array([2, 0]), 3), [[0, 0, 1], [1, 0, 0]])
+    assert training.one_hot(np.array([1]), 2).dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    "labels, n_classes",
+    [(np.array([0, 3]), 3), (np.array([-1]), 3), (np.array([[0, 1]]), 3), (np.array([0.5]), 3), (np.array([0]), 0)],
+)
+def test_one_hot_rejects_bad_labels(labels, n_classes):
+    with pytest.raises(ValueError, match="one_hot"):
+        training.one_hot(labels, n_classes)
+
+
+def test_fit_with_mixup_soft_targets_and_one_hot_validation(tmp_path):
+    """Mixing makes soft targets; one-hot validation goes through the same loss and accuracy."""
+    from esc_lib.augment import Mixup
+    from esc_lib.streams import BatchStream
+
+    X, y = _data()
+    targets = training.one_hot(y, 4)
+    history = training.fit(
+        _classifier(),
+        BatchStream(X, targets, batch_size=16, seed=0, augment=Mixup(alpha=0.4)),
+        (X[:32], targets[:32]),
+        tmp_path, max_epochs=2, verbose=0,
+    )
+    assert len(history) == 2 and history[LOSS_COLUMNS].notna().all().all()
+    assert history["val_accuracy"].between(0, 1).all()
 
 
 # ---------------------------------------------------------------------------
