@@ -33,17 +33,17 @@ def test_every_notebook_was_executed(smoke_run):
     executed = sorted(p.name for p in (smoke_run / "runs" / "test" / "notebooks").glob("*.ipynb"))
     assert executed == [
         "01_preprocessing.ipynb",
-        "02_cae_pretraining__bs16-f8-unpool-bn0.ipynb",
-        "02_cae_pretraining__bs16-f8-upsample-bn0.ipynb",
-        "03_finetuning__bs16-f8-unpool-bn0.ipynb",
-        "03_finetuning__bs16-f8-upsample-bn0.ipynb",
+        "02_cae_pretraining__bs16-f8-unpool-bn0-pool12.ipynb",
+        "02_cae_pretraining__bs16-f8-upsample-bn0-pool12.ipynb",
+        "03_finetuning__bs16-f8-unpool-bn0-pool12.ipynb",
+        "03_finetuning__bs16-f8-upsample-bn0-pool12.ipynb",
         "04_results.ipynb",
     ]
 
 
 def test_metrics_cover_every_fold_and_method(smoke_run):
     parameters, _ = reproduce.load_profile("smoke")
-    for config in ("bs16-f8-unpool-bn0", "bs16-f8-upsample-bn0"):
+    for config in ("bs16-f8-unpool-bn0-pool12", "bs16-f8-upsample-bn0-pool12"):
         metrics = pd.read_csv(smoke_run / "runs" / "test" / "results" / config / "metrics.csv")
         assert set(metrics["method"]) == {"supervised", "pretrained"}
         for method, rows in metrics.groupby("method"):
