@@ -154,14 +154,15 @@ def load_profile(profile: str) -> tuple[dict, dict]:
 
 
 def grid_points(sweep: dict) -> list[dict]:
-    """Every combination of ``sweep["grid"]``, then each of ``sweep["variants"]``, without repeats."""
+    """Every combination of ``sweep["grid"]`` (or the base point), then each of ``sweep["variants"]``, without repeats."""
     grid = sweep.get("grid") or {}
     names = list(grid)
-    points = [dict(zip(names, values)) for values in itertools.product(*(grid[n] for n in names))]
+    # Without a grid the profile's own point comes first, then the variants.
+    points = [dict(zip(names, values)) for values in itertools.product(*(grid[n] for n in names))] if grid else [{}]
     for variant in sweep.get("variants") or []:
         if variant not in points:
             points.append(dict(variant))
-    return points or [{}]
+    return points
 
 
 def config_id(parameters: dict) -> str:
