@@ -13,7 +13,8 @@ token           layer                                            example
 ``Nfc``         fully connected layer with N units                ``128fc``
 ``fc``          the output layer, sized by the number of classes  ``128fc-fc``
 ``gap``         global average pooling over mel bands and time   ``gap-fc``
-                (first token of a classifier head only)
+``gmp``         global max pooling over mel bands and time       ``gmp-fc``
+                (``gap``/``gmp``: first token of a classifier head only)
 ==============  ===============================================  ==============
 
 Spaces around tokens are ignored and a leading ``-`` is allowed, so the
@@ -83,12 +84,14 @@ BN_MOMENTUM = 0.9
 
 _ENCODER_PREFIX = "encoder_"
 
-_EXPECTED = "a layer: '(filters)kc' (e.g. '(64)5c'), 'Np' (e.g. '2p' or '1x2p'), 'Nfc' (e.g. '128fc') or 'gap'"
+_EXPECTED = "a layer: '(filters)kc' (e.g. '(64)5c'), 'Np' (e.g. '2p' or '1x2p'), 'Nfc' (e.g. '128fc'), 'gap' or 'gmp'"
 
 _CONV = re.compile(r"\(\s*(?P<filters>\d+)\s*\)\s*(?P<rows>\d+)(?:\s*x\s*(?P<cols>\d+))?\s*c", re.IGNORECASE)
 _POOL = re.compile(r"(?P<rows>\d+)(?:\s*x\s*(?P<cols>\d+))?\s*p", re.IGNORECASE)
 _FC = re.compile(r"(?P<units>\d+)?\s*fc", re.IGNORECASE)
-_GAP = re.compile(r"gap", re.IGNORECASE)
+_GLOBAL = re.compile(r"g(?P<kind>[am])p", re.IGNORECASE)
+#: Global pooling tokens -> Keras layer.
+_GLOBAL_POOLING = {"gap": "GlobalAveragePooling2D", "gmp": "GlobalMaxPooling2D"}
 
 
 class NotationError(ValueError):
@@ -126,7 +129,7 @@ class LayerSpec:
 
     Attributes
     ----------
-    kind : {"conv", "pool", "fc", "gap"}
+    kind : {"conv", "pool", "fc", "gap", "gmp"}
     filters : int or None
         Convolution filters (``conv`` only).
     kernel_size : tuple of 2 ints or None
@@ -152,8 +155,8 @@ class LayerSpec:
 
     def notation(self) -> str:
         """The token in canonical form (``(64)5c``, ``1x2p``, ``128fc``, ``fc``, ``gap``)."""
-        if self.kind == "gap":
-            return "gap"
+        if self.kind in _GLOBAL_POOLING:
+            return self.kind
         if self.kind == "conv":
             rows, cols = self.kernel_size
             size = f"{rows}" if rows == cols else f"{rows}x{cols}"
@@ -225,8 +228,8 @@ def parse_notation(text: str) -> list[LayerSpec]:
             if match["units"] is not None:
                 units = _positive(text, token_position, token, match["units"], "a number of units")
             spec = LayerSpec("fc", units=units, token=token, position=token_position)
-        elif _GAP.fullmatch(token):
-            spec = LayerSpec("gap", token=token, position=token_position)
+        elif match := _GLOBAL.fullmatch(token):
+            spec = LayerSpec(f"g{match['kind'].lower()}p", token=token, position=token_position)
         else:
             hint = _EXPECTED
             if re.fullmatch(r"\d+\s*(x\s*\d+)?\s*c", token, re.IGNORECASE):
@@ -267,11 +270,11 @@ def _as_specs(notation, what: str) -> tuple[str, list[LayerSpec]]:
 def _check_encoder(text: str, specs: list[LayerSpec], what: str) -> None:
     seen_fc = False
     for spec in specs:
-        if spec.kind == "gap":
+        if spec.kind in _GLOBAL_POOLING:
             raise NotationError(
                 text, spec.position, spec.token,
-                f"no 'gap' in the {what}: global average pooling cannot be mirrored by a decoder; "
-                f"write it as the first token of the classifier head (e.g. head='gap-fc')",
+                f"no '{spec.kind}' in the {what}: global pooling cannot be mirrored by a decoder; "
+                f"write it as the first token of the classifier head (e.g. head='{spec.kind}-fc')",
             )
         if spec.kind == "fc":
             if spec.units is None:
@@ -444,11 +447,11 @@ def build_cae(input_shape=PAPER_INPUT_SHAPE, encoder: str = PAPER_ENCODER, decod
     return keras.Model(inputs, tensor, name=name or f"cae_{decoder}")
 
 
-def _resolve_head(text: str, specs: list[LayerSpec], n_classes: int) -> tuple[list[int], str, bool]:
+def _resolve_head(text: str, specs: list[LayerSpec], n_classes: int) -> tuple[list[int], str, str | None]:
     """Split a head into hidden layer sizes; check or supply the output layer.
 
-    Rules: an optional first ``gap`` (global average pooling instead of
-    flattening the encoder output); a bare last ``fc`` is the output layer
+    Rules: an optional first ``gap`` or ``gmp`` (global average / max
+    pooling instead of flattening the encoder output); a bare last ``fc`` is the output layer
     (n_classes units); a last ``Nfc`` with N == n_classes is the output
     layer; with two or more fc layers the last one is the output layer, so
     any other N is an error; a single ``Nfc`` of another size (the default
@@ -458,33 +461,35 @@ def _resolve_head(text: str, specs: list[LayerSpec], n_classes: int) -> tuple[li
     -------
     hidden : list of int
     output : {"given", "appended"}
-    gap : bool
-        The head starts with global average pooling.
+    pooling : {"gap", "gmp"} or None
+        The head's global pooling, if any.
     """
-    gap = bool(specs) and specs[0].kind == "gap"
-    if gap:
+    pooling = specs[0].kind if specs and specs[0].kind in _GLOBAL_POOLING else None
+    if pooling:
         specs = specs[1:]
     for spec in specs:
-        if spec.kind == "gap":
-            raise NotationError(text, spec.position, spec.token, "'gap' only as the first token of the head")
+        if spec.kind in _GLOBAL_POOLING:
+            raise NotationError(text, spec.position, spec.token, f"'{spec.kind}' only as the first token of the head")
         if spec.kind != "fc":
-            raise NotationError(text, spec.position, spec.token, "only fully connected layers 'Nfc' in the head (after an optional first 'gap')")
+            raise NotationError(
+                text, spec.position, spec.token, "only fully connected layers 'Nfc' in the head (after an optional first 'gap' or 'gmp')"
+            )
     for spec in specs[:-1]:
         if spec.units is None:
             raise NotationError(text, spec.position, spec.token, "a size 'Nfc' (only the last fc may be a bare 'fc')")
     if not specs:
-        return [], "appended", gap
+        return [], "appended", pooling
     last = specs[-1]
     hidden = [spec.units for spec in specs[:-1]]
     if last.units is None or last.units == n_classes:
-        return hidden, "given", gap
+        return hidden, "given", pooling
     if len(specs) >= 2:
         raise NotationError(
             text, last.position, last.token,
             f"an output layer of n_classes={n_classes} units as the last fc ('{n_classes}fc', or a bare 'fc' "
             f"to take the size from the data); '{last.token}' does not match the {n_classes} classes",
         )
-    return [last.units], "appended", gap
+    return [last.units], "appended", pooling
 
 
 def build_classifier(input_shape, n_classes: int, encoder: str = PAPER_ENCODER, head: str = "128fc",
@@ -504,9 +509,9 @@ def build_classifier(input_shape, n_classes: int, encoder: str = PAPER_ENCODER, 
         CAE's switch pooling, no switches needed).
     head : str or list of LayerSpec
         Fully connected layers after the encoder (ReLU), optionally after a
-        first ``gap`` token: global average pooling of the encoder's feature
-        maps instead of flattening them (few weights; any input size, e.g.
-        ``"gap-fc"``).  The output layer
+        first ``gap`` / ``gmp`` token: global average / max pooling of the
+        encoder's feature maps instead of flattening them (few weights; any
+        input size, e.g. ``"gap-fc"``).  The output layer
         (softmax, ``n_classes`` units) is the head's last ``fc`` when that is
         written bare (``"128fc-fc"``) or has ``n_classes`` units; a head of two
         or more fc layers must end with it (the paper's ``"128fc-50fc"`` on
@@ -542,17 +547,17 @@ def build_classifier(input_shape, n_classes: int, encoder: str = PAPER_ENCODER, 
     encoder_text, encoder_specs = _as_specs(encoder, "encoder")
     _check_encoder(encoder_text, encoder_specs, "encoder")
     head_text, head_specs = _as_specs(head, "head")
-    hidden, _, gap = _resolve_head(head_text, head_specs, n_classes)
+    hidden, _, pooling = _resolve_head(head_text, head_specs, n_classes)
 
     inputs = keras.Input(shape=input_shape, name="input")
     tensor, _ = _encoder(inputs, encoder_specs, batch_norm, switches=False)
-    if gap:
+    if pooling:
         if len(tensor.shape) != 4:
             raise NotationError(
                 head_text, head_specs[0].position, head_specs[0].token,
-                "an encoder that ends in a convolution or pooling before 'gap' (its output is already flat)",
+                f"an encoder that ends in a convolution or pooling before '{pooling}' (its output is already flat)",
             )
-        tensor = keras.layers.GlobalAveragePooling2D(name="head_gap")(tensor)
+        tensor = getattr(keras.layers, _GLOBAL_POOLING[pooling])(name=f"head_{pooling}")(tensor)
     elif len(tensor.shape) > 2:
         tensor = keras.layers.Flatten(name="encoder_flatten")(tensor)
     for index, units in enumerate(hidden, start=1):

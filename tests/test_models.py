@@ -40,6 +40,7 @@ TINY = "(3)3c-2p-(4)3c-2p-(2)3c-2p"
         ("(16)3x5C-1x2P-FC", "(16)3x5c-1x2p-fc", ["conv", "pool", "fc"]),
         ("", "", []),
         ("GAP-fc", "gap-fc", ["gap", "fc"]),
+        ("gmp-64fc-fc", "gmp-64fc-fc", ["gmp", "fc", "fc"]),
     ],
 )
 def test_parse_notation(text, canonical, kinds):
@@ -184,6 +185,7 @@ def _dense_sizes(model):
         ("", 4, [4]),
         ("gap-fc", 6, [6]),
         ("gap-32fc", 10, [32, 10]),
+        ("gmp-fc", 3, [3]),
     ],
 )
 def test_classifier_output_size_from_n_classes(head, n_classes, sizes):
@@ -210,6 +212,7 @@ def test_paper_classifier():
         ("fc-10fc", 10, 0, "fc"),
         ("32fc-gap", 10, 5, "gap"),  # gap only first
         ("gap-gap-fc", 10, 4, "gap"),
+        ("gap-gmp-fc", 10, 4, "gmp"),
     ],
 )
 def test_classifier_head_errors_point_at_the_token(head, n_classes, position, token):
@@ -236,9 +239,18 @@ def test_classifier_dropout_and_batch_norm_layers():
         names)
 
 
-def test_gap_head_pools_the_feature_maps():
+@pytest.mark.parametrize("pooling, reduce", [("gap", np.mean), ("gmp", np.max)])
+def test_global_pooling_head(pooling, reduce):
+    model = build_classifier((12, 10, 1), 3, encoder=TINY, head=f"{pooling}-fc")
+    assert model.get_layer(f"head_{pooling}").output.shape[1:] == (2,)  # the last conv's channels
+    x = np.random.default_rng(0).normal(size=(2, 12, 10, 1)).astype("float32")
+    maps = keras.Model(model.inputs, model.get_layer("encoder_pool_3").output).predict(x, verbose=0)
+    pooled = keras.Model(model.inputs, model.get_layer(f"head_{pooling}").output).predict(x, verbose=0)
+    assert_allclose(pooled, reduce(maps, axis=(1, 2)), rtol=1e-5, atol=1e-6)
+
+
+def test_gap_head_with_batch_norm():
     model = build_classifier((12, 10, 1), 3, encoder=TINY, head="gap-fc", batch_norm=True)
-    assert model.get_layer("head_gap").output.shape[1:] == (2,)  # the last conv's channels
     assert "encoder_flatten" not in [layer.name for layer in model.layers]
     assert model.get_layer("encoder_bn_1").momentum == pytest.approx(models.BN_MOMENTUM)
 
@@ -246,8 +258,8 @@ def test_gap_head_pools_the_feature_maps():
 def test_gap_is_not_an_encoder_layer():
     with pytest.raises(NotationError, match="head"):
         build_cae((12, 10, 1), encoder="(3)3c-gap")
-    with pytest.raises(NotationError, match="gap"):
-        build_classifier((12, 10, 1), 3, encoder="(3)3c-gap")
+    with pytest.raises(NotationError, match="gmp"):
+        build_classifier((12, 10, 1), 3, encoder="(3)3c-gmp")
     with pytest.raises(NotationError, match="already flat"):
         build_classifier((12, 10, 1), 3, encoder="(3)3c-2p-8fc", head="gap-fc")
 
