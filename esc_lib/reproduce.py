@@ -257,7 +257,11 @@ def main(argv: list[str] | None = None) -> int:
             stage_parameters = {**parameters, **point}
             # Only the profile's own point publishes into figures/ and results/;
             # the other grid points keep their figures in the run folder.
-            stage_parameters["publish_figures"] = config_id(stage_parameters) == config_id(parameters)
+            is_base = config_id(stage_parameters) == config_id(parameters)
+            stage_parameters["publish_figures"] = is_base
+            if not is_base and "label_budgets" not in point:
+                # Label-budget runs belong to the profile's own point; the grid is about Table 1.
+                stage_parameters["label_budgets"] = []
             suffix = f"__{config_id(stage_parameters)}" if per_point else ""
             output = run_dir / "notebooks" / f"{notebook.stem}{suffix}.ipynb"
             label = f"stage {stage} {notebook.stem}" + (f" [{config_id(stage_parameters)}] {index}/{len(points)}" if per_point else "")

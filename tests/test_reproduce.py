@@ -33,10 +33,11 @@ def test_esc10_sweep_is_the_paper_grid_plus_variants():
     parameters, sweep = reproduce.load_profile("esc10")
     points = reproduce.grid_points(sweep)
     ids = [reproduce.config_id({**parameters, **p}) for p in points]
-    assert len(ids) == len(set(ids)) == 11
+    assert len(ids) == len(set(ids)) == 13
     grid = {(p["batch_size"], p["filters"]) for p in points if "batch_size" in p}
     assert grid == {(b, f) for b in (16, 32, 64) for f in (16, 32, 64)}
     assert "bs32-f64-upsample-bn0" in ids and "bs32-f64-unpool-bn1" in ids
+    assert "bs32-f64-unpool-bn0-nopool" in ids and "bs32-f64-unpool-bn0-pool200" in ids
 
 
 def test_config_id_matches_the_experiment_naming():
