@@ -5,7 +5,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 for arg in "$@"; do
-    if [[ "$arg" == "-h" || "$arg" == "--help" || "$arg" == "--list-profiles" ]]; then
+    if [[ "$arg" == "-h" || "$arg" == "--help" ]]; then
         # Help needs no environment: the runner's argument parser uses the standard library only.
         PYTHONPATH="$root" exec "${PYTHON:-python3}" -m esc_lib.reproduce "$@"
     fi

@@ -66,13 +66,19 @@ def read_audio(path: str | Path, sr: int = SAMPLE_RATE) -> np.ndarray:
         raise AudioError(f"{path}: no such file")
     try:
         data, file_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-    except (soundfile.LibsndfileError, RuntimeError, TypeError, EOFError) as error:
+        if data.shape[0] == 0:
+            raise AudioError(f"{path}: the file holds no audio samples")
+        y = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+        if file_rate != sr:
+            y = soxr.resample(y, file_rate, sr, quality="HQ")
+    except AudioError:
+        raise
+    except MemoryError as error:
+        raise AudioError(f"{path}: too large to decode in memory") from error
+    except (soundfile.LibsndfileError, RuntimeError, ValueError, TypeError, EOFError, OSError) as error:
         raise AudioError(f"{path}: cannot decode as audio ({error})") from error
-    if data.shape[0] == 0:
-        raise AudioError(f"{path}: the file holds no audio samples")
-    y = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
-    if file_rate != sr:
-        y = soxr.resample(y, file_rate, sr, quality="HQ")
+    if not np.isfinite(y).all():
+        raise AudioError(f"{path}: holds non-finite samples (NaN or infinity)")
     return np.ascontiguousarray(y, dtype=np.float32)
 
 
@@ -151,6 +157,7 @@ def load_windows(
     duration: float = CLIP_SECONDS,
     last: str = "pad",
     min_last_seconds: float = 1.0,
+    normalise: bool = True,
 ) -> np.ndarray:
     """Load a recording of any length, rate and channel count as 5 s windows.
 
@@ -167,7 +174,7 @@ def load_windows(
         If the file cannot be decoded, or is shorter than ``min_last_seconds``
         so that it gives no window at all.
     """
-    windows = split_windows(read_audio(path, sr), sr, duration, last, min_last_seconds)
+    windows = split_windows(read_audio(path, sr), sr, duration, last, min_last_seconds, normalise)
     if len(windows) == 0:
         raise AudioError(f"{path}: shorter than {min_last_seconds} s, gives no {duration} s window")
     return windows

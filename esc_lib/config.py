@@ -18,7 +18,8 @@ function                  default                                     environmen
 :func:`results_dir`       ``<project>/results``                       ``ESC_RESULTS_DIR``
 ========================  ==========================================  ======================
 
-Relative values are taken relative to the current working directory.
+Relative values are taken relative to the project root (where ``run_all.sh`` is),
+so ``ESC_DATA_ROOT=../shared/data`` means the same in a notebook kernel and in a shell.
 """
 
 from __future__ import annotations
@@ -62,9 +63,12 @@ ENVIRONMENT_VARIABLES = {
 
 def _from_env(name: str, default: Path) -> Path:
     value = os.environ.get(ENVIRONMENT_VARIABLES[name], "").strip()
-    if value:
-        return Path(value).expanduser().resolve()
-    return default
+    if not value:
+        return default
+    path = Path(value).expanduser()
+    # Relative to the project root, not the working directory: notebook kernels
+    # run in notebooks/, the commands of the README in the root.
+    return (path if path.is_absolute() else PROJECT_ROOT / path).resolve()
 
 
 def data_root() -> Path:

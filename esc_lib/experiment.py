@@ -24,6 +24,7 @@ folds with labels dropped, never the test fold.  Input statistics
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import time
@@ -79,6 +80,7 @@ class Settings:
     run_dir: str = ""
 
     def __post_init__(self) -> None:
+        self._check_types()
         choices = {
             "dataset": ("esc10", "esc50"),
             "unlabeled": ("folder", "escus", "none"),
@@ -98,7 +100,52 @@ class Settings:
             raise ValueError("parameter folds must list at least one test fold")
         if not 0.0 < self.cae_validation_fraction < 1.0:
             raise ValueError("parameter cae_validation_fraction must be between 0 and 1")
-        self.folds = [int(f) for f in self.folds]
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"parameter dropout must be in [0, 1), got {self.dropout!r}")
+        if self.learning_rate <= 0:
+            raise ValueError(f"parameter learning_rate must be positive, got {self.learning_rate!r}")
+
+    def _check_types(self) -> None:
+        """Coerce what is safe (int -> float, a single fold -> [fold]) and name any other mismatch."""
+        if isinstance(self.folds, int) and not isinstance(self.folds, bool):
+            self.folds = [self.folds]
+        for spec in dataclasses.fields(self):
+            value = getattr(self, spec.name)
+            expected = spec.type if isinstance(spec.type, str) else spec.type.__name__
+            if expected == "float" and isinstance(value, int) and not isinstance(value, bool):
+                setattr(self, spec.name, float(value))
+                continue
+            kinds = {"int": int, "float": float, "bool": bool, "str": str, "list": list}
+            kind = kinds[expected]
+            wrong = not isinstance(value, kind) or (kind is int and isinstance(value, bool))
+            if kind is list and not wrong:
+                wrong = not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+            if wrong:
+                raise ValueError(
+                    f"parameter {spec.name}={value!r} must be {'a list of fold numbers' if kind is list else 'a ' + expected}"
+                )
+
+    @classmethod
+    def pick(cls, namespace: dict) -> "Settings":
+        """The settings among ``namespace``'s names (e.g. a notebook's ``globals()``); others are ignored."""
+        return cls(**{f.name: namespace[f.name] for f in dataclasses.fields(cls) if f.name in namespace})
+
+    def digest(self, *, exclude: tuple = ()) -> str:
+        """Short hash of every setting that changes what is trained, minus ``exclude``.
+
+        Run folders carry it, so a changed setting (clips per class, learning
+        rate, ...) never silently reuses a model trained with the old value.
+        """
+        ignored = {"run_dir", "folds", *exclude}
+        values = {k: v for k, v in dataclasses.asdict(self).items() if k not in ignored}
+        return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:8]
+
+    @property
+    def pool_label(self) -> str:
+        """The unlabeled pool in words: ``all``, ``none`` or the number of files."""
+        if self.unlabeled == "none":
+            return "none"
+        return str(self.max_unlabeled) if self.max_unlabeled else "all"
 
     @classmethod
     def from_mapping(cls, values: dict) -> "Settings":
@@ -136,34 +183,55 @@ class Settings:
         return name
 
     def classifier_id(self, method: str) -> str:
-        """Name of a classifier run: the supervised baseline ignores the CAE's decoder and pool, so it is shared."""
+        """Name of a classifier run folder, ending in the settings' digest.
+
+        The supervised baseline ignores the CAE's decoder, so the decoder
+        variants of a sweep share it; it keeps the pool tag because its input
+        statistics come from the pre-training data.
+        """
         if method != "supervised":
-            return self.config_id
+            return f"{self.config_id}-{self.digest()}"
         name = f"bs{self.batch_size}-f{self.filters}-bn{int(self.batch_norm)}"
         if self.encoder:
             name += "-" + _slug(self.encoder)
+        name += self._pool_tag()
         if self.augment:
             name += "-aug-" + _slug(self.augment)
-        return name
+        return f"{name}-{self.digest(exclude=_CAE_ONLY)}"
 
     def cae_id(self, decoder: str | None = None) -> str:
         """Name of the CAE this configuration fine-tunes from (shared across batch sizes)."""
-        name = f"f{self.filters}-{decoder or self.decoder}-bn{int(self.batch_norm)}-cbs{self.cae_batch_size}"
+        decoder = decoder or self.decoder
+        name = f"f{self.filters}-{decoder}-bn{int(self.batch_norm)}-cbs{self.cae_batch_size}"
         if self.encoder:
             name += "-" + _slug(self.encoder)
-        return name + self._pool_tag()
+        # The digest covers what shapes the CAE; classifier-only settings are left out so grid points share it.
+        return name + self._pool_tag() + "-" + dataclasses.replace(self, decoder=decoder).digest(exclude=_CLASSIFIER_ONLY)
+
+
+#: Settings that only the CAE uses, and settings that only the classifier uses (for the run-folder digests).
+_CAE_ONLY = ("decoder", "cae_batch_size", "cae_max_epochs", "cae_validation_fraction")
+_CLASSIFIER_ONLY = ("head", "batch_size", "dropout", "augment", "max_epochs")
 
 
 def _slug(text: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in text).strip("_")
 
 
-def _write_csv(frame: pd.DataFrame, path: Path) -> Path:
+def _write_text(text: str, path: Path) -> Path:
+    """Write through a temporary name in the same folder, then rename: never half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    frame.to_csv(temporary, index=False)
-    os.replace(temporary, path)
+    try:
+        temporary.write_text(text)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
     return path
+
+
+def _write_csv(frame: pd.DataFrame, path: Path) -> Path:
+    return _write_text(frame.to_csv(index=False), path)
 
 
 class Experiment:
@@ -245,17 +313,19 @@ class Experiment:
         limit = s.max_unlabeled or None
         if s.unlabeled == "none":
             return []
+        # Clips whose Freesound source is the source of a labelled clip never
+        # reach pre-training; the labelled release's whole metadata file is
+        # used, not this run's possibly reduced dataset.
+        metadata = self.dataset.root / "meta" / "esc50.csv"
         if s.unlabeled == "folder":
-            return data.unlabeled_pool(config.unlabeled_dir(), max_files=limit, seed=s.seed).files
+            banned = data.source_ids(metadata)
+            return data.unlabeled_pool(config.unlabeled_dir(), exclude_freesound_ids=banned, max_files=limit, seed=s.seed).files
         root = config.escus_dir()
         if s.download:
             from esc_lib import download
 
             root = download.download_escus(root, n_parts=s.escus_parts)
-        # The leakage filter reads the full ESC-50 metadata (ESC-10's when ESC-50 is
-        # absent), not this run's possibly reduced dataset, so no source of any
-        # ESC clip reaches pre-training.
-        return data.escus_pool(root, max_clips=limit, seed=s.seed).files
+        return data.escus_pool(root, esc50_meta=metadata, max_clips=limit, seed=s.seed).files
 
     @property
     def pool(self):
@@ -267,7 +337,7 @@ class Experiment:
             self._pool = features.extract_pool(files, self.feature_params, progress=bool(self.verbose))
             report = self._pool.report
             self._say(f"unlabeled pool: {len(self._pool.X)} windows from {report.summary()}")
-            report.to_csv(self.run_dir / "pool_report.csv")
+            report.to_csv(self.run_dir / f"pool_report-{self.settings.pool_label}.csv")
         return self._pool
 
     # ----------------------------------------------------------------- folds
@@ -398,9 +468,13 @@ class Experiment:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
         s = self.settings
         split = self.split(test_fold)
-        train = split["train"]
+        train, validation = split["train"], split["validation"]
         if labels_per_class:
+            # The validation fold gets the same budget: early stopping may not
+            # lean on more labels than training has.
             train = self._budget(train, labels_per_class, seed=s.seed + test_fold)
+            validation = self._budget(validation, labels_per_class, seed=s.seed + test_fold)
+        split = {**split, "validation": validation}
         scaler = self.standardizer(test_fold)
         X, y = self.features, self.dataset.labels
         X_train, X_validation, X_test = (scaler.transform(X[i]) for i in (train, split["validation"], split["test"]))
@@ -449,6 +523,7 @@ class Experiment:
             "fold": test_fold,
             "validation_fold": split["validation_fold"],
             "labels_per_class": labels_per_class or "all",
+            "pool": s.pool_label,
             "pool_size": len(self.pool.X) if (method == "pretrained" and s.unlabeled != "none") else 0,
             "n_train": len(train),
             "n_test": len(truth),
@@ -473,12 +548,14 @@ class Experiment:
         return {"metrics": metrics, "predictions": predictions, "history": history, "model": model}
 
     def _budget(self, indices: np.ndarray, labels_per_class: int, seed: int) -> np.ndarray:
+        """The first ``labels_per_class`` clips of each class in one seeded order.
+
+        The order does not depend on the budget, so the subsets are nested
+        (the 4 clips of a class are among its 8), which keeps the curve smooth.
+        """
         labels = self.dataset.labels[indices]
-        rng = np.random.default_rng(seed)
-        chosen = []
-        for label in np.unique(labels):
-            members = indices[labels == label]
-            chosen.append(rng.choice(members, size=min(labels_per_class, len(members)), replace=False))
+        order = np.random.default_rng(seed).permutation(len(indices))
+        chosen = [indices[order][labels[order] == label][:labels_per_class] for label in np.unique(labels)]
         return np.sort(np.concatenate(chosen))
 
     def results_dir(self) -> Path:
@@ -499,7 +576,7 @@ class Experiment:
         metrics, predictions = pd.DataFrame(rows), pd.concat(predictions, ignore_index=True)
         metrics = self._merge(metrics, "metrics.csv", ["method", "fold", "labels_per_class"])
         predictions = self._merge(predictions, "predictions.csv", ["method", "fold", "labels_per_class", "filename"])
-        (self.results_dir() / "settings.json").write_text(json.dumps(dataclasses.asdict(self.settings), indent=2))
+        _write_text(json.dumps(dataclasses.asdict(self.settings), indent=2), self.results_dir() / "settings.json")
         return metrics, predictions
 
     def _merge(self, new: pd.DataFrame, name: str, keys: list[str]) -> pd.DataFrame:

@@ -378,16 +378,7 @@ def _clip_features(path: Path, params: FeatureParams) -> np.ndarray:
 
 def _window_features(path: Path, params: FeatureParams, last: str, min_last_seconds: float) -> np.ndarray:
     """All 5 s windows of one file (see :func:`esc_lib.audio.load_windows`), transformed."""
-    if params.normalise:
-        windows = audio.load_windows(path, params.sr, params.duration, last, min_last_seconds)
-    else:
-        # load_windows always peak-normalises; this is the same composition without it.
-        samples = audio.read_audio(path, params.sr)
-        windows = audio.split_windows(samples, params.sr, params.duration, last, min_last_seconds, normalise=False)
-        if len(windows) == 0:
-            raise audio.AudioError(
-                f"{path}: shorter than {min_last_seconds} s, gives no {params.duration} s window"
-            )
+    windows = audio.load_windows(path, params.sr, params.duration, last, min_last_seconds, params.normalise)
     out = np.empty((len(windows), *params.shape), dtype=np.float32)
     for i, window in enumerate(windows):
         out[i] = logmel(window, params)

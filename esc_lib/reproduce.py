@@ -34,9 +34,10 @@ from pathlib import Path
 
 __all__ = ["main", "build_parser", "load_profile", "grid_points", "config_id", "STAGES"]
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-PROFILES_DIR = PROJECT_ROOT / "profiles"
-NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
+from esc_lib import config  # standard library only, like this module
+
+PROFILES_DIR = config.profiles_dir()
+NOTEBOOKS_DIR = config.notebooks_dir()
 KERNEL_NAME = "esc-lib"
 
 #: Stage number -> (notebook file, runs once per grid point?)
@@ -48,17 +49,7 @@ STAGES = {
 }
 
 #: run_all.sh option -> environment variable read by esc_lib.config.
-DIRECTORY_OPTIONS = {
-    "data_root": "ESC_DATA_ROOT",
-    "esc50_dir": "ESC50_DIR",
-    "esc10_dir": "ESC10_DIR",
-    "escus_dir": "ESCUS_DIR",
-    "unlabeled_dir": "ESC_UNLABELED_DIR",
-    "cache_dir": "ESC_CACHE_DIR",
-    "runs_dir": "ESC_RUNS_DIR",
-    "figures_dir": "ESC_FIGURES_DIR",
-    "results_dir": "ESC_RESULTS_DIR",
-}
+DIRECTORY_OPTIONS = config.ENVIRONMENT_VARIABLES
 
 _EPILOG = """\
 profiles (profiles/<name>.yaml; --profile also takes a path to your own file):
@@ -215,6 +206,9 @@ def main(argv: list[str] | None = None) -> int:
         value = getattr(args, option)
         if value:
             os.environ[variable] = str(Path(value).expanduser().resolve())
+        elif os.environ.get(variable):
+            # Kernels run in notebooks/: hand them absolute paths.
+            os.environ[variable] = str(getattr(config, option)())
 
     import yaml
 
@@ -229,15 +223,19 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"--stages: no stage {unknown}; stages are {sorted(STAGES)}")
 
-    from esc_lib import config
-
     profile_name = Path(args.profile).stem
     run_name = args.run_name or f"{profile_name}-{datetime.now():%Y%m%d-%H%M%S}"
     run_dir = config.runs_dir() / run_name
     (run_dir / "notebooks").mkdir(parents=True, exist_ok=True)
     parameters["run_dir"] = str(run_dir)
-    parameters.setdefault("profile", profile_name)
+    # Figures and tables of a run with -p overrides go to figures/<run name>,
+    # so they never pass for the profile's own.
+    parameters.setdefault("profile", run_name if args.param else profile_name)
     points = grid_points(sweep) if args.sweep else [{}]
+    ids = [config_id({**parameters, **point}) for point in points]
+    repeated = sorted({i for i in ids if ids.count(i) > 1})
+    if repeated:
+        raise SystemExit(f"run_all.sh: sweep points share the name(s) {repeated}; each point must change a setting the name shows")
 
     all_declared: set[str] = {"run_dir", "profile"}
     print(f"run_all: profile {profile_name}, run folder {run_dir}")

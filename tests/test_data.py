@@ -420,3 +420,18 @@ def test_real_unlabeled_pool(unlabeled_root, esc10_root):
     np.testing.assert_allclose(np.abs(windows).max(axis=1), 1.0, rtol=1e-5)
     # Its names carry no Freesound id, so the leakage filter (against ESC-10) removes nothing.
     assert data.escus_pool(unlabeled_root, esc50_meta=esc10_root).n_excluded_leakage == 0
+
+
+def test_non_finite_samples_are_a_counted_skip(tmp_path):
+    """A float WAV with NaN would poison the CAE loss: it is skipped like an undecodable file."""
+    import numpy as np
+    import soundfile
+
+    from esc_lib import audio
+
+    samples = np.zeros(44100, dtype=np.float32)
+    samples[100] = np.nan
+    path = tmp_path / "nan.wav"
+    soundfile.write(path, samples, 44100, subtype="FLOAT")
+    with pytest.raises(audio.AudioError, match="nan.wav: holds non-finite samples"):
+        audio.read_audio(path)

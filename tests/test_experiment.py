@@ -1,12 +1,17 @@
-"""The CV protocol's classifier step with the strong preset's pieces (esc_lib.experiment)."""
+"""The cross-validation protocol (esc_lib.experiment): what each step may see, how runs are
+named, and the classifier step with the strong preset's pieces.
+
+The protocol tests use a tiny ESC-10 miniature (1 clip per class and fold) and a
+few unlabeled files; only the classifier-step tests train (2 tiny epochs).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from esc_lib import features
 from esc_lib.experiment import Experiment, Settings
-
 
 @pytest.mark.realdata
 @pytest.mark.slow
@@ -37,3 +42,96 @@ def test_classifier_trains_on_one_hot_targets_with_and_without_mixing(esc10_root
 def test_settings_accept_global_pooling_heads(head):
     settings = Settings(head=head, encoder="(16)3c-2p-(32)3c-2p")
     assert settings.head == head and "16_3c_2p" in settings.config_id
+
+
+@pytest.fixture(scope="module")
+def experiment(esc10_root, unlabeled_root, tmp_path_factory):
+    root = tmp_path_factory.mktemp("experiment")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ESC_CACHE_DIR", str(root / "cache"))
+        settings = Settings(clips_per_class=1, max_unlabeled=5, run_dir=str(root / "run"))
+        exp = Experiment(settings, verbose=0)
+        exp.features, exp.pool  # extract while the cache variable is set
+        yield exp
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("test_fold", [1, 3, 5])
+def test_split_is_disjoint_and_validation_is_the_next_fold(experiment, test_fold):
+    split = experiment.split(test_fold)
+    folds = experiment.dataset.folds
+    train, validation, test = (set(split[k]) for k in ("train", "validation", "test"))
+    assert not (train & validation or train & test or validation & test)
+    assert len(train | validation | test) == len(folds)
+    assert set(folds[split["test"]]) == {test_fold}
+    assert set(folds[split["validation"]]) == {test_fold % 5 + 1}
+
+
+@pytest.mark.realdata
+def test_pretraining_never_sees_the_test_fold(experiment):
+    data = experiment.pretraining_data(2)
+    test_features = experiment.features[experiment.split(2)["test"]]
+    assert len(data) == len(experiment.pool.X) + int((experiment.dataset.folds != 2).sum())
+    for clip in test_features:
+        assert not np.any(np.all(data == clip, axis=(1, 2, 3)))
+
+
+@pytest.mark.realdata
+def test_input_statistics_come_from_the_pretraining_data(experiment):
+    expected = features.Standardizer().fit(experiment.pretraining_data(4))
+    assert np.allclose(experiment.standardizer(4).transform(experiment.features), expected.transform(experiment.features))
+
+
+@pytest.mark.realdata
+def test_budget_is_nested_and_per_class(experiment):
+    indices = np.arange(len(experiment.dataset))
+    small, large = experiment._budget(indices, 1, seed=3), experiment._budget(indices, 3, seed=3)
+    assert set(small) <= set(large)
+    assert np.bincount(experiment.dataset.labels[small]).tolist() == [1] * 10
+    assert np.bincount(experiment.dataset.labels[large]).tolist() == [3] * 10
+
+
+@pytest.mark.realdata
+def test_leakage_filter_reads_the_whole_metadata(experiment):
+    files = experiment.unlabeled_files()
+    assert len(files) == 5  # unl-*.ogg names carry no Freesound id: nothing to filter, nothing lost
+
+
+@pytest.mark.parametrize(
+    "change, same_cae, same_supervised",
+    [
+        ({"batch_size": 16}, True, False),
+        ({"decoder": "upsample"}, False, True),
+        ({"learning_rate": 0.01}, False, False),
+        ({"clips_per_class": 2}, False, False),
+        ({"unlabeled": "none"}, False, False),
+        ({"max_epochs": 7}, True, False),
+        ({"cae_max_epochs": 7}, False, True),
+    ],
+)
+def test_run_names_change_with_what_they_depend_on(change, same_cae, same_supervised):
+    base, other = Settings(), Settings(**change)
+    assert (base.cae_id() == other.cae_id()) == same_cae
+    assert (base.classifier_id("supervised") == other.classifier_id("supervised")) == same_supervised
+    assert base.classifier_id("pretrained") != other.classifier_id("pretrained")
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"batch_size": "abc"}, "batch_size"),
+        ({"batch_norm": "false"}, "batch_norm"),
+        ({"folds": []}, "folds"),
+        ({"dataset": "esc20"}, "dataset"),
+        ({"dropout": 1.5}, "dropout"),
+        ({"no_such": 1}, "unknown experiment parameter"),
+    ],
+)
+def test_bad_settings_name_the_parameter(values, message):
+    with pytest.raises(ValueError, match=message):
+        Settings.from_mapping(values)
+
+
+def test_pick_takes_only_settings():
+    settings = Settings.pick({"filters": 16, "folds": 2, "profile": "x", "methods": ["supervised"]})
+    assert settings.filters == 16 and settings.folds == [2]

@@ -35,22 +35,31 @@ def test_every_notebook_was_executed(smoke_run):
         "01_preprocessing.ipynb",
         "02_cae_pretraining__bs16-f8-unpool-bn0-pool12.ipynb",
         "02_cae_pretraining__bs16-f8-upsample-bn0-pool12.ipynb",
+        "02_cae_pretraining__bs16-f8-unpool-bn0-pool6.ipynb",
         "03_finetuning__bs16-f8-unpool-bn0-pool12.ipynb",
         "03_finetuning__bs16-f8-upsample-bn0-pool12.ipynb",
+        "03_finetuning__bs16-f8-unpool-bn0-pool6.ipynb",
         "04_results.ipynb",
     ]
 
 
 def test_metrics_cover_every_fold_and_method(smoke_run):
     parameters, _ = reproduce.load_profile("smoke")
-    for config in ("bs16-f8-unpool-bn0-pool12", "bs16-f8-upsample-bn0-pool12"):
+    for config in ("bs16-f8-unpool-bn0-pool12", "bs16-f8-upsample-bn0-pool12", "bs16-f8-unpool-bn0-pool6"):
         metrics = pd.read_csv(smoke_run / "runs" / "test" / "results" / config / "metrics.csv")
+        # Label-budget runs belong to the profile's own point only.
+        budgets = {"all", "1"} if config == "bs16-f8-unpool-bn0-pool12" else {"all"}
+        assert set(metrics["labels_per_class"].astype(str)) == budgets
+        budget = metrics[metrics["labels_per_class"].astype(str) == "1"]
+        assert (budget["n_train"] == 10).all()  # one clip per class
+        metrics = metrics[metrics["labels_per_class"].astype(str) == "all"]
         assert set(metrics["method"]) == {"supervised", "pretrained"}
         for method, rows in metrics.groupby("method"):
             assert sorted(rows["fold"]) == parameters["folds"], method
         assert metrics["accuracy"].between(0, 1).all()
         assert (metrics["n_test"] == 10).all()  # 1 clip per class and fold, 10 classes
         predictions = pd.read_csv(smoke_run / "runs" / "test" / "results" / config / "predictions.csv")
+        predictions = predictions[predictions["labels_per_class"].astype(str) == "all"]
         assert len(predictions) == metrics["n_test"].sum()
         assert predictions["y_pred"].between(0, 9).all()
         # The accuracy column is what the predictions say.
@@ -61,13 +70,17 @@ def test_metrics_cover_every_fold_and_method(smoke_run):
 
 def test_tables_and_figures_are_published(smoke_run):
     results = smoke_run / "results" / "smoke"
-    for stem in ("table1", "table2", "summary", "paired_test", "per_class_accuracy"):
+    for stem in ("table1", "table2", "summary", "paired_test", "per_class_accuracy", "label_budget", "pool_size"):
         assert (results / f"{stem}.csv").stat().st_size > 0
         assert (results / f"{stem}.md").stat().st_size > 0
     table1 = pd.read_csv(results / "table1.csv")
-    assert len(table1) == 2  # the two decoders of the smoke sweep
+    assert len(table1) == 2  # the two decoders of the smoke sweep at the profile's pool
+    pool_curve = pd.read_csv(results / "pool_size.csv")
+    assert set(pool_curve["pool_size"]) >= {6, 12}
     figures = {p.name for p in (smoke_run / "figures" / "smoke").glob("*.png")}
-    for name in ("01_waveforms_logmels.png", "02_reconstructions_f8.png", "04_confusion_matrix.png", "04_embedding.png", "04_learning_curves.png"):
+    for name in ("01_waveforms_logmels.png", "02_reconstructions_f8.png", "04_confusion_matrix.png", "04_embedding.png", "04_learning_curves.png", "04_label_budget.png", "04_pool_size.png"):
         assert name in figures
+    bundles = list((smoke_run / "runs" / "test" / "bundles").iterdir())
+    assert len(bundles) == 1 and (bundles[0] / "bundle.json").is_file()
     # The non-default sweep point keeps its figures in the run folder.
     assert not any("upsample" in name for name in figures if name.startswith("03_"))
