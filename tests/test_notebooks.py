@@ -31,16 +31,18 @@ def smoke_run(esc10_root, unlabeled_root, tmp_path_factory):
 
 def test_every_notebook_was_executed(smoke_run):
     executed = sorted(p.name for p in (smoke_run / "runs" / "test" / "notebooks").glob("*.ipynb"))
-    assert executed == [
-        "01_preprocessing.ipynb",
-        "02_cae_pretraining__bs16-f8-unpool-bn0-pool12.ipynb",
-        "02_cae_pretraining__bs16-f8-upsample-bn0-pool12.ipynb",
-        "02_cae_pretraining__bs16-f8-unpool-bn0-pool6.ipynb",
-        "03_finetuning__bs16-f8-unpool-bn0-pool12.ipynb",
-        "03_finetuning__bs16-f8-upsample-bn0-pool12.ipynb",
-        "03_finetuning__bs16-f8-unpool-bn0-pool6.ipynb",
-        "04_results.ipynb",
-    ]
+    assert executed == sorted(
+        [
+            "01_preprocessing.ipynb",
+            "02_cae_pretraining__bs16-f8-unpool-bn0-pool12.ipynb",
+            "02_cae_pretraining__bs16-f8-upsample-bn0-pool12.ipynb",
+            "02_cae_pretraining__bs16-f8-unpool-bn0-pool6.ipynb",
+            "03_finetuning__bs16-f8-unpool-bn0-pool12.ipynb",
+            "03_finetuning__bs16-f8-upsample-bn0-pool12.ipynb",
+            "03_finetuning__bs16-f8-unpool-bn0-pool6.ipynb",
+            "04_results.ipynb",
+        ]
+    )
 
 
 def test_metrics_cover_every_fold_and_method(smoke_run):
