@@ -102,8 +102,12 @@ def test_mixup_through_the_stream_gives_soft_labels():
 def test_input_target_with_augmentation_uses_the_augmented_batch():
     X, _ = numbered(6)
     shift = augment.TimeShift(max_shift=1, mode="fill", fill_value=-1.0)
-    for x_batch, target in BatchStream(X, batch_size=6, target="input", augment=shift).epoch(0):
+    stream = BatchStream(X, batch_size=6, target="input", augment=shift)
+    for x_batch, target in stream.epoch(0):
         assert target is x_batch
+        # ... and the batch really is augmented: a filled (-1) column appears.
+        assert not np.array_equal(x_batch, X[stream.order(0)])
+        assert (x_batch == -1.0).any()
 
 
 def test_the_source_arrays_are_not_modified():
