@@ -15,7 +15,10 @@ notebook (or running notebook 03 without 02) reuses what already exists::
 Cross-validation protocol (official ESC folds): for test fold *k*, the
 validation fold (early stopping, the only choice made during training) is the
 next fold after *k*; the remaining folds train.  The test fold is used for
-nothing but the final score.  Pre-training sees the unlabeled pool and, when
+nothing but the final score.  With ``refit_on_validation`` the classifier is
+then trained again from the same start on the training *and* validation folds
+(both are training folds) for the number of epochs early stopping chose, and
+that model is scored.  Pre-training sees the unlabeled pool and, when
 ``pretrain_on_train_folds`` is set, the audio of the training and validation
 folds with labels dropped, never the test fold.  Input statistics
 (:class:`esc_lib.features.Standardizer`) come from the same training data.
@@ -76,6 +79,7 @@ class Settings:
     patience: int = 5
     learning_rate: float = 0.001
     cae_validation_fraction: float = 0.1
+    refit_on_validation: bool = False
     seed: int = 0
     run_dir: str = ""
 
@@ -136,7 +140,7 @@ class Settings:
         Run folders carry it, so a changed setting (clips per class, learning
         rate, ...) never silently reuses a model trained with the old value.
         """
-        ignored = {"run_dir", "folds", *exclude}
+        ignored = {"run_dir", "folds", *_EVALUATION_ONLY, *exclude}
         values = {k: v for k, v in dataclasses.asdict(self).items() if k not in ignored}
         return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:8]
 
@@ -180,6 +184,8 @@ class Settings:
         name += self._pool_tag()
         if self.augment:
             name += "-aug-" + _slug(self.augment)
+        if self.refit_on_validation:
+            name += "-refit"
         return name
 
     def classifier_id(self, method: str) -> str:
@@ -212,6 +218,9 @@ class Settings:
 #: Settings that only the CAE uses, and settings that only the classifier uses (for the run-folder digests).
 _CAE_ONLY = ("decoder", "cae_batch_size", "cae_max_epochs", "cae_validation_fraction")
 _CLASSIFIER_ONLY = ("head", "batch_size", "dropout", "augment", "max_epochs")
+#: Settings that change what is scored, not the early-stopped run: left out of
+#: every digest, so a refit reuses the early-stopped run it takes its epochs from.
+_EVALUATION_ONLY = ("refit_on_validation",)
 
 
 def _slug(text: str) -> str:
@@ -510,6 +519,38 @@ class Experiment:
             seed=s.seed + test_fold,
             verbose=2 if self.verbose else 0,  # one line per epoch: readable in notebooks and in run_all's log
         )
+        epochs = len(history)
+        if s.refit_on_validation:
+            # Both folds are training folds: retrain from the same start on
+            # train + validation for the epochs early stopping chose, with no
+            # early stopping (nothing left to monitor), keeping the last weights.
+            best_epoch = int(history.loc[history["val_loss"].idxmin(), "epoch"])
+            training.set_seed(s.seed + test_fold)
+            model = models.build_classifier(
+                X.shape[1:], self.dataset.n_classes, encoder=s.encoder_notation, head=s.head,
+                batch_norm=s.batch_norm, dropout=s.dropout,
+            )
+            if method == "pretrained":
+                models.transfer_encoder(cae, model)
+            training.compile_classifier(model, learning_rate=s.learning_rate)
+            both = np.concatenate([train, split["validation"]])
+            refit_run = run.with_name(run.name + "-refit")
+            self._say(f"  refit on {len(both)} train + validation clips for {best_epoch} epochs -> {refit_run}")
+            training.fit(
+                model,
+                streams.BatchStream(
+                    scaler.transform(X[both]), training.one_hot(y[both], k), batch_size=s.batch_size,
+                    seed=s.seed + test_fold, augment=augment,
+                ),
+                None,
+                run_dir=refit_run,
+                max_epochs=best_epoch,
+                patience=None,
+                restore_best=False,
+                seed=s.seed + test_fold,
+                verbose=2 if self.verbose else 0,
+            )
+            epochs = best_epoch
         probabilities = training.predict_proba(model, X_test)
         predicted = probabilities.argmax(axis=1)
         truth = y[split["test"]]
@@ -525,10 +566,10 @@ class Experiment:
             "labels_per_class": labels_per_class or "all",
             "pool": s.pool_label,
             "pool_size": len(self.pool.X) if (method == "pretrained" and s.unlabeled != "none") else 0,
-            "n_train": len(train),
+            "n_train": len(train) + (len(split["validation"]) if s.refit_on_validation else 0),
             "n_test": len(truth),
             "accuracy": float(np.mean(predicted == truth)),
-            "epochs": len(history),
+            "epochs": epochs,
             "seconds": round(time.monotonic() - start, 1),
         }
         meta = self.dataset.meta.iloc[split["test"]]

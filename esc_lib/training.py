@@ -445,7 +445,7 @@ def _check_same_run(saved: dict, model: keras.Model, seed: int, path: Path) -> N
 
 def fit(model: keras.Model, train, validation=None, run_dir=None, max_epochs: int = 100, patience: int | None = 5,
         seed: int = 0, resume: bool = True, verbose: int = 1, callbacks: Sequence = (),
-        batch_size: int = 32) -> pd.DataFrame:
+        batch_size: int = 32, restore_best: bool = True) -> pd.DataFrame:
     """Train a compiled model with early stopping, per-epoch checkpoints and resume.
 
     Parameters
@@ -466,7 +466,7 @@ def fit(model: keras.Model, train, validation=None, run_dir=None, max_epochs: in
     patience : int >= 0 or None
         Epochs without improvement of the monitored loss before stopping
         (the paper's 5).  None trains for ``max_epochs``; the best weights
-        are restored either way.
+        are restored either way (unless ``restore_best`` is False).
     seed : int >= 0
         Passed to :func:`set_seed` at the start (and used for the array
         stream).  Recorded in the run folder; resuming needs the same seed.
@@ -481,6 +481,11 @@ def fit(model: keras.Model, train, validation=None, run_dir=None, max_epochs: in
         Extra callbacks; they run after the checkpoint of each epoch is written.
     batch_size : int > 0
         Only for array ``train`` data.
+    restore_best : bool
+        True: end with the weights of the epoch with the lowest monitored
+        loss.  False: keep the last epoch's weights (e.g. retraining for a
+        number of epochs chosen before, with nothing to monitor).  Recorded
+        in ``done.json``, so a finished run loads the same weights.
 
     Returns
     -------
@@ -517,7 +522,9 @@ def fit(model: keras.Model, train, validation=None, run_dir=None, max_epochs: in
         _check_same_run(done, model, seed, run_dir / DONE_FILE)
         extendable = not done.get("stopped") and done["epochs"] < max_epochs and checkpoint is not None
         if not extendable:
-            if (run_dir / BEST_FILE).exists():
+            if not done.get("restore_best", True) and checkpoint is not None:
+                _load_state(model, run_dir / checkpoint["weights"], with_optimizer=True)
+            elif (run_dir / BEST_FILE).exists():
                 _load_state(model, run_dir / BEST_FILE, with_optimizer=False)
             elif checkpoint is not None:
                 _load_state(model, run_dir / checkpoint["weights"], with_optimizer=True)
@@ -564,7 +571,9 @@ def fit(model: keras.Model, train, validation=None, run_dir=None, max_epochs: in
         )
 
     # Restore the best weights (from memory when this call saw them, else from disk).
-    if recorder.best_in_memory is not None:
+    if not restore_best:
+        pass  # the last epoch's weights, already in the model (trained or loaded from the checkpoint)
+    elif recorder.best_in_memory is not None:
         for variable, value in zip(model.variables, recorder.best_in_memory):
             variable.assign(value)
     elif (run_dir / BEST_FILE).exists():
@@ -576,6 +585,7 @@ def fit(model: keras.Model, train, validation=None, run_dir=None, max_epochs: in
             "epochs": state["epoch"], "stopped": bool(state["stopped"]), "best": state["best"],
             "best_epoch": state["best_epoch"], "monitor": monitor, "seed": seed,
             "fingerprint": state["fingerprint"], "max_epochs": max_epochs, "patience": patience,
+            "restore_best": bool(restore_best),
         },
     )
     return pd.DataFrame(recorder.rows)

@@ -8,6 +8,7 @@ few unlabeled files; only the classifier-step tests train (2 tiny epochs).
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from esc_lib import features
@@ -135,3 +136,26 @@ def test_bad_settings_name_the_parameter(values, message):
 def test_pick_takes_only_settings():
     settings = Settings.pick({"filters": 16, "folds": 2, "profile": "x", "methods": ["supervised"]})
     assert settings.filters == 16 and settings.folds == [2]
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_refit_on_validation_reuses_the_early_stopped_run(esc10_root, isolated_cache, tmp_path):
+    """The refit trains on train + validation for the chosen epochs; the early-stopped run is shared."""
+    common = dict(
+        unlabeled="none", pretrain_on_train_folds=False, clips_per_class=1, folds=[1],
+        n_mels=16, n_fft=4096, hop_length=4096, encoder="(4)3c-2p", head="gap-fc",
+        batch_size=8, max_epochs=3, patience=5, run_dir=str(tmp_path / "run"),
+    )
+    plain = Settings(**common)
+    refit = Settings(**common, refit_on_validation=True)
+    assert plain.classifier_id("supervised") == refit.classifier_id("supervised")
+    assert refit.config_id == plain.config_id + "-refit"
+    first = Experiment(plain, verbose=0).train_classifier(1, "supervised")
+    experiment = Experiment(refit, verbose=0)
+    outcome = experiment.train_classifier(1, "supervised")
+    best_epoch = int(first["history"]["val_loss"].idxmin()) + 1
+    assert outcome["metrics"]["n_train"] == 40 and outcome["metrics"]["epochs"] == best_epoch
+    refit_dir = experiment.classifier_dir("supervised", 1).with_name("fold1-refit")
+    assert len(pd.read_csv(refit_dir / "history.csv")) == best_epoch
+    assert len(outcome["history"]) == len(first["history"])  # the early-stopped run was loaded, not retrained

@@ -181,6 +181,24 @@ def test_early_stopping_restores_the_best_weights(tmp_path):
     assert json.loads((tmp_path / "done.json").read_text())["stopped"] is True
 
 
+def test_restore_best_false_keeps_the_last_weights_also_when_loaded(tmp_path):
+    X, y = _data()
+    model = _classifier(dropout=0.0, learning_rate=1e-2)
+    history = training.fit(model, (X, y), (X, (y + 1) % 4), tmp_path, max_epochs=4, patience=None,
+                           restore_best=False, verbose=0)
+    assert len(history) == 4
+    last = [np.array(v) for v in model.get_weights()]
+    assert json.loads((tmp_path / "done.json").read_text())["restore_best"] is False
+    loaded = _classifier(dropout=0.0, learning_rate=1e-2)
+    training.fit(loaded, (X, y), (X, (y + 1) % 4), tmp_path, max_epochs=4, patience=None, restore_best=False, verbose=0)
+    assert all(np.array_equal(a, b) for a, b in zip(last, loaded.get_weights()))
+    # the validation loss was lowest before the last epoch here, so the best weights differ
+    if int(history["val_loss"].idxmin()) != 3:
+        best = _classifier(dropout=0.0, learning_rate=1e-2)
+        training.fit(best, (X, y), (X, (y + 1) % 4), tmp_path / "best", max_epochs=4, patience=None, verbose=0)
+        assert not _same_weights(best, loaded)
+
+
 def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     """A crash while writing epoch 3's checkpoint leaves epoch 2's intact and resumable."""
     X, y = _data()
