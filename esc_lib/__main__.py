@@ -22,6 +22,8 @@ import os
 import sys
 from pathlib import Path
 
+from esc_lib import atomic
+
 __all__ = ["main", "build_parser"]
 
 _PROGRAM = "esc-lib"
@@ -78,19 +80,6 @@ def _format_file(row, k: int) -> str:
     return "\n".join(lines)
 
 
-def _write_csv(table, path: Path) -> None:
-    """Write atomically: a temporary name in the same folder, then a rename."""
-    path = path.expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        table.to_csv(temporary, index=False)
-        os.replace(temporary, path)
-    finally:
-        if temporary.exists():
-            temporary.unlink()
-
-
 def _predict(args: argparse.Namespace) -> int:
     # Quiet TensorFlow's C++ start-up chatter; the user's own setting wins.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -114,7 +103,8 @@ def _predict(args: argparse.Namespace) -> int:
     print(f"\n{len(table)} file(s) predicted, {skipped.n_skipped} skipped", file=sys.stderr)
     if args.csv is not None:
         try:
-            _write_csv(table, args.csv)
+            with atomic.atomic_path(args.csv.expanduser()) as temporary:
+                table.to_csv(temporary, index=False)
         except OSError as error:
             _error("predict", f"{args.csv}: cannot write the CSV ({error.strerror or error})")
             return 1

@@ -10,12 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import csv
-import os
 from dataclasses import dataclass, field
 
 import numpy as np
 import soundfile
 import soxr
+
+from esc_lib import atomic
 
 __all__ = [
     "SAMPLE_RATE",
@@ -212,11 +213,8 @@ class SkipReport:
     def to_csv(self, path: str | Path) -> Path:
         """Write ``file,reason`` rows atomically (temporary name, then rename)."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with open(temporary, "w", newline="") as handle:
+        with atomic.atomic_path(path) as temporary, open(temporary, "w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["file", "reason"])
             writer.writerows(self.skipped)
-        os.replace(temporary, path)
         return path

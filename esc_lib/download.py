@@ -49,7 +49,7 @@ import soundfile
 import urllib3
 from tqdm.auto import tqdm
 
-from esc_lib import config
+from esc_lib import atomic, config
 from esc_lib.data import DatasetError, _missing_message, _resolve_paths, read_metadata
 
 __all__ = [
@@ -454,10 +454,7 @@ def safe_extract(archive: str | Path, dest: str | Path) -> list[Path]:
 
 
 def _write_json(path: Path, content: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(content, indent=2) + "\n")
-    os.replace(temporary, path)
+    atomic.write_text(path, json.dumps(content, indent=2) + "\n")
 
 
 # ----------------------------------------------------------------------------

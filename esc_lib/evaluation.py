@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from esc_lib import atomic
 
 __all__ = [
     "BASELINE",
@@ -862,18 +863,6 @@ def table2(metrics: pd.DataFrame, dataset: str, *, configs: Mapping[str, str] | 
     return table
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then rename it into place."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as file:
-            file.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def write_table(df: pd.DataFrame, path_stem: str | os.PathLike) -> tuple[Path, Path]:
     """Write a table as CSV and Markdown, each atomically.
 
@@ -923,8 +912,8 @@ def write_table(df: pd.DataFrame, path_stem: str | os.PathLike) -> tuple[Path, P
     stem.parent.mkdir(parents=True, exist_ok=True)
     csv_path = stem.with_name(stem.name + ".csv")
     markdown_path = stem.with_name(stem.name + ".md")
-    _atomic_write_text(csv_path, csv_text)
-    _atomic_write_text(markdown_path, markdown)
+    atomic.write_text(csv_path, csv_text)
+    atomic.write_text(markdown_path, markdown)
     return csv_path, markdown_path
 
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from esc_lib import audio, config
+from esc_lib import atomic, audio, config
 
 __all__ = ["Settings", "Experiment", "METHODS", "held_out_reconstructions", "collect_results", "publish_dirs"]
 
@@ -225,22 +224,6 @@ _EVALUATION_ONLY = ("refit_on_validation",)
 
 def _slug(text: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in text).strip("_")
-
-
-def _write_text(text: str, path: Path) -> Path:
-    """Write through a temporary name in the same folder, then rename: never half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        temporary.write_text(text)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return path
-
-
-def _write_csv(frame: pd.DataFrame, path: Path) -> Path:
-    return _write_text(frame.to_csv(index=False), path)
 
 
 class Experiment:
@@ -617,7 +600,7 @@ class Experiment:
         metrics, predictions = pd.DataFrame(rows), pd.concat(predictions, ignore_index=True)
         metrics = self._merge(metrics, "metrics.csv", ["method", "fold", "labels_per_class"])
         predictions = self._merge(predictions, "predictions.csv", ["method", "fold", "labels_per_class", "filename"])
-        _write_text(json.dumps(dataclasses.asdict(self.settings), indent=2), self.results_dir() / "settings.json")
+        atomic.write_text(self.results_dir() / "settings.json", json.dumps(dataclasses.asdict(self.settings), indent=2))
         return metrics, predictions
 
     def _merge(self, new: pd.DataFrame, name: str, keys: list[str]) -> pd.DataFrame:
@@ -629,7 +612,7 @@ class Experiment:
             merged = pd.concat([old, new], ignore_index=True).drop_duplicates(subset=keys, keep="last")
         else:
             merged = new.astype({"labels_per_class": str})
-        _write_csv(merged, path)
+        atomic.write_text(path, merged.to_csv(index=False))
         return merged
 
 

@@ -47,7 +47,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, fields
@@ -56,7 +55,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from esc_lib import audio, config
+from esc_lib import atomic, audio, config
 
 __all__ = [
     "FEATURE_VERSION",
@@ -399,9 +398,9 @@ def _params_dir(params: FeatureParams) -> Path:
     description = folder / "params.json"
     if not description.is_file():
         # A human-readable record of what the hashed folder name stands for.
-        _atomic_write(description, lambda handle: handle.write(json.dumps(
+        atomic.write_text(description, json.dumps(
             {"feature_version": FEATURE_VERSION, **params.to_dict()}, indent=2, sort_keys=True
-        ).encode()))
+        ), fsync=False)
     return folder
 
 
@@ -430,34 +429,10 @@ def _hash_list(items: Iterable[str]) -> str:
     return digest.hexdigest()[:32]
 
 
-def _replace(source: Path, destination: Path) -> None:
-    """The commit step of an atomic write (a seam for tests that simulate a crash)."""
-    os.replace(source, destination)
-
-
-def _atomic_write(path: Path, write: Callable) -> None:
-    """Call ``write(handle)`` on a temporary file beside ``path``, then rename it.
-
-    Any failure (including KeyboardInterrupt) before the rename removes the
-    temporary file, so ``path`` either holds a complete entry or none.
-    """
-    try:
-        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except FileNotFoundError:
-        # Create folders only on a miss: one mkdir per entry costs more than the write.
-        path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            write(handle)
-        _replace(Path(temporary), path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def _save_array(path: Path, array: np.ndarray) -> None:
-    _atomic_write(path, lambda handle: np.save(handle, array, allow_pickle=False))
+    # Cache entries skip the fsync: an entry lost in a power cut is only recomputed.
+    with atomic.atomic_path(path, fsync=False) as temporary, open(temporary, "wb") as handle:
+        np.save(handle, array, allow_pickle=False)
 
 
 def _load_array(path: Path, shape: tuple) -> np.ndarray | None:
@@ -776,7 +751,8 @@ def _save_pool_bundle(bundle: Path, pool: PoolFeatures, used, failures) -> None:
         "skipped": np.asarray(skipped, dtype=np.int64),
         "reasons": np.asarray([failures[i] for i in skipped], dtype=str),
     }
-    _atomic_write(bundle, lambda handle: np.savez(handle, **arrays))
+    with atomic.atomic_path(bundle, fsync=False) as temporary, open(temporary, "wb") as handle:
+        np.savez(handle, **arrays)
 
 
 def _load_pool_bundle(bundle: Path, files: list[Path], params: FeatureParams) -> PoolFeatures | None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
+from esc_lib import atomic
 from esc_lib.evaluation import _normalise_budget, _order_key, mean_ci
 
 __all__ = [
@@ -157,17 +157,9 @@ def save_figure(fig: Figure, name: str, folder: str | os.PathLike | None = None,
         from esc_lib import config
 
         folder = config.figures_dir()
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.png"
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".png.tmp")
-    os.close(handle)
-    try:
+    path = Path(folder) / f"{name}.png"
+    with atomic.atomic_path(path, suffix=".png") as temporary:
         fig.savefig(temporary, format="png", dpi=dpi, bbox_inches="tight")
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
     return path
 
 

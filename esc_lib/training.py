@@ -50,7 +50,7 @@ import pandas as pd
 import tensorflow as tf
 from sklearn import metrics
 
-from esc_lib import models
+from esc_lib import atomic, models
 
 __all__ = [
     "TrainingError",
@@ -190,44 +190,24 @@ def compile_autoencoder(model: keras.Model, learning_rate: float = 1e-3) -> kera
 # Atomic files
 
 
-def _fsync(path: Path) -> None:
-    with open(path, "rb") as handle:
-        os.fsync(handle.fileno())
-
-
-def _atomic(path: Path, write, suffix: str = "") -> None:
-    """Write ``path`` through ``write(temporary_path)`` and a rename in the same folder."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}{suffix}")
-    try:
-        write(temporary)
-        _fsync(temporary)
-        os.replace(temporary, path)
-    finally:
-        if temporary.exists():
-            temporary.unlink()
-
-
 def _write_json(path: Path, payload: dict) -> None:
-    _atomic(path, lambda tmp: tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n"))
+    atomic.write_text(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
 
 
 def _write_csv(path: Path, frame: pd.DataFrame) -> None:
-    _atomic(path, lambda tmp: frame.to_csv(tmp, index=False))
+    with atomic.atomic_path(path) as temporary:
+        frame.to_csv(temporary, index=False)
 
 
 def _save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as handle:
-            np.savez(handle, **arrays)
-
-    _atomic(path, write)
+    with atomic.atomic_path(path) as temporary, open(temporary, "wb") as handle:
+        np.savez(handle, **arrays)
 
 
 def _save_model(model: keras.Model, path: Path) -> None:
     # Keras insists on the .keras extension, so the temporary name keeps it.
-    _atomic(path, lambda tmp: model.save(tmp), suffix=".keras")
+    with atomic.atomic_path(path, suffix=".keras") as temporary:
+        model.save(temporary)
 
 
 # ---------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from esc_lib import audio, features
+from esc_lib import atomic, audio, features
 from esc_lib.features import PAPER, FeatureParams, Standardizer
 
 # Small settings for synthetic files, so cache tests take milliseconds.
@@ -310,7 +310,7 @@ def test_an_interrupted_write_leaves_no_entry(clips, isolated_cache, counted, mo
         raise KeyboardInterrupt("killed between the temporary write and the rename")
 
     with monkeypatch.context() as patch:
-        patch.setattr(features, "_replace", crash)
+        patch.setattr(atomic.os, "replace", crash)
         with pytest.raises(KeyboardInterrupt):
             features.extract_clips(clips, SMALL, n_jobs=1, progress=False)
     assert entries(isolated_cache) == []
@@ -319,15 +319,16 @@ def test_an_interrupted_write_leaves_no_entry(clips, isolated_cache, counted, mo
     assert len(entries(isolated_cache)) == 5  # 4 clips + 1 bundle
 
 
-def test_a_write_that_fails_halfway_leaves_nothing(tmp_path):
+def test_a_write_that_fails_halfway_leaves_nothing(tmp_path, monkeypatch):
     target = tmp_path / "entry.npy"
 
-    def write_half(handle):
+    def write_half(handle, array, **kwargs):
         handle.write(b"\x93NUMPY half an arr")
         raise OSError("disk full")
 
+    monkeypatch.setattr(features.np, "save", write_half)
     with pytest.raises(OSError, match="disk full"):
-        features._atomic_write(target, write_half)
+        features._save_array(target, np.zeros((2, 3), dtype=np.float32))
     assert list(tmp_path.iterdir()) == []
 
 

@@ -160,7 +160,7 @@ def test_fit_writes_history_checkpoint_and_best_model(tmp_path):
     done = json.loads((tmp_path / "done.json").read_text())
     assert done["epochs"] == 3 and done["best_epoch"] == int(history["val_loss"].idxmin()) + 1
     # Nothing half-written is left behind.
-    assert not [p for p in tmp_path.rglob("*") if ".tmp-" in p.name]
+    assert not [p for p in tmp_path.rglob("*") if ".tmp" in p.name]
     reloaded = keras.saving.load_model(tmp_path / "model.keras")
     assert_array_equal(reloaded.predict(X[:8], verbose=0), model.predict(X[:8], verbose=0))
 
@@ -218,7 +218,7 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     checkpoint = json.loads((tmp_path / "checkpoint.json").read_text())
     assert checkpoint["epoch"] == 2 and checkpoint["weights"] == "checkpoints/epoch-0002.npz"
     assert not (tmp_path / "checkpoints" / "epoch-0003.npz").exists()
-    assert not [p for p in tmp_path.rglob("*") if ".tmp-" in p.name]
+    assert not [p for p in tmp_path.rglob("*") if ".tmp" in p.name]
     with np.load(tmp_path / checkpoint["weights"]) as arrays:
         assert len(arrays.files) > 0
     # history.csv had epoch 3 written before the crash; resuming drops it and redoes epoch 3.
