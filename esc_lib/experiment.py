@@ -195,7 +195,8 @@ class Settings:
         statistics come from the pre-training data.
         """
         if method != "supervised":
-            return f"{self.config_id}-{self.digest()}"
+            # A refit reuses the early-stopped run: same folder with or without it.
+            return f"{dataclasses.replace(self, refit_on_validation=False).config_id}-{self.digest()}"
         name = f"bs{self.batch_size}-f{self.filters}-bn{int(self.batch_norm)}"
         if self.encoder:
             name += "-" + _slug(self.encoder)

@@ -149,7 +149,8 @@ def test_refit_on_validation_reuses_the_early_stopped_run(esc10_root, isolated_c
     )
     plain = Settings(**common)
     refit = Settings(**common, refit_on_validation=True)
-    assert plain.classifier_id("supervised") == refit.classifier_id("supervised")
+    for method in ("supervised", "pretrained"):
+        assert plain.classifier_id(method) == refit.classifier_id(method)
     assert refit.config_id == plain.config_id + "-refit"
     first = Experiment(plain, verbose=0).train_classifier(1, "supervised")
     experiment = Experiment(refit, verbose=0)
