@@ -40,18 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-def seed_features(path: Path) -> np.ndarray:
-    """The paper's seed code, per clip, as it ran (with today's librosa)."""
-    import librosa
-
-    y, sr = librosa.load(path, sr=44100)
-    y = librosa.util.fix_length(y, size=220500)
-    peak = np.max(np.abs(y))
-    if peak > 0:
-        y = y / peak
-    S = librosa.feature.melspectrogram(y=y, sr=sr, n_mels=28, n_fft=12288, hop_length=6144)
-    return librosa.power_to_db(S, ref=np.max)
+from esc_lib.features import seed_logmel
 
 
 def esc10_paths(root: Path | None, limit: int | None) -> list[Path]:
@@ -102,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
     for path in paths:
         path.read_bytes()
-    seed_features(paths[0])
+    seed_logmel(paths[0])
     features.extract_clips(paths[:1], cache=False, progress=False)
     bundles = features.cache_root() / features.PAPER.key() / "bundles"
 
@@ -124,11 +113,11 @@ def main(argv: list[str] | None = None) -> int:
         from threadpoolctl import threadpool_limits
 
         with threadpool_limits(1):
-            return np.stack([seed_features(p) for p in paths])
+            return np.stack([seed_logmel(p) for p in paths])
 
     methods = {
         "floor": ("floor: soundfile.read, 1 process", lambda: [soundfile.read(p, dtype="float32") for p in paths]),
-        "naive": ("naive: seed loop (librosa), 1 process", lambda: np.stack([seed_features(p) for p in paths])),
+        "naive": ("naive: seed loop (librosa), 1 process", lambda: np.stack([seed_logmel(p) for p in paths])),
         "naive1": ("naive, BLAS limited to 1 thread", naive_one_thread),
         "single": ("extract_clips, no cache, 1 thread",
                    lambda: features.extract_clips(paths, cache=False, n_jobs=1, progress=False)),

@@ -58,6 +58,7 @@ import numpy as np
 from esc_lib import atomic, audio, config
 
 __all__ = [
+    "seed_logmel",
     "FEATURE_VERSION",
     "FeatureParams",
     "PAPER",
@@ -382,6 +383,30 @@ def _window_features(path: Path, params: FeatureParams, last: str, min_last_seco
     for i, window in enumerate(windows):
         out[i] = logmel(window, params)
     return out
+
+
+def seed_logmel(path: str | Path) -> np.ndarray:
+    """The paper's original feature code, per clip, as it ran (with today's librosa).
+
+    ``librosa.load`` at 44.1 kHz, pad/crop to 220500 samples, peak-normalise,
+    ``melspectrogram`` (28 bands, window 12288, hop 6144), ``power_to_db``
+    relative to the maximum.  Kept as the reference that :func:`logmel` is
+    tested against and the baseline ``benchmarks/bench_features.py`` times;
+    use :func:`extract_clips` for real work.
+
+    Returns
+    -------
+    S_db : np.ndarray [shape=(28, 36)]
+    """
+    import librosa
+
+    y, sr = librosa.load(path, sr=44100)
+    y = librosa.util.fix_length(y, size=220500)
+    peak = np.max(np.abs(y))
+    if peak > 0:
+        y = y / peak
+    S = librosa.feature.melspectrogram(y=y, sr=sr, n_mels=28, n_fft=12288, hop_length=6144)
+    return librosa.power_to_db(S, ref=np.max)
 
 
 # ---------------------------------------------------------------------------
