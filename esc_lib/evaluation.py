@@ -743,6 +743,10 @@ def table1(metrics: pd.DataFrame, dataset_label: str, *, decoder: str | None = N
         present = metrics.loc[~metrics[column].map(_is_blank).astype(bool), column]
         if present.nunique() > 1:
             keys.append(column)
+    if "config" in metrics.columns and metrics.duplicated([*keys, "method", "fold"]).any():
+        # Configurations that differ in something else (an encoder, augmentation, a
+        # refit) get a row each, named by their config.
+        keys.append("config")
     comparison = compare_methods(metrics, by=keys, confidence=confidence)
     table = comparison[keys].rename(columns={"batch_size": "b", "filters": "f"})
     table["Supervised"] = comparison[BASELINE]

@@ -502,3 +502,17 @@ def test_tables_accept_rows_shaped_like_the_experiment_writes():
     metrics.loc[(metrics["method"] == "pretrained") & (metrics["fold"] == 1), "pool_size"] = 100
     with pytest.raises(ValueError, match="several pool_size"):
         table1(metrics, "ESC-10")
+
+
+def test_table1_gives_configs_that_differ_elsewhere_a_row_each():
+    """Two configurations with the same b and f (e.g. with and without a refit) are not merged."""
+    rows = []
+    for config, shift in (("bs32-f64-unpool-bn0", 0.0), ("bs32-f64-unpool-bn0-refit", 0.05)):
+        for method, base in (("supervised", 0.6), ("pretrained", 0.7)):
+            for fold in range(1, 6):
+                rows.append({"config": config, "batch_size": 32, "filters": 64, "decoder": "unpool",
+                             "batch_norm": False, "method": method, "fold": fold,
+                             "accuracy": base + shift + 0.01 * fold})
+    table = evaluation.table1(pd.DataFrame(rows), "ESC-10")
+    assert len(table) == 2
+    assert set(table["config"]) == {"bs32-f64-unpool-bn0", "bs32-f64-unpool-bn0-refit"}
