@@ -536,16 +536,20 @@ def _run_parallel(tasks: Sequence, work: Callable, n_jobs: int, bar, on_error: C
     otherwise ``on_error(task, exception)`` handles it and the run continues
     (only for :class:`esc_lib.audio.AudioError`).
     """
+    def settle(task, compute):
+        try:
+            result = compute()
+        except audio.AudioError as error:
+            if on_error is None:
+                raise
+            on_error(task, error)
+            result = None
+        bar.update(1)
+        return result
+
     if n_jobs == 1 or len(tasks) <= 1:
         for task in tasks:
-            try:
-                result = work(task)
-            except audio.AudioError as error:
-                if on_error is None:
-                    raise
-                on_error(task, error)
-                result = None
-            bar.update(1)
+            result = settle(task, lambda: work(task))
             if result is not None:
                 yield task, result
         return
@@ -554,14 +558,7 @@ def _run_parallel(tasks: Sequence, work: Callable, n_jobs: int, bar, on_error: C
         futures = {executor.submit(work, task): task for task in tasks}
         for future in as_completed(futures):
             task = futures[future]
-            try:
-                result = future.result()
-            except audio.AudioError as error:
-                if on_error is None:
-                    raise
-                on_error(task, error)
-                result = None
-            bar.update(1)
+            result = settle(task, future.result)
             if result is not None:
                 yield task, result
     finally:
