@@ -406,11 +406,13 @@ def build_cae(input_shape=PAPER_INPUT_SHAPE, encoder: str = PAPER_ENCODER, decod
 
     tensor = code
     last = len(records) - 1
-    # Walk the encoder backwards; the record for the first encoder layer
-    # produces the reconstruction and is therefore linear.
+    # Walk the encoder backwards; the mirror of the first weighted encoder
+    # layer (a flatten may come before it) produces the reconstruction and is
+    # therefore linear.
+    first_weighted = min(i for i, record in enumerate(records) if record[0] in ("conv", "fc"))
     for position in range(last, -1, -1):
         kind, spec, index, info = records[position]
-        is_output = position == 0
+        is_output = position == first_weighted
         if kind == "fc":
             units = info
             if is_output or not batch_norm:

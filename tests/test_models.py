@@ -329,3 +329,11 @@ def test_encoder_features_shape():
 def test_layer_spec_is_a_value():
     assert parse_notation("(8)3c")[0] == LayerSpec("conv", filters=8, kernel_size=(3, 3), token="(8)3c", position=0)
     assert models.DECODERS == ("unpool", "upsample")
+
+
+def test_cae_of_a_dense_encoder_ends_linear():
+    """An encoder that starts with fc still reconstructs through a linear layer (negative inputs possible)."""
+    cae = models.build_cae((4, 6, 1), "32fc-16fc")
+    weighted = [layer for layer in cae.layers if layer.weights]
+    assert weighted[-1].get_config()["activation"] == "linear"
+    assert cae.output_shape[1:] == (4, 6, 1)
