@@ -199,9 +199,6 @@ class SkipReport:
     def n_skipped(self) -> int:
         return len(self.skipped)
 
-    def merge(self, other: "SkipReport") -> "SkipReport":
-        return SkipReport(self.n_used + other.n_used, self.skipped + other.skipped)
-
     def summary(self, limit: int = 10) -> str:
         """One line of counts, then up to ``limit`` skipped files with reasons."""
         lines = [f"{self.n_used} file(s) used, {self.n_skipped} skipped"]
