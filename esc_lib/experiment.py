@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,8 +78,10 @@ class Settings:
     cae_max_epochs: int = 30
     patience: int = 5
     learning_rate: float = 0.001
+    lr_schedule: str = "constant"
     cae_validation_fraction: float = 0.1
     refit_on_validation: bool = False
+    ensemble: int = 1
     seed: int = 0
     run_dir: str = ""
 
@@ -88,11 +91,12 @@ class Settings:
             "dataset": ("esc10", "esc50"),
             "unlabeled": ("folder", "escus", "none"),
             "decoder": ("unpool", "upsample"),
+            "lr_schedule": LR_SCHEDULES,
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"parameter {name}={getattr(self, name)!r}: expected one of {allowed}")
-        positive = ("n_mels", "n_fft", "hop_length", "filters", "batch_size", "cae_batch_size", "patience", "sample_rate")
+        positive = ("n_mels", "n_fft", "hop_length", "filters", "batch_size", "cae_batch_size", "patience", "sample_rate", "ensemble")
         for name in positive:
             if int(getattr(self, name)) <= 0:
                 raise ValueError(f"parameter {name} must be a positive integer, got {getattr(self, name)!r}")
@@ -141,6 +145,9 @@ class Settings:
         """
         ignored = {"run_dir", "folds", *_EVALUATION_ONLY, *exclude}
         values = {k: v for k, v in dataclasses.asdict(self).items() if k not in ignored}
+        # Settings added after runs were published count only when changed,
+        # so those runs keep their folders.
+        values = {k: v for k, v in values.items() if not (k in _LATER_DEFAULTS and v == _LATER_DEFAULTS[k])}
         return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:8]
 
     @property
@@ -179,12 +186,16 @@ class Settings:
         """
         name = f"bs{self.batch_size}-f{self.filters}-{self.decoder}-bn{int(self.batch_norm)}"
         if self.encoder:
-            name += "-" + _slug(self.encoder)
+            name += "-" + _encoder_tag(self.encoder)
         name += self._pool_tag()
         if self.augment:
-            name += "-aug-" + _slug(self.augment)
+            name += "-aug-" + _augment_tag(self.augment)
+        if self.lr_schedule != "constant":
+            name += f"-{self.lr_schedule}{self.max_epochs}"
         if self.refit_on_validation:
             name += "-refit"
+        if self.ensemble > 1:
+            name += f"-ens{self.ensemble}"
         return name
 
     def classifier_id(self, method: str) -> str:
@@ -195,14 +206,17 @@ class Settings:
         statistics come from the pre-training data.
         """
         if method != "supervised":
-            # A refit reuses the early-stopped run: same folder with or without it.
-            return f"{dataclasses.replace(self, refit_on_validation=False).config_id}-{self.digest()}"
+            # A refit or an ensemble reuses the single early-stopped run: same folder with or without them.
+            single = dataclasses.replace(self, refit_on_validation=False, ensemble=1)
+            return f"{single.config_id}-{self.digest()}"
         name = f"bs{self.batch_size}-f{self.filters}-bn{int(self.batch_norm)}"
         if self.encoder:
-            name += "-" + _slug(self.encoder)
+            name += "-" + _encoder_tag(self.encoder)
         name += self._pool_tag()
         if self.augment:
-            name += "-aug-" + _slug(self.augment)
+            name += "-aug-" + _augment_tag(self.augment)
+        if self.lr_schedule != "constant":
+            name += f"-{self.lr_schedule}{self.max_epochs}"
         return f"{name}-{self.digest(exclude=_CAE_ONLY)}"
 
     def cae_id(self, decoder: str | None = None) -> str:
@@ -210,21 +224,45 @@ class Settings:
         decoder = decoder or self.decoder
         name = f"f{self.filters}-{decoder}-bn{int(self.batch_norm)}-cbs{self.cae_batch_size}"
         if self.encoder:
-            name += "-" + _slug(self.encoder)
+            name += "-" + _encoder_tag(self.encoder)
         # The digest covers what shapes the CAE; classifier-only settings are left out so grid points share it.
         return name + self._pool_tag() + "-" + dataclasses.replace(self, decoder=decoder).digest(exclude=_CLASSIFIER_ONLY)
 
 
 #: Settings that only the CAE uses, and settings that only the classifier uses (for the run-folder digests).
 _CAE_ONLY = ("decoder", "cae_batch_size", "cae_max_epochs", "cae_validation_fraction")
-_CLASSIFIER_ONLY = ("head", "batch_size", "dropout", "augment", "max_epochs")
-#: Settings that change what is scored, not the early-stopped run: left out of
-#: every digest, so a refit reuses the early-stopped run it takes its epochs from.
-_EVALUATION_ONLY = ("refit_on_validation",)
+_CLASSIFIER_ONLY = ("head", "batch_size", "dropout", "augment", "max_epochs", "lr_schedule")
+#: Settings that change what is scored, not the single early-stopped run: left
+#: out of every digest, so a refit reuses the early-stopped run it takes its
+#: epochs from, and ensemble member 0 is that run (members 1.. get their own folders).
+_EVALUATION_ONLY = ("refit_on_validation", "ensemble")
+#: Settings added after results were published, with the value they had then.
+_LATER_DEFAULTS = {"lr_schedule": "constant"}
+#: ``constant``: the paper's Adam rate and early stopping on the validation fold.
+#: ``cosine``: the rate falls along a cosine to 0 over ``max_epochs``, always
+#: trained to the end (no early stopping; the validation fold is only scored).
+LR_SCHEDULES = ("constant", "cosine")
 
 
-def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in text).strip("_")
+def _hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:4]
+
+
+def _encoder_tag(notation: str) -> str:
+    """A short name for an encoder: its convolutions' filters and a hash of the notation.
+
+    ``(16)3c-2p-(32)3c-2p`` -> ``c16-32.1a2b`` (the hash keeps kernel and
+    pooling sizes apart, which the filters alone do not show).
+    """
+    # A regular expression rather than models.parse_notation: naming a run must not import TensorFlow.
+    filters = re.findall(r"\((\d+)\)\s*\d+(?:x\d+)?c", notation)
+    return f"c{'-'.join(filters)}.{_hash(notation.replace(' ', ''))}"
+
+
+def _augment_tag(spec: str) -> str:
+    """A short name for an augmentation: the names of its steps and a hash of the whole text."""
+    names = [item.split(":")[0] for item in spec.replace(" ", "").split("+") if item]
+    return f"{'_'.join(names)}.{_hash(spec.replace(' ', ''))}"
 
 
 class Experiment:
@@ -431,15 +469,22 @@ class Experiment:
         return model, history
 
     # ------------------------------------------------------------ fine-tuning
-    def classifier_dir(self, method: str, test_fold: int, labels_per_class: int | None = None) -> Path:
+    def classifier_dir(self, method: str, test_fold: int, labels_per_class: int | None = None, member: int = 0) -> Path:
+        """Run folder of one classifier; ensemble members after the first get ``-m<member>``."""
         budget = f"-lpc{labels_per_class}" if labels_per_class else ""
+        suffix = f"-m{member}" if member else ""
         # The supervised baseline does not depend on the CAE, so the decoder
         # and pool variants of a sweep share (and reuse) one run of it.
         name = self.settings.classifier_id(method)
-        return self.run_dir / "classifiers" / name / method / f"fold{test_fold}{budget}"
+        return self.run_dir / "classifiers" / name / method / f"fold{test_fold}{budget}{suffix}"
+
+    def scored_runs(self, method: str, test_fold: int, labels_per_class: int | None = None) -> list[Path]:
+        """The run folders whose models give the test score: one per ensemble member, refit ones with a refit."""
+        runs = [self.classifier_dir(method, test_fold, labels_per_class, m) for m in range(self.settings.ensemble)]
+        return [run.with_name(run.name + "-refit") for run in runs] if self.settings.refit_on_validation else runs
 
     def train_classifier(self, test_fold: int, method: str, labels_per_class: int | None = None) -> dict:
-        """Train one classifier on one fold and score it on the test fold.
+        """Train one classifier (or ensemble) on one fold and score it on the test fold.
 
         Parameters
         ----------
@@ -449,14 +494,17 @@ class Experiment:
             Keep only this many labelled training clips per class (seeded),
             for label-budget curves; pre-training is unchanged.
 
+        With ``ensemble`` > 1 that many classifiers are trained with
+        different seeds (member 0 is the single classifier's run) and their
+        class probabilities are averaged.
+
         Returns
         -------
-        dict with ``metrics`` (one row), ``predictions`` (DataFrame),
-        ``history`` (DataFrame) and ``model``.
+        dict with ``metrics`` (one row; ``validation_accuracy`` is scored on
+        the validation fold by the models trained without it, the number to
+        compare configurations on), ``predictions`` (DataFrame), ``history``
+        (DataFrame of member 0) and ``model`` (member 0's scored model).
         """
-        from esc_lib import models, streams, training
-        from esc_lib import augment as augmentations
-
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
         s = self.settings
@@ -467,76 +515,19 @@ class Experiment:
             # lean on more labels than training has.
             train = self._budget(train, labels_per_class, seed=s.seed + test_fold)
             validation = self._budget(validation, labels_per_class, seed=s.seed + test_fold)
-        split = {**split, "validation": validation}
-        scaler = self.standardizer(test_fold)
-        X, y = self.features, self.dataset.labels
-        X_train, X_validation, X_test = (scaler.transform(X[i]) for i in (train, split["validation"], split["test"]))
         start = time.monotonic()
-        training.set_seed(s.seed + test_fold)
-        model = models.build_classifier(
-            X.shape[1:],
-            self.dataset.n_classes,
-            encoder=s.encoder_notation,
-            head=s.head,
-            batch_norm=s.batch_norm,
-            dropout=s.dropout,
+        self._say(
+            f"{method} classifier {s.config_id}, test fold {test_fold}: {len(train)} train / {len(validation)} validation clips"
+            + (f", {s.ensemble} members" if s.ensemble > 1 else "")
         )
-        if method == "pretrained":
-            cae, _ = self.pretrain(test_fold)
-            models.transfer_encoder(cae, model)
-        training.compile_classifier(model, learning_rate=s.learning_rate)
-        augment = augmentations.from_spec(s.augment, n_classes=self.dataset.n_classes) if s.augment else None
-        run = self.classifier_dir(method, test_fold, labels_per_class)
-        self._say(f"{method} classifier {s.config_id}, test fold {test_fold}: {len(train)} train / {len(split['validation'])} validation clips -> {run}")
-        # One-hot targets for training and validation alike, so soft targets
-        # from mixing and plain ones go through the same loss and metric.
-        k = self.dataset.n_classes
-        history = training.fit(
-            model,
-            streams.BatchStream(
-                X_train, training.one_hot(y[train], k), batch_size=s.batch_size, seed=s.seed + test_fold, augment=augment
-            ),
-            (X_validation, training.one_hot(y[split["validation"]], k)),
-            run_dir=run,
-            max_epochs=s.max_epochs,
-            patience=s.patience,
-            seed=s.seed + test_fold,
-            verbose=2 if self.verbose else 0,  # one line per epoch: readable in notebooks and in run_all's log
-        )
-        epochs = len(history)
-        if s.refit_on_validation:
-            # Both folds are training folds: retrain from the same start on
-            # train + validation for the epochs early stopping chose, with no
-            # early stopping (nothing left to monitor), keeping the last weights.
-            best_epoch = int(history.loc[history["val_loss"].idxmin(), "epoch"])
-            training.set_seed(s.seed + test_fold)
-            model = models.build_classifier(
-                X.shape[1:], self.dataset.n_classes, encoder=s.encoder_notation, head=s.head,
-                batch_norm=s.batch_norm, dropout=s.dropout,
-            )
-            if method == "pretrained":
-                models.transfer_encoder(cae, model)
-            training.compile_classifier(model, learning_rate=s.learning_rate)
-            both = np.concatenate([train, split["validation"]])
-            refit_run = run.with_name(run.name + "-refit")
-            self._say(f"  refit on {len(both)} train + validation clips for {best_epoch} epochs -> {refit_run}")
-            training.fit(
-                model,
-                streams.BatchStream(
-                    scaler.transform(X[both]), training.one_hot(y[both], k), batch_size=s.batch_size,
-                    seed=s.seed + test_fold, augment=augment,
-                ),
-                None,
-                run_dir=refit_run,
-                max_epochs=best_epoch,
-                patience=None,
-                restore_best=False,
-                seed=s.seed + test_fold,
-                verbose=2 if self.verbose else 0,
-            )
-            epochs = best_epoch
-        probabilities = training.predict_proba(model, X_test)
+        members = [
+            self._train_member(member, test_fold, method, train, validation, split["test"], labels_per_class)
+            for member in range(s.ensemble)
+        ]
+        probabilities = np.mean([m["test"] for m in members], axis=0)
+        validation_probabilities = np.mean([m["validation"] for m in members], axis=0)
         predicted = probabilities.argmax(axis=1)
+        y = self.dataset.labels
         truth = y[split["test"]]
         metrics = {
             "config": s.config_id,
@@ -550,10 +541,12 @@ class Experiment:
             "labels_per_class": labels_per_class or "all",
             "pool": s.pool_label,
             "pool_size": len(self.pool.X) if (method == "pretrained" and s.unlabeled != "none") else 0,
-            "n_train": len(train) + (len(split["validation"]) if s.refit_on_validation else 0),
+            "n_train": len(train) + (len(validation) if s.refit_on_validation else 0),
             "n_test": len(truth),
+            "members": s.ensemble,
+            "validation_accuracy": float(np.mean(validation_probabilities.argmax(axis=1) == y[validation])),
             "accuracy": float(np.mean(predicted == truth)),
-            "epochs": epochs,
+            "epochs": int(round(np.mean([m["epochs"] for m in members]))),
             "seconds": round(time.monotonic() - start, 1),
         }
         meta = self.dataset.meta.iloc[split["test"]]
@@ -569,8 +562,83 @@ class Experiment:
                 "confidence": probabilities.max(axis=1),
             }
         )
-        self._say(f"  test accuracy {metrics['accuracy']:.3f} after {metrics['epochs']} epochs ({metrics['seconds']} s)")
-        return {"metrics": metrics, "predictions": predictions, "history": history, "model": model}
+        self._say(
+            f"  test accuracy {metrics['accuracy']:.3f} (validation {metrics['validation_accuracy']:.3f}) "
+            f"after {metrics['epochs']} epochs ({metrics['seconds']} s)"
+        )
+        return {"metrics": metrics, "predictions": predictions, "history": members[0]["history"], "model": members[0]["model"]}
+
+    def _train_member(self, member: int, test_fold: int, method: str, train: np.ndarray, validation: np.ndarray,
+                      test: np.ndarray, labels_per_class: int | None) -> dict:
+        """One classifier: trained on ``train`` with ``validation`` watched, then refit on both if set.
+
+        Returns its class probabilities on the validation and test clips,
+        its history, the epochs of the scored model and the model.
+        """
+        from esc_lib import models, streams, training
+        from esc_lib import augment as augmentations
+
+        s = self.settings
+        # Member 0 uses the single classifier's seed, so it is that run.
+        seed = s.seed + test_fold + 1000 * member
+        k = self.dataset.n_classes
+        X, y = self.features, self.dataset.labels
+        scaler = self.standardizer(test_fold)
+        augment = augmentations.from_spec(s.augment, n_classes=k) if s.augment else None
+        cosine = s.lr_schedule == "cosine"
+        cae = self.pretrain(test_fold)[0] if method == "pretrained" else None
+
+        def build_and_fit(indices: np.ndarray, run: Path, epochs: int, watch, patience, restore_best: bool):
+            training.set_seed(seed)
+            model = models.build_classifier(
+                X.shape[1:], k, encoder=s.encoder_notation, head=s.head, batch_norm=s.batch_norm, dropout=s.dropout
+            )
+            if cae is not None:
+                models.transfer_encoder(cae, model)
+            # One-hot targets for training and validation alike, so soft targets
+            # from mixing and plain ones go through the same loss and metric.
+            stream = streams.BatchStream(
+                scaler.transform(X[indices]), training.one_hot(y[indices], k), batch_size=s.batch_size, seed=seed,
+                augment=augment,
+            )
+            decay_steps = epochs * stream.steps_per_epoch if cosine else None
+            training.compile_classifier(model, learning_rate=s.learning_rate, decay_steps=decay_steps)
+            history = training.fit(
+                model, stream, watch, run_dir=run, max_epochs=epochs, patience=patience, restore_best=restore_best,
+                seed=seed, verbose=2 if self.verbose else 0,  # one line per epoch: readable in notebooks and run_all's log
+            )
+            return model, history
+
+        run = self.classifier_dir(method, test_fold, labels_per_class, member)
+        if member:
+            self._say(f"  member {member} (seed {seed}) -> {run}")
+        else:
+            self._say(f"  -> {run}")
+        X_validation = scaler.transform(X[validation])
+        # A cosine schedule is trained to its end; the constant rate stops early on the validation loss.
+        model, history = build_and_fit(
+            train, run, s.max_epochs, (X_validation, training.one_hot(y[validation], k)),
+            None if cosine else s.patience, restore_best=not cosine,
+        )
+        validation_probabilities = training.predict_proba(model, X_validation)
+        epochs = len(history)
+        if s.refit_on_validation:
+            # Both folds are training folds: retrain from the same start on
+            # train + validation for the epochs the first run chose (all of
+            # them with a cosine schedule), with nothing left to monitor,
+            # keeping the last weights.
+            epochs = s.max_epochs if cosine else int(history.loc[history["val_loss"].idxmin(), "epoch"])
+            both = np.concatenate([train, validation])
+            refit_run = run.with_name(run.name + "-refit")
+            self._say(f"  refit on {len(both)} train + validation clips for {epochs} epochs -> {refit_run}")
+            model, _ = build_and_fit(both, refit_run, epochs, None, None, restore_best=False)
+        return {
+            "validation": validation_probabilities,
+            "test": training.predict_proba(model, scaler.transform(X[test])),
+            "history": history,
+            "epochs": epochs,
+            "model": model,
+        }
 
     def _budget(self, indices: np.ndarray, labels_per_class: int, seed: int) -> np.ndarray:
         """The first ``labels_per_class`` clips of each class in one seeded order.

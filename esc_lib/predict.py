@@ -645,8 +645,10 @@ def export_from_experiment(
 ) -> Path:
     """Bundle a classifier that an :class:`~esc_lib.experiment.Experiment` has trained.
 
-    The model is the run's ``model.keras`` (the best weights of a finished
-    :func:`esc_lib.training.fit`); the statistics are that fold's
+    The model is the one the experiment scored: the run's ``model.keras``
+    (a finished :func:`esc_lib.training.fit`), the refit run's with
+    ``refit_on_validation``, and with ``ensemble`` > 1 one model averaging
+    the members' probabilities (:meth:`~esc_lib.experiment.Experiment.scored_runs`); the statistics are that fold's
     :meth:`~esc_lib.experiment.Experiment.standardizer`; the classes are the
     dataset's.  ``info`` records the configuration, method, fold, epochs and
     the test accuracy from the experiment's ``metrics.csv`` when present.
@@ -675,19 +677,23 @@ def export_from_experiment(
     """
     from esc_lib import training
 
-    run = Path(experiment.classifier_dir(method, test_fold, labels_per_class))
-    model_file = run / training.MODEL_FILE
-    done_file = run / training.DONE_FILE
+    runs = [Path(run) for run in experiment.scored_runs(method, test_fold, labels_per_class)]
     train_hint = f"train it first with experiment.train_classifier({test_fold}, {method!r}) or cross_validate()"
-    if not model_file.is_file():
-        raise BundleError(f"{run}: no trained {method} classifier for test fold {test_fold} here; {train_hint}")
-    if not done_file.is_file():
-        raise BundleError(f"{run}: training of this classifier has not finished (no {training.DONE_FILE}); {train_hint}")
-    try:
-        done = json.loads(done_file.read_text())
-    except (OSError, json.JSONDecodeError):
-        done = {}
-    model = _load_model(model_file)
+    members, dones = [], []
+    for run in runs:
+        model_file = run / training.MODEL_FILE
+        done_file = run / training.DONE_FILE
+        if not model_file.is_file():
+            raise BundleError(f"{run}: no trained {method} classifier for test fold {test_fold} here; {train_hint}")
+        if not done_file.is_file():
+            raise BundleError(f"{run}: training of this classifier has not finished (no {training.DONE_FILE}); {train_hint}")
+        try:
+            dones.append(json.loads(done_file.read_text()))
+        except (OSError, json.JSONDecodeError):
+            dones.append({})
+        members.append(_load_model(model_file))
+    model = members[0] if len(members) == 1 else _average(members)
+    done = dones[0]
     settings = experiment.settings
     budget = f"-lpc{labels_per_class}" if labels_per_class else ""
     if path is None:
@@ -698,7 +704,8 @@ def export_from_experiment(
         "method": method,
         "test_fold": int(test_fold),
         "labels_per_class": labels_per_class or "all",
-        "training_run": str(run),
+        "training_run": str(runs[0]),
+        "training_runs": [str(run) for run in runs],
         "epochs": done.get("epochs"),
         "best_epoch": done.get("best_epoch"),
         "test_accuracy": _test_accuracy(experiment, method, test_fold, labels_per_class),
@@ -713,6 +720,17 @@ def export_from_experiment(
         info=info,
         overwrite=overwrite,
     )
+
+
+def _average(members: list) -> "keras.Model":
+    """One model whose output is the mean of the members' class probabilities (an ensemble)."""
+    import keras
+
+    inputs = keras.Input(shape=tuple(members[0].input_shape[1:]), name="features")
+    for index, member in enumerate(members):
+        member.name = f"member{index}"  # Keras needs unique names inside one model
+    outputs = keras.layers.Average(name="mean_probabilities")([member(inputs) for member in members])
+    return keras.Model(inputs, outputs, name=f"ensemble_of_{len(members)}")
 
 
 def _test_accuracy(experiment, method: str, test_fold: int, labels_per_class: int | None) -> float | None:

@@ -170,10 +170,23 @@ def one_hot(labels, n_classes: int) -> np.ndarray:
     return np.eye(n_classes, dtype=np.float32)[labels]
 
 
-def compile_classifier(model: keras.Model, learning_rate: float = 1e-3, label_smoothing: float = 0.0) -> keras.Model:
-    """Adam (the paper's 0.001), :class:`ClassCrossentropy` (integer labels or one-hot / soft targets), accuracy."""
+def compile_classifier(model: keras.Model, learning_rate: float = 1e-3, label_smoothing: float = 0.0,
+                       decay_steps: int | None = None) -> keras.Model:
+    """Adam (the paper's 0.001), :class:`ClassCrossentropy` (integer labels or one-hot / soft targets), accuracy.
+
+    With ``decay_steps`` the learning rate follows a cosine from
+    ``learning_rate`` down to 0 over that many optimizer steps (e.g. epochs x
+    batches per epoch) instead of staying constant.  The schedule reads the
+    optimizer's step counter, which checkpoints keep, so a resumed run
+    continues it exactly.
+    """
+    rate = _check_learning_rate(learning_rate)
+    if decay_steps is not None:
+        if isinstance(decay_steps, bool) or not isinstance(decay_steps, int) or decay_steps < 1:
+            raise ValueError(f"decay_steps must be a positive int or None, got {decay_steps!r}")
+        rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps)
     model.compile(
-        optimizer=keras.optimizers.Adam(_check_learning_rate(learning_rate)),
+        optimizer=keras.optimizers.Adam(rate),
         loss=ClassCrossentropy(label_smoothing=label_smoothing),
         metrics=["accuracy"],
     )

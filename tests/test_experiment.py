@@ -42,7 +42,14 @@ def test_classifier_trains_on_one_hot_targets_with_and_without_mixing(esc10_root
 @pytest.mark.parametrize("head", ["gap-fc", "gmp-32fc-fc"])
 def test_settings_accept_global_pooling_heads(head):
     settings = Settings(head=head, encoder="(16)3c-2p-(32)3c-2p")
-    assert settings.head == head and "16_3c_2p" in settings.config_id
+    assert settings.head == head and "-c16-32." in settings.config_id
+
+
+def test_run_names_stay_short_and_tell_encoders_and_augmentations_apart():
+    long = Settings(encoder="(16)3c-2p-(32)3c-2p-(64)3c-2p-(128)3c-2p", augment="shift:max_shift=30 + mask:max_freq_width=8 + mixup:alpha=0.4")
+    assert len(long.config_id) < 80 and "-aug-shift_mask_mixup." in long.config_id
+    assert Settings(encoder="(16)3c-2p").config_id != Settings(encoder="(16)5c-2p").config_id
+    assert Settings(augment="mixup:alpha=0.4").config_id != Settings(augment="mixup:alpha=1.0").config_id
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +115,7 @@ def test_leakage_filter_reads_the_whole_metadata(experiment):
         ({"unlabeled": "none"}, False, False),
         ({"max_epochs": 7}, True, False),
         ({"cae_max_epochs": 7}, False, True),
+        ({"lr_schedule": "cosine"}, True, False),
     ],
 )
 def test_run_names_change_with_what_they_depend_on(change, same_cae, same_supervised):
@@ -125,6 +133,8 @@ def test_run_names_change_with_what_they_depend_on(change, same_cae, same_superv
         ({"folds": []}, "folds"),
         ({"dataset": "esc20"}, "dataset"),
         ({"dropout": 1.5}, "dropout"),
+        ({"lr_schedule": "step"}, "lr_schedule"),
+        ({"ensemble": 0}, "ensemble"),
         ({"no_such": 1}, "unknown experiment parameter"),
     ],
 )
@@ -160,3 +170,55 @@ def test_refit_on_validation_reuses_the_early_stopped_run(esc10_root, isolated_c
     refit_dir = experiment.classifier_dir("supervised", 1).with_name("fold1-refit")
     assert len(pd.read_csv(refit_dir / "history.csv")) == best_epoch
     assert len(outcome["history"]) == len(first["history"])  # the early-stopped run was loaded, not retrained
+
+
+def test_settings_added_later_keep_the_published_run_folders():
+    """Run folders of results published before lr_schedule/ensemble existed keep their digests (pinned here)."""
+    settings = Settings()
+    assert settings.digest() == "3e2dc34d"
+    assert settings.classifier_id("supervised").endswith("-28a91a4f")
+
+
+def test_ensemble_and_refit_share_member_zero_with_the_single_run():
+    single = Settings(lr_schedule="cosine", max_epochs=50)
+    ensemble = Settings(lr_schedule="cosine", max_epochs=50, ensemble=3, refit_on_validation=True)
+    for method in ("supervised", "pretrained"):
+        assert single.classifier_id(method) == ensemble.classifier_id(method)
+    assert single.config_id.endswith("-cosine50")
+    assert ensemble.config_id == single.config_id + "-refit-ens3"
+    assert Settings(ensemble=1).config_id == Settings().config_id
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_cosine_ensemble_with_refit_averages_the_members(esc10_root, isolated_cache, tmp_path):
+    """Each member trains all epochs (no early stopping) then refits; the test score is their mean's."""
+    from esc_lib import predict, training
+
+    settings = Settings(
+        unlabeled="none", pretrain_on_train_folds=False, clips_per_class=1, folds=[1],
+        n_mels=16, n_fft=4096, hop_length=4096, encoder="(4)3c-2p", head="gap-fc",
+        batch_size=8, max_epochs=3, patience=1, lr_schedule="cosine", ensemble=2, refit_on_validation=True,
+        run_dir=str(tmp_path / "run"),
+    )
+    experiment = Experiment(settings, verbose=0)
+    outcome = experiment.train_classifier(1, "supervised")
+    metrics = outcome["metrics"]
+    assert metrics["members"] == 2 and metrics["epochs"] == 3 and metrics["n_train"] == 40
+    assert 0.0 <= metrics["validation_accuracy"] <= 1.0
+    runs = experiment.scored_runs("supervised", 1)
+    assert [r.name for r in runs] == ["fold1-refit", "fold1-m1-refit"]
+    for run in runs:
+        assert len(training.load_history(run)) == 3  # cosine: every epoch, patience ignored
+        assert len(training.load_history(run.with_name(run.name.replace("-refit", "")))) == 3
+    # The learning rate has decayed along the cosine to (almost) zero at the end.
+    assert float(outcome["model"].optimizer.learning_rate.numpy()) < 1e-3 * 0.05
+
+    # The test score is that of the mean of the members' probabilities, and an exported bundle is that mean.
+    X_test = experiment.standardizer(1).transform(experiment.features[experiment.split(1)["test"]])
+    members = [predict._load_model(run / training.MODEL_FILE) for run in runs]
+    mean = np.mean([training.predict_proba(m, X_test) for m in members], axis=0)
+    assert np.array_equal(mean.argmax(axis=1), outcome["predictions"]["y_pred"].to_numpy())
+    bundle = predict.load_bundle(predict.export_from_experiment(experiment, 1, method="supervised"))
+    assert np.allclose(training.predict_proba(bundle.model, X_test), mean, atol=1e-5)
+    assert len(bundle.info["training_runs"]) == 2
