@@ -14,7 +14,9 @@ token           layer                                            example
 ``fc``          the output layer, sized by the number of classes  ``128fc-fc``
 ``gap``         global average pooling over mel bands and time   ``gap-fc``
 ``gmp``         global max pooling over mel bands and time       ``gmp-fc``
-                (``gap``/``gmp``: first token of a classifier head only)
+``gapt``        average over time only, mel rows kept (flattened) ``gapt-fc``
+``gmpt``        max over time only, mel rows kept (flattened)     ``gmpt-fc``
+                (global pooling tokens: first token of a classifier head only)
 ==============  ===============================================  ==============
 
 Spaces around tokens are ignored and a leading ``-`` is allowed, so the
@@ -84,14 +86,16 @@ BN_MOMENTUM = 0.9
 
 _ENCODER_PREFIX = "encoder_"
 
-_EXPECTED = "a layer: '(filters)kc' (e.g. '(64)5c'), 'Np' (e.g. '2p' or '1x2p'), 'Nfc' (e.g. '128fc'), 'gap' or 'gmp'"
+_EXPECTED = "a layer: '(filters)kc' (e.g. '(64)5c'), 'Np' (e.g. '2p' or '1x2p'), 'Nfc' (e.g. '128fc'), 'gap', 'gmp', 'gapt' or 'gmpt'"
 
 _CONV = re.compile(r"\(\s*(?P<filters>\d+)\s*\)\s*(?P<rows>\d+)(?:\s*x\s*(?P<cols>\d+))?\s*c", re.IGNORECASE)
 _POOL = re.compile(r"(?P<rows>\d+)(?:\s*x\s*(?P<cols>\d+))?\s*p", re.IGNORECASE)
 _FC = re.compile(r"(?P<units>\d+)?\s*fc", re.IGNORECASE)
-_GLOBAL = re.compile(r"g(?P<kind>[am])p", re.IGNORECASE)
-#: Global pooling tokens -> Keras layer.
-_GLOBAL_POOLING = {"gap": "GlobalAveragePooling2D", "gmp": "GlobalMaxPooling2D"}
+_GLOBAL = re.compile(r"g(?P<kind>[am])p(?P<time>t?)", re.IGNORECASE)
+#: Global pooling tokens -> Keras layer (``...t``: over the time axis only, then flattened).
+_GLOBAL_POOLING = {
+    "gap": "GlobalAveragePooling2D", "gmp": "GlobalMaxPooling2D", "gapt": "AveragePooling2D", "gmpt": "MaxPooling2D",
+}
 
 
 class NotationError(ValueError):
@@ -129,7 +133,7 @@ class LayerSpec:
 
     Attributes
     ----------
-    kind : {"conv", "pool", "fc", "gap", "gmp"}
+    kind : {"conv", "pool", "fc", "gap", "gmp", "gapt", "gmpt"}
     filters : int or None
         Convolution filters (``conv`` only).
     kernel_size : tuple of 2 ints or None
@@ -229,7 +233,7 @@ def parse_notation(text: str) -> list[LayerSpec]:
                 units = _positive(text, token_position, token, match["units"], "a number of units")
             spec = LayerSpec("fc", units=units, token=token, position=token_position)
         elif match := _GLOBAL.fullmatch(token):
-            spec = LayerSpec(f"g{match['kind'].lower()}p", token=token, position=token_position)
+            spec = LayerSpec(f"g{match['kind'].lower()}p{match['time'].lower()}", token=token, position=token_position)
         else:
             hint = _EXPECTED
             if re.fullmatch(r"\d+\s*(x\s*\d+)?\s*c", token, re.IGNORECASE):
@@ -452,8 +456,9 @@ def build_cae(input_shape=PAPER_INPUT_SHAPE, encoder: str = PAPER_ENCODER, decod
 def _resolve_head(text: str, specs: list[LayerSpec], n_classes: int) -> tuple[list[int], str, str | None]:
     """Split a head into hidden layer sizes; check or supply the output layer.
 
-    Rules: an optional first ``gap`` or ``gmp`` (global average / max
-    pooling instead of flattening the encoder output); a bare last ``fc`` is the output layer
+    Rules: an optional first ``gap``, ``gmp``, ``gapt`` or ``gmpt`` (global
+    average / max pooling, over time only for ``...t``, instead of flattening
+    the encoder output); a bare last ``fc`` is the output layer
     (n_classes units); a last ``Nfc`` with N == n_classes is the output
     layer; with two or more fc layers the last one is the output layer, so
     any other N is an error; a single ``Nfc`` of another size (the default
@@ -463,7 +468,7 @@ def _resolve_head(text: str, specs: list[LayerSpec], n_classes: int) -> tuple[li
     -------
     hidden : list of int
     output : {"given", "appended"}
-    pooling : {"gap", "gmp"} or None
+    pooling : {"gap", "gmp", "gapt", "gmpt"} or None
         The head's global pooling, if any.
     """
     pooling = specs[0].kind if specs and specs[0].kind in _GLOBAL_POOLING else None
@@ -474,7 +479,7 @@ def _resolve_head(text: str, specs: list[LayerSpec], n_classes: int) -> tuple[li
             raise NotationError(text, spec.position, spec.token, f"'{spec.kind}' only as the first token of the head")
         if spec.kind != "fc":
             raise NotationError(
-                text, spec.position, spec.token, "only fully connected layers 'Nfc' in the head (after an optional first 'gap' or 'gmp')"
+                text, spec.position, spec.token, "only fully connected layers 'Nfc' in the head (after an optional first global pooling token)"
             )
     for spec in specs[:-1]:
         if spec.units is None:
@@ -513,7 +518,8 @@ def build_classifier(input_shape, n_classes: int, encoder: str = PAPER_ENCODER, 
         Fully connected layers after the encoder (ReLU), optionally after a
         first ``gap`` / ``gmp`` token: global average / max pooling of the
         encoder's feature maps instead of flattening them (few weights; any
-        input size, e.g. ``"gap-fc"``).  The output layer
+        input size, e.g. ``"gap-fc"``), or ``gapt`` / ``gmpt``: the same over
+        time only, keeping one value per mel row and channel.  The output layer
         (softmax, ``n_classes`` units) is the head's last ``fc`` when that is
         written bare (``"128fc-fc"``) or has ``n_classes`` units; a head of two
         or more fc layers must end with it (the paper's ``"128fc-50fc"`` on
@@ -559,7 +565,13 @@ def build_classifier(input_shape, n_classes: int, encoder: str = PAPER_ENCODER, 
                 head_text, head_specs[0].position, head_specs[0].token,
                 f"an encoder that ends in a convolution or pooling before '{pooling}' (its output is already flat)",
             )
-        tensor = getattr(keras.layers, _GLOBAL_POOLING[pooling])(name=f"head_{pooling}")(tensor)
+        if pooling in ("gap", "gmp"):
+            tensor = getattr(keras.layers, _GLOBAL_POOLING[pooling])(name=f"head_{pooling}")(tensor)
+        else:
+            # Over every frame of each mel row: the frequency position of what was found is kept.
+            frames = int(tensor.shape[2])
+            tensor = getattr(keras.layers, _GLOBAL_POOLING[pooling])(pool_size=(1, frames), name=f"head_{pooling}")(tensor)
+            tensor = keras.layers.Flatten(name="head_flatten")(tensor)
     elif len(tensor.shape) > 2:
         tensor = keras.layers.Flatten(name="encoder_flatten")(tensor)
     for index, units in enumerate(hidden, start=1):

@@ -249,6 +249,19 @@ def test_global_pooling_head(pooling, reduce):
     assert_allclose(pooled, reduce(maps, axis=(1, 2)), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("pooling, reduce", [("gapt", np.mean), ("gmpt", np.max)])
+def test_time_pooling_head_keeps_the_mel_rows(pooling, reduce):
+    """``gapt`` / ``gmpt`` pool over time only: one value per mel row and channel, in that order."""
+    model = build_classifier((12, 10, 1), 3, encoder="(2)3c-2p", head=f"{pooling}-fc")
+    x = np.random.default_rng(0).normal(size=(2, 12, 10, 1)).astype("float32")
+    maps = keras.Model(model.inputs, model.get_layer("encoder_pool_1").output).predict(x, verbose=0)
+    flat = keras.Model(model.inputs, model.get_layer("head_flatten").output).predict(x, verbose=0)
+    assert flat.shape == (2, 6 * 2)
+    assert_allclose(flat, reduce(maps, axis=2).reshape(2, -1), rtol=1e-5, atol=1e-6)
+    with pytest.raises(NotationError, match="first token"):
+        build_classifier((12, 10, 1), 3, encoder="(2)3c-2p", head=f"16fc-{pooling}-fc")
+
+
 def test_gap_head_with_batch_norm():
     model = build_classifier((12, 10, 1), 3, encoder=TINY, head="gap-fc", batch_norm=True)
     assert "encoder_flatten" not in [layer.name for layer in model.layers]
