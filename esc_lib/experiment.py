@@ -478,6 +478,17 @@ class Experiment:
         name = self.settings.classifier_id(method)
         return self.run_dir / "classifiers" / name / method / f"fold{test_fold}{budget}{suffix}"
 
+    def history(self, method: str, test_fold: int, labels_per_class: int | None = None) -> pd.DataFrame:
+        """Per-epoch history of member 0: its run watched on the validation fold, else its only run.
+
+        (A cosine schedule with a refit has only the run on train + validation,
+        whose history has no validation columns.)  Empty before training.
+        """
+        from esc_lib import training
+
+        history = training.load_history(self.classifier_dir(method, test_fold, labels_per_class))
+        return history if len(history) else training.load_history(self.scored_runs(method, test_fold, labels_per_class)[0])
+
     def scored_runs(self, method: str, test_fold: int, labels_per_class: int | None = None) -> list[Path]:
         """The run folders whose models give the test score: one per ensemble member, refit ones with a refit."""
         runs = [self.classifier_dir(method, test_fold, labels_per_class, m) for m in range(self.settings.ensemble)]
@@ -502,8 +513,10 @@ class Experiment:
         -------
         dict with ``metrics`` (one row; ``validation_accuracy`` is scored on
         the validation fold by the models trained without it, the number to
-        compare configurations on), ``predictions`` (DataFrame), ``history``
-        (DataFrame of member 0) and ``model`` (member 0's scored model).
+        compare configurations on; NaN for a cosine schedule with a refit,
+        which trains on the validation fold from the start), ``predictions``
+        (DataFrame), ``history`` (DataFrame of member 0) and ``model``
+        (member 0's scored model).
         """
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -525,7 +538,11 @@ class Experiment:
             for member in range(s.ensemble)
         ]
         probabilities = np.mean([m["test"] for m in members], axis=0)
-        validation_probabilities = np.mean([m["validation"] for m in members], axis=0)
+        if members[0]["validation"] is None:
+            validation_accuracy = float("nan")  # every labelled fold but the test fold trained
+        else:
+            validation_probabilities = np.mean([m["validation"] for m in members], axis=0)
+            validation_accuracy = float(np.mean(validation_probabilities.argmax(axis=1) == self.dataset.labels[validation]))
         predicted = probabilities.argmax(axis=1)
         y = self.dataset.labels
         truth = y[split["test"]]
@@ -544,7 +561,7 @@ class Experiment:
             "n_train": len(train) + (len(validation) if s.refit_on_validation else 0),
             "n_test": len(truth),
             "members": s.ensemble,
-            "validation_accuracy": float(np.mean(validation_probabilities.argmax(axis=1) == y[validation])),
+            "validation_accuracy": validation_accuracy,
             "accuracy": float(np.mean(predicted == truth)),
             "epochs": int(round(np.mean([m["epochs"] for m in members]))),
             "seconds": round(time.monotonic() - start, 1),
@@ -610,11 +627,19 @@ class Experiment:
             return model, history
 
         run = self.classifier_dir(method, test_fold, labels_per_class, member)
-        if member:
-            self._say(f"  member {member} (seed {seed}) -> {run}")
-        else:
-            self._say(f"  -> {run}")
+        refit_run = run.with_name(run.name + "-refit")
+        both = np.concatenate([train, validation])
+        self._say(f"  member {member} (seed {seed})" if member else "  member 0")
+        if cosine and s.refit_on_validation:
+            # A cosine schedule has nothing to choose on the validation fold
+            # (it always trains max_epochs), so there is no first run: train
+            # once on train + validation, both training folds.
+            self._say(f"  train on {len(both)} train + validation clips for {s.max_epochs} epochs -> {refit_run}")
+            model, history = build_and_fit(both, refit_run, s.max_epochs, None, None, restore_best=False)
+            return {"validation": None, "test": training.predict_proba(model, scaler.transform(X[test])),
+                    "history": history, "epochs": s.max_epochs, "model": model}
         X_validation = scaler.transform(X[validation])
+        self._say(f"  train on {len(train)} clips, watch {len(validation)} validation clips -> {run}")
         # A cosine schedule is trained to its end; the constant rate stops early on the validation loss.
         model, history = build_and_fit(
             train, run, s.max_epochs, (X_validation, training.one_hot(y[validation], k)),
@@ -624,12 +649,9 @@ class Experiment:
         epochs = len(history)
         if s.refit_on_validation:
             # Both folds are training folds: retrain from the same start on
-            # train + validation for the epochs the first run chose (all of
-            # them with a cosine schedule), with nothing left to monitor,
-            # keeping the last weights.
-            epochs = s.max_epochs if cosine else int(history.loc[history["val_loss"].idxmin(), "epoch"])
-            both = np.concatenate([train, validation])
-            refit_run = run.with_name(run.name + "-refit")
+            # train + validation for the epochs early stopping chose, with
+            # nothing left to monitor, keeping the last weights.
+            epochs = int(history.loc[history["val_loss"].idxmin(), "epoch"])
             self._say(f"  refit on {len(both)} train + validation clips for {epochs} epochs -> {refit_run}")
             model, _ = build_and_fit(both, refit_run, epochs, None, None, restore_best=False)
         return {

@@ -460,7 +460,7 @@ def plot_per_class(per_class_df: pd.DataFrame, *, value: str = "accuracy", sort:
 
 
 def plot_learning_curves(histories_by_method: Mapping[str, Sequence[pd.DataFrame]], *,
-                         metric: str = "val_accuracy") -> Figure:
+                         metric: str | None = None) -> Figure:
     """Validation accuracy against epoch: mean across folds with a ± 1 SD band, per method.
 
     Parameters
@@ -468,8 +468,10 @@ def plot_learning_curves(histories_by_method: Mapping[str, Sequence[pd.DataFrame
     histories_by_method : mapping method -> list of pd.DataFrame
         One Keras history table per fold (columns ``epoch`` -- else 1, 2, ... --
         and ``metric``).
-    metric : str
-        Column to draw; accuracies in %.
+    metric : str, optional
+        Column to draw; accuracies in %.  Default ``val_accuracy``, or the
+        training ``accuracy`` when some history has no validation columns
+        (runs that trained on the validation fold too).
 
     Returns
     -------
@@ -481,6 +483,9 @@ def plot_learning_curves(histories_by_method: Mapping[str, Sequence[pd.DataFrame
     """
     if not histories_by_method:
         raise ValueError("histories_by_method is empty: give at least one method")
+    if metric is None:
+        every = [h for histories in histories_by_method.values() for h in histories]
+        metric = "val_accuracy" if all("val_accuracy" in h.columns for h in every) else "accuracy"
     frames = []
     for method, histories in histories_by_method.items():
         if not histories:
@@ -500,7 +505,8 @@ def plot_learning_curves(histories_by_method: Mapping[str, Sequence[pd.DataFrame
     data["method"] = data["method"].map(lambda m: f"{m} ({counts[m]} folds)")
     sns.lineplot(data=data, x="epoch", y="score", hue="method", hue_order=list(palette), palette=palette,
                  errorbar="sd", ax=ax)
-    ax.set(xlabel="epoch", ylabel=f"{metric} (%)" if scale == 100 else metric)
+    label = "training accuracy (augmented batches)" if metric == "accuracy" else metric
+    ax.set(xlabel="epoch", ylabel=f"{label} (%)" if scale == 100 else label)
     return fig
 
 

@@ -192,25 +192,26 @@ def test_ensemble_and_refit_share_member_zero_with_the_single_run():
 @pytest.mark.realdata
 @pytest.mark.slow
 def test_cosine_ensemble_with_refit_averages_the_members(esc10_root, isolated_cache, tmp_path):
-    """Each member trains all epochs (no early stopping) then refits; the test score is their mean's."""
+    """Cosine + refit: each member trains once on train + validation for all epochs; the score is their mean's."""
     from esc_lib import predict, training
 
-    settings = Settings(
+    common = dict(
         unlabeled="none", pretrain_on_train_folds=False, clips_per_class=1, folds=[1],
         n_mels=16, n_fft=4096, hop_length=4096, encoder="(4)3c-2p", head="gap-fc",
-        batch_size=8, max_epochs=3, patience=1, lr_schedule="cosine", ensemble=2, refit_on_validation=True,
-        run_dir=str(tmp_path / "run"),
+        batch_size=8, max_epochs=3, patience=1, lr_schedule="cosine", ensemble=2, run_dir=str(tmp_path / "run"),
     )
-    experiment = Experiment(settings, verbose=0)
+    experiment = Experiment(Settings(**common, refit_on_validation=True), verbose=0)
     outcome = experiment.train_classifier(1, "supervised")
     metrics = outcome["metrics"]
     assert metrics["members"] == 2 and metrics["epochs"] == 3 and metrics["n_train"] == 40
-    assert 0.0 <= metrics["validation_accuracy"] <= 1.0
+    assert np.isnan(metrics["validation_accuracy"])  # the validation fold trained
     runs = experiment.scored_runs("supervised", 1)
     assert [r.name for r in runs] == ["fold1-refit", "fold1-m1-refit"]
     for run in runs:
-        assert len(training.load_history(run)) == 3  # cosine: every epoch, patience ignored
-        assert len(training.load_history(run.with_name(run.name.replace("-refit", "")))) == 3
+        assert len(training.load_history(run)) == 3  # every epoch, patience ignored
+        assert not run.with_name(run.name.replace("-refit", "")).exists()  # no run on the training folds alone
+    history = experiment.history("supervised", 1)
+    assert len(history) == 3 and "val_loss" not in history.columns
     # The learning rate has decayed along the cosine to (almost) zero at the end.
     assert float(outcome["model"].optimizer.learning_rate.numpy()) < 1e-3 * 0.05
 
@@ -222,3 +223,11 @@ def test_cosine_ensemble_with_refit_averages_the_members(esc10_root, isolated_ca
     bundle = predict.load_bundle(predict.export_from_experiment(experiment, 1, method="supervised"))
     assert np.allclose(training.predict_proba(bundle.model, X_test), mean, atol=1e-5)
     assert len(bundle.info["training_runs"]) == 2
+
+    # Without the refit the members train on the training folds, watched (not stopped) on the validation fold,
+    # and the ensemble's validation accuracy is recorded.
+    plain = Experiment(Settings(**common), verbose=0)
+    outcome = plain.train_classifier(1, "supervised")
+    assert 0.0 <= outcome["metrics"]["validation_accuracy"] <= 1.0 and outcome["metrics"]["n_train"] == 30
+    assert [len(training.load_history(r)) for r in plain.scored_runs("supervised", 1)] == [3, 3]
+    assert "val_loss" in plain.history("supervised", 1).columns

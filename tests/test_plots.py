@@ -223,6 +223,16 @@ def test_learning_curves_mean_and_band_per_method():
         plots.plot_learning_curves({"supervised": []})
 
 
+def test_learning_curves_fall_back_to_training_accuracy_without_a_validation_fold():
+    """Runs that trained on the validation fold too (cosine + refit) have no val_ columns."""
+    histories = {"supervised": [_history(5, seed).drop(columns=["val_loss", "val_accuracy"]).assign(accuracy=0.5) for seed in range(2)]}
+    fig = plots.plot_learning_curves(histories)
+    (ax,) = fig.axes
+    assert "training accuracy" in ax.get_ylabel()
+    drawn = [line for line in ax.lines if len(line.get_xdata())]
+    assert drawn[0].get_ydata()[0] == pytest.approx(50.0)
+
+
 @pytest.mark.parametrize("method", ["pca", "tsne"])
 def test_embedding_one_point_per_clip(method, figures_dir):
     rng = np.random.default_rng(0)
