@@ -530,7 +530,7 @@ class Experiment:
             validation = self._budget(validation, labels_per_class, seed=s.seed + test_fold)
         start = time.monotonic()
         self._say(
-            f"{method} classifier {s.config_id}, test fold {test_fold}: {len(train)} train / {len(validation)} validation clips"
+            f"{method} classifier {s.config_id}, test fold {test_fold} (validation fold {split['validation_fold']})"
             + (f", {s.ensemble} members" if s.ensemble > 1 else "")
         )
         members = [
@@ -579,10 +579,8 @@ class Experiment:
                 "confidence": probabilities.max(axis=1),
             }
         )
-        self._say(
-            f"  test accuracy {metrics['accuracy']:.3f} (validation {metrics['validation_accuracy']:.3f}) "
-            f"after {metrics['epochs']} epochs ({metrics['seconds']} s)"
-        )
+        watched = "" if np.isnan(validation_accuracy) else f" (validation {validation_accuracy:.3f})"
+        self._say(f"  test accuracy {metrics['accuracy']:.3f}{watched} after {metrics['epochs']} epochs ({metrics['seconds']} s)")
         return {"metrics": metrics, "predictions": predictions, "history": members[0]["history"], "model": members[0]["model"]}
 
     def _train_member(self, member: int, test_fold: int, method: str, train: np.ndarray, validation: np.ndarray,
