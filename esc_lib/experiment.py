@@ -184,14 +184,7 @@ class Settings:
         Non-default encoders, pool sizes and augmentations are appended, so
         sweep points never share a name.
         """
-        name = f"bs{self.batch_size}-f{self.filters}-{self.decoder}-bn{int(self.batch_norm)}"
-        if self.encoder:
-            name += "-" + _encoder_tag(self.encoder)
-        name += self._pool_tag()
-        if self.augment:
-            name += "-aug-" + _augment_tag(self.augment)
-        if self.lr_schedule != "constant":
-            name += f"-{self.lr_schedule}{self.max_epochs}"
+        name = f"bs{self.batch_size}-f{self.filters}-{self.decoder}-bn{int(self.batch_norm)}" + self._classifier_tags()
         if self.refit_on_validation:
             name += "-refit"
         if self.ensemble > 1:
@@ -209,15 +202,18 @@ class Settings:
             # A refit or an ensemble reuses the single early-stopped run: same folder with or without them.
             single = dataclasses.replace(self, refit_on_validation=False, ensemble=1)
             return f"{single.config_id}-{self.digest()}"
-        name = f"bs{self.batch_size}-f{self.filters}-bn{int(self.batch_norm)}"
-        if self.encoder:
-            name += "-" + _encoder_tag(self.encoder)
-        name += self._pool_tag()
-        if self.augment:
-            name += "-aug-" + _augment_tag(self.augment)
-        if self.lr_schedule != "constant":
-            name += f"-{self.lr_schedule}{self.max_epochs}"
+        name = f"bs{self.batch_size}-f{self.filters}-bn{int(self.batch_norm)}" + self._classifier_tags()
         return f"{name}-{self.digest(exclude=_CAE_ONLY)}"
+
+    def _classifier_tags(self) -> str:
+        """The name parts of non-default encoder, pool, augmentation and schedule (empty for the paper's)."""
+        tags = ("-" + _encoder_tag(self.encoder)) if self.encoder else ""
+        tags += self._pool_tag()
+        if self.augment:
+            tags += "-aug-" + _augment_tag(self.augment)
+        if self.lr_schedule != "constant":
+            tags += f"-{self.lr_schedule}{self.max_epochs}"
+        return tags
 
     def cae_id(self, decoder: str | None = None) -> str:
         """Name of the CAE this configuration fine-tunes from (shared across batch sizes)."""
@@ -537,14 +533,14 @@ class Experiment:
             self._train_member(member, test_fold, method, train, validation, split["test"], labels_per_class)
             for member in range(s.ensemble)
         ]
+        y = self.dataset.labels
         probabilities = np.mean([m["test"] for m in members], axis=0)
         if members[0]["validation"] is None:
             validation_accuracy = float("nan")  # every labelled fold but the test fold trained
         else:
             validation_probabilities = np.mean([m["validation"] for m in members], axis=0)
-            validation_accuracy = float(np.mean(validation_probabilities.argmax(axis=1) == self.dataset.labels[validation]))
+            validation_accuracy = float(np.mean(validation_probabilities.argmax(axis=1) == y[validation]))
         predicted = probabilities.argmax(axis=1)
-        y = self.dataset.labels
         truth = y[split["test"]]
         metrics = {
             "config": s.config_id,
