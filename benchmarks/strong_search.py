@@ -16,7 +16,7 @@ and the other three folds train, as in :class:`esc_lib.experiment.Experiment`):
 Usage::
 
     ESC_DATA_ROOT=../shared/data .venv/bin/python benchmarks/strong_search.py --list
-    ESC_DATA_ROOT=../shared/data .venv/bin/python benchmarks/strong_search.py wide_gmpt cos100
+    ESC_DATA_ROOT=../shared/data .venv/bin/python benchmarks/strong_search.py gmpt_cos100 wide_cos100
     ESC_DATA_ROOT=../shared/data .venv/bin/python benchmarks/strong_search.py cos100 --seeds 0 1 2
 
 Runs go to ``runs/strong-search/`` (gitignored); rows are appended to
