@@ -529,8 +529,10 @@ class Experiment:
             f"{method} classifier {s.config_id}, test fold {test_fold} (validation fold {split['validation_fold']})"
             + (f", {s.ensemble} members" if s.ensemble > 1 else "")
         )
+        # The CAE is loaded (or trained) once; every member starts from its encoder.
+        cae = self.pretrain(test_fold)[0] if method == "pretrained" else None
         members = [
-            self._train_member(member, test_fold, method, train, validation, split["test"], labels_per_class)
+            self._train_member(member, test_fold, method, cae, train, validation, split["test"], labels_per_class)
             for member in range(s.ensemble)
         ]
         y = self.dataset.labels
@@ -579,9 +581,11 @@ class Experiment:
         self._say(f"  test accuracy {metrics['accuracy']:.3f}{watched} after {metrics['epochs']} epochs ({metrics['seconds']} s)")
         return {"metrics": metrics, "predictions": predictions, "history": members[0]["history"], "model": members[0]["model"]}
 
-    def _train_member(self, member: int, test_fold: int, method: str, train: np.ndarray, validation: np.ndarray,
+    def _train_member(self, member: int, test_fold: int, method: str, cae, train: np.ndarray, validation: np.ndarray,
                       test: np.ndarray, labels_per_class: int | None) -> dict:
         """One classifier: trained on ``train`` with ``validation`` watched, then refit on both if set.
+
+        ``cae`` is the pre-trained autoencoder whose encoder initialises it, or None (from scratch).
 
         Returns its class probabilities on the validation and test clips,
         its history, the epochs of the scored model and the model.
@@ -597,7 +601,6 @@ class Experiment:
         scaler = self.standardizer(test_fold)
         augment = augmentations.from_spec(s.augment, n_classes=k) if s.augment else None
         cosine = s.lr_schedule == "cosine"
-        cae = self.pretrain(test_fold)[0] if method == "pretrained" else None
 
         def build_and_fit(indices: np.ndarray, run: Path, epochs: int, watch, patience, restore_best: bool):
             training.set_seed(seed)
