@@ -1,0 +1,595 @@
+"""The one schema of every parameter: profiles, notebooks, the runner and the benchmarks read it.
+
+Every parameter has a type, its allowed values, a default and a one-line
+description, and belongs to one *section* -- what it shapes:
+
+==============  ===========================================================================
+section         what it shapes
+==============  ===========================================================================
+``data``        which labelled clips and which unlabeled pool (and the seed of every choice)
+``features``    the log-mel front end
+``network``     the encoder both stages share, and their optimiser
+``pretraining`` the autoencoder only
+``classifier``  the classifier only
+``evaluation``  what is scored and how: test folds, methods, budgets, refit, ensembles
+``output``      where results go and what is drawn; never changes a trained model
+==============  ===========================================================================
+
+A stage's run folder is named by a hash of the sections it depends on
+(:meth:`Settings.key`): the CAE of ``data + features + network + pretraining``,
+the supervised classifier of ``data + features + network + classifier``, the
+pre-trained classifier of all five.  So a changed setting never reuses a model
+trained with the old value, and nothing else has to be listed anywhere.
+
+This module imports no TensorFlow (only pydantic, PyYAML and the standard
+library), so the runner can validate a profile before any work starts::
+
+    settings = Settings.from_profile("profiles/esc10.yaml", {"filters": 32})
+    settings.key("cae")          # '3f1c0a9e'
+    Settings(filterz=16)         # SettingsError: unknown parameter 'filterz'; did you mean 'filters'?
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+__all__ = [
+    "SECTIONS",
+    "STAGE_SECTIONS",
+    "NOTEBOOK_SECTIONS",
+    "METHODS",
+    "SettingsError",
+    "Settings",
+    "Profile",
+    "load_profile",
+    "grid_points",
+    "describe",
+    "parameters_cell",
+]
+
+#: Section -> what it shapes (the order is the order of the parameters cells).
+SECTIONS = {
+    "data": "which labelled clips and which unlabeled pool",
+    "features": "the log-mel front end",
+    "network": "the encoder both stages share, and their optimiser",
+    "pretraining": "the autoencoder only",
+    "classifier": "the classifier only",
+    "evaluation": "what is scored and how",
+    "output": "where results go and what is drawn",
+}
+
+#: The sections each trained stage depends on: the key of its run folder hashes exactly these.
+STAGE_SECTIONS = {
+    "cae": ("data", "features", "network", "pretraining"),
+    "supervised": ("data", "features", "network", "classifier"),
+    "pretrained": ("data", "features", "network", "pretraining", "classifier"),
+}
+
+#: The sections each notebook declares in its parameters cell.
+NOTEBOOK_SECTIONS = {
+    "01_preprocessing": ("data", "features", "output"),
+    "02_cae_pretraining": ("data", "features", "network", "pretraining", "evaluation", "output"),
+    "03_finetuning": tuple(SECTIONS),
+    "04_results": tuple(SECTIONS),
+}
+
+#: The ways of initialising the classifier that the paper compares.
+METHODS = ("supervised", "pretrained")
+
+#: The paper's encoder, ``filters`` per convolution (section 4.4).
+PAPER_ENCODER = "({f})5c-2p-({f})3c-2p-({f})3c-2p"
+
+
+class SettingsError(ValueError):
+    """A parameter that is unknown, of the wrong type or out of range; the message names it."""
+
+
+def _p(default, section: str, description: str, **constraints):
+    """A parameter: its default, its section and its one-line description (shown by papermill and ``describe``)."""
+    if section not in SECTIONS:
+        raise AssertionError(f"unknown section {section!r}")
+    return Field(default, description=description, json_schema_extra={"section": section}, **constraints)
+
+
+class Settings(BaseModel):
+    """Every parameter of an experiment; the notebooks' ``parameters`` cells are generated from it.
+
+    Build it from keywords, a mapping (:meth:`from_mapping`), a profile
+    (:meth:`from_profile`) or a notebook's namespace (:meth:`from_namespace`).
+    Values are checked strictly: ``"false"`` is not a bool and ``"64"`` not an
+    int (a YAML profile or ``-p filters 64`` already gives real types).
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    # ---------------------------------------------------------------- data
+    dataset: Literal["esc10", "esc50"] = _p("esc10", "data", 'labelled data, "esc10" (ESC10_DIR) or "esc50" (ESC50_DIR)')
+    download: bool = _p(False, "data", "download ESC-50 / ESC-US when absent")
+    unlabeled: Literal["folder", "escus", "none"] = _p(
+        "folder", "data", 'unlabeled pool, "folder" (ESC_UNLABELED_DIR), "escus" (ESCUS_DIR) or "none"')
+    escus_parts: int = _p(1, "data", "ESC-US parts to download (10 000 clips each)", ge=0)
+    max_unlabeled: int = _p(0, "data", "at most this many unlabeled files, sampled with the seed; 0 means all", ge=0)
+    pretrain_on_train_folds: bool = _p(
+        True, "data", "add the non-test folds' audio (labels dropped) to the pool; false: one CAE for every fold")
+    clips_per_class: int = _p(0, "data", "labelled clips per class and fold, for quick runs; 0 means all", ge=0)
+    seed: int = _p(0, "data", "seed of every random choice", ge=0)
+    # ------------------------------------------------------------ features
+    sample_rate: int = _p(44100, "features", "sampling rate in Hz the audio is resampled to", gt=0)
+    n_mels: int = _p(28, "features", "mel bands (paper: 28)", gt=0)
+    n_fft: int = _p(12288, "features", "STFT window in samples (paper: 12288)", gt=0)
+    hop_length: int = _p(6144, "features", "STFT hop in samples (paper: 6144 -> 36 frames)", gt=0)
+    deltas: bool = _p(False, "features", "add delta features as a second channel")
+    # ------------------------------------------------------------- network
+    filters: int = _p(64, "network", "filters f of the paper's (f)5c-2p-(f)3c-2p-(f)3c-2p (unused with an encoder)", gt=0)
+    encoder: str = _p("", "network", 'encoder notation, e.g. "(32)3c-2p-(64)3c-2p"; empty means the paper encoder')
+    batch_norm: bool = _p(False, "network", "batch normalisation after each convolution")
+    learning_rate: float = _p(0.001, "network", "Adam learning rate of both stages", gt=0)
+    patience: int = _p(5, "network", "early-stopping patience (epochs) on the validation loss", gt=0)
+    # --------------------------------------------------------- pretraining
+    decoder: Literal["unpool", "upsample"] = _p(
+        "unpool", "pretraining", 'CAE decoder, "unpool" (switch unpooling) or "upsample"')
+    cae_batch_size: int = _p(32, "pretraining", "autoencoder batch size", gt=0)
+    cae_max_epochs: int = _p(30, "pretraining", "autoencoder epochs at most", gt=0)
+    cae_validation_fraction: float = _p(
+        0.1, "pretraining", "share of the pre-training clips held out for early stopping", gt=0, lt=1)
+    # ---------------------------------------------------------- classifier
+    head: str = _p("128fc", "classifier", "classifier head notation; the last fc gets the number of classes")
+    batch_size: int = _p(32, "classifier", "classifier batch size (paper grid: 16, 32, 64)", gt=0)
+    dropout: float = _p(0.0, "classifier", "dropout before the dense layers (paper: 0)", ge=0, lt=1)
+    augment: str = _p("", "classifier", 'augmentation of training batches, e.g. "shift + mask + mixup"; empty: none')
+    max_epochs: int = _p(100, "classifier", "classifier epochs at most (a cosine schedule trains them all)", gt=0)
+    lr_schedule: Literal["constant", "cosine"] = _p(
+        "constant", "classifier", '"constant" (early stopping) or "cosine" (rate falls to 0 over max_epochs)')
+    # ---------------------------------------------------------- evaluation
+    folds: list[int] = _p([1, 2, 3, 4, 5], "evaluation", "test folds of the cross-validation", min_length=1)
+    methods: list[Literal["supervised", "pretrained"]] = _p(
+        ["supervised", "pretrained"], "evaluation", "classifier initialisations to compare", min_length=1)
+    label_budgets: list[int] = _p([], "evaluation", "extra runs with this many labelled clips per class (0 = all)")
+    refit_on_validation: bool = _p(
+        False, "evaluation", "retrain on the training + validation folds and score that model")
+    ensemble: int = _p(1, "evaluation", "classifiers per fold with different seeds, probabilities averaged", gt=0)
+    score: Literal["test", "validation"] = _p(
+        "test", "evaluation", '"test" scores the test folds; "validation" only the validation folds (searches)')
+    # -------------------------------------------------------------- output
+    profile: str = _p("esc10", "output", "subfolder of figures/ and results/ this run publishes into")
+    run_dir: str = _p("", "output", "run folder for checkpoints and metrics; empty means runs/interactive")
+    publish_figures: bool = _p(True, "output", "write into figures/<profile> and results/<profile> (else the run folder)")
+    compare_decoders: bool = _p(True, "output", "also train the other decoder on the first fold for the reconstruction figure")
+    embedding_method: Literal["tsne", "pca"] = _p("tsne", "output", '2-D embedding of encoder features, "tsne" or "pca"')
+
+    # ------------------------------------------------------------ checks
+    @model_validator(mode="before")
+    @classmethod
+    def _known_names(cls, values):
+        if isinstance(values, Mapping):
+            unknown = [name for name in values if name not in cls.model_fields]
+            if unknown:
+                raise SettingsError(_unknown_message(unknown))
+        return values
+
+    @field_validator("folds", mode="before")
+    @classmethod
+    def _one_fold(cls, value):
+        # A single fold (``-p folds 1``) means a list of one.
+        return [value] if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_validator("folds", "methods", "label_budgets", mode="before")
+    @classmethod
+    def _tuple_is_list(cls, value):
+        return list(value) if isinstance(value, tuple) else value
+
+    @field_validator("learning_rate", "dropout", "cae_validation_fraction", mode="before")
+    @classmethod
+    def _int_is_float(cls, value):
+        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_validator("augment")
+    @classmethod
+    def _augment_parses(cls, value: str) -> str:
+        if value.strip():
+            from esc_lib import augment  # NumPy only
+
+            augment.from_spec(value, n_classes=2)  # raises ValueError naming the bad step
+        return value
+
+    @field_validator("label_budgets")
+    @classmethod
+    def _budgets_non_negative(cls, value: list[int]) -> list[int]:
+        if any(v < 0 for v in value):
+            raise ValueError("label budgets are clips per class: integers >= 0 (0 = all)")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Settings":
+        if self.score == "validation" and self.refit_on_validation:
+            raise ValueError(
+                "score='validation' needs the validation fold held out, but refit_on_validation trains on it; "
+                "set refit_on_validation to false for a search")
+        if self.unlabeled == "none" and not self.pretrain_on_train_folds and "pretrained" in self.methods:
+            raise ValueError(
+                "the pretrained method has no pre-training data: set unlabeled to 'folder' or 'escus' "
+                "or pretrain_on_train_folds to true (or methods to ['supervised'])")
+        return self
+
+    def __init__(self, **values: Any):
+        try:
+            super().__init__(**values)
+        except ValidationError as error:
+            raise SettingsError(_one_line(error)) from None
+
+    # ---------------------------------------------------------- builders
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> "Settings":
+        """From a dict of parameters; an unknown name is an error naming the closest known one."""
+        return cls(**dict(values))
+
+    @classmethod
+    def from_profile(cls, profile: str | Path, overrides: Mapping[str, Any] | None = None) -> "Settings":
+        """A profile's parameters (``profiles/<name>.yaml`` or a path) with ``overrides`` on top."""
+        return cls(**{**load_profile(profile).parameters, **dict(overrides or {})})
+
+    @classmethod
+    def from_namespace(cls, namespace: Mapping[str, Any]) -> "Settings":
+        """From a notebook's ``globals()`` right after its parameters cell (and papermill's injected one).
+
+        Every plain value there must be a parameter: a name papermill injected
+        that the schema does not know (``-p clips_per_clas 1``) is an error
+        before any work, not a silent full-size run.
+        """
+        values = {
+            name: value for name, value in namespace.items()
+            if not name.startswith("_") and name not in _NOTEBOOK_BUILTINS
+            and not isinstance(value, ModuleType) and not callable(value)
+        }
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> "Settings":
+        """A copy with ``changes`` (validated like the rest)."""
+        return type(self)(**{**self.model_dump(), **changes})
+
+    # --------------------------------------------------------- structure
+    @classmethod
+    def section_of(cls, name: str) -> str:
+        """The section a parameter belongs to."""
+        if name not in cls.model_fields:
+            raise SettingsError(_unknown_message([name]))
+        return cls.model_fields[name].json_schema_extra["section"]
+
+    @classmethod
+    def names(cls, sections: Iterable[str] | None = None) -> list[str]:
+        """Parameter names in schema order, optionally only those of ``sections``."""
+        wanted = set(SECTIONS if sections is None else sections)
+        unknown = wanted - set(SECTIONS)
+        if unknown:
+            raise SettingsError(f"unknown section(s) {sorted(unknown)}; sections are {list(SECTIONS)}")
+        return [name for name in cls.model_fields if cls.section_of(name) in wanted]
+
+    def section(self, name: str) -> dict[str, Any]:
+        """The values of one section, as JSON-ready Python values."""
+        return {field: value for field, value in self.model_dump().items() if self.section_of(field) == name}
+
+    def stage_settings(self, stage: str) -> dict[str, dict[str, Any]]:
+        """``{section: values}`` of what ``stage`` ("cae", "supervised", "pretrained") depends on.
+
+        The encoder is given as the notation actually built, so ``filters`` stops
+        mattering once ``encoder`` is set.
+        """
+        if stage not in STAGE_SECTIONS:
+            raise SettingsError(f"stage must be one of {sorted(STAGE_SECTIONS)}, got {stage!r}")
+        sections = {name: self.section(name) for name in STAGE_SECTIONS[stage]}
+        network = sections["network"]
+        network["encoder"] = self.encoder_notation
+        del network["filters"]
+        return sections
+
+    def key(self, stage: str) -> str:
+        """Hash (8 hex digits) of the sections ``stage`` depends on: the identity of its trained models."""
+        text = json.dumps(self.stage_settings(stage), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+    # -------------------------------------------------------------- names
+    @property
+    def encoder_notation(self) -> str:
+        """The encoder actually built: ``encoder``, or the paper's with ``filters``."""
+        return self.encoder or PAPER_ENCODER.format(f=self.filters)
+
+    @property
+    def architecture(self) -> str:
+        """The encoder for captions: the paper's with its filters named ``f``, or the custom notation."""
+        return self.encoder or PAPER_ENCODER.format(f="f") + " with f filters"
+
+    @property
+    def pool_label(self) -> str:
+        """The unlabeled pool in words: ``all``, ``none`` or the number of files."""
+        if self.unlabeled == "none":
+            return "none"
+        return str(self.max_unlabeled) if self.max_unlabeled else "all"
+
+    def _encoder_tag(self) -> str:
+        return _encoder_tag(self.encoder) if self.encoder else f"f{self.filters}"
+
+    def _pool_tag(self) -> str:
+        if self.unlabeled == "none":
+            return "-nopool"
+        return f"-pool{self.max_unlabeled}" if self.max_unlabeled else ""
+
+    def _classifier_tags(self) -> str:
+        tags = self._pool_tag()
+        if self.augment:
+            tags += "-aug-" + _augment_tag(self.augment)
+        if self.lr_schedule != "constant":
+            tags += f"-{self.lr_schedule}{self.max_epochs}"
+        return tags
+
+    @property
+    def config_id(self) -> str:
+        """Readable name of this configuration, e.g. ``bs32-f64-unpool-bn0``; notebooks and results are named by it.
+
+        Names the batch size, the encoder (``f64`` for the paper's, else its
+        filters and a hash), the decoder, batch norm, and the non-default pool,
+        augmentation, schedule, refit and ensemble, so sweep points differ.
+        """
+        name = f"bs{self.batch_size}-{self._encoder_tag()}-{self.decoder}-bn{int(self.batch_norm)}" + self._classifier_tags()
+        if self.refit_on_validation:
+            name += "-refit"
+        if self.ensemble > 1:
+            name += f"-ens{self.ensemble}"
+        return name
+
+    def cae_id(self, decoder: str | None = None) -> str:
+        """Run-folder name of the CAE: readable part + :meth:`key` of ``"cae"`` (shared across batch sizes)."""
+        settings = self if decoder in (None, self.decoder) else self.replace(decoder=decoder)
+        name = f"{settings._encoder_tag()}-{settings.decoder}-bn{int(settings.batch_norm)}-cbs{settings.cae_batch_size}"
+        return f"{name}{settings._pool_tag()}-{settings.key('cae')}"
+
+    def classifier_id(self, method: str) -> str:
+        """Run-folder name of a classifier: readable part + :meth:`key` of ``method``.
+
+        The supervised baseline does not depend on pre-training, so the decoder
+        variants of a sweep share it.  Refits and ensemble members are
+        folders inside it (``fold1-refit``, ``fold1-m1``), so a refit reuses
+        the early-stopped run it takes its epochs from.
+        """
+        if method not in METHODS:
+            raise SettingsError(f"method must be one of {METHODS}, got {method!r}")
+        decoder = f"-{self.decoder}" if method == "pretrained" else ""
+        name = f"bs{self.batch_size}-{self._encoder_tag()}{decoder}-bn{int(self.batch_norm)}" + self._classifier_tags()
+        return f"{name}-{self.key(method)}"
+
+    def to_json(self, stage: str | None = None) -> str:
+        """Every parameter (or only what ``stage`` depends on), as the ``settings.json`` of a run folder."""
+        payload = self.stage_settings(stage) if stage else {name: self.section(name) for name in SECTIONS}
+        if stage:
+            payload = {"stage": stage, "key": self.key(stage), **payload}
+        return json.dumps(payload, indent=2, sort_keys=False) + "\n"
+
+
+#: Names a Jupyter kernel puts into a notebook's namespace besides the parameters.
+_NOTEBOOK_BUILTINS = frozenset({"In", "Out", "get_ipython", "exit", "quit", "open"})
+
+
+def _unknown_message(unknown: Iterable[str]) -> str:
+    known = list(Settings.model_fields)
+    parts = []
+    for name in unknown:
+        close = difflib.get_close_matches(str(name), known, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        parts.append(f"unknown parameter {name!r}{hint}")
+    return "; ".join(parts) + " (python -m esc_lib.settings lists every parameter)"
+
+
+def _one_line(error: ValidationError) -> str:
+    """Pydantic's errors as one readable line per parameter: name, value given, what is allowed."""
+    messages = []
+    for item in error.errors(include_url=False):
+        where = ".".join(str(part) for part in item["loc"])
+        message = item["msg"]
+        if item["type"] == "value_error":
+            message = message.removeprefix("Value error, ")
+        context = item.get("ctx", {})
+        if "expected" in context:
+            message = f"expected {context['expected']}"
+        if where:
+            messages.append(f"parameter {where}={item.get('input')!r}: {message}")
+        else:
+            messages.append(message)
+    return "; ".join(messages)
+
+
+def _hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:4]
+
+
+def _encoder_tag(notation: str) -> str:
+    """``(16)3c-2p-(32)3c-2p`` -> ``c16-32.1a2b``: the filters and a hash that keeps kernel and pooling sizes apart."""
+    filters = re.findall(r"\((\d+)\)\s*\d+(?:x\d+)?c", notation)
+    return f"c{'-'.join(filters)}.{_hash(notation.replace(' ', ''))}"
+
+
+def _augment_tag(spec: str) -> str:
+    """A short name for an augmentation: its step names and a hash of the whole text."""
+    names = [item.split(":")[0] for item in spec.replace(" ", "").split("+") if item]
+    return f"{'_'.join(names)}.{_hash(spec.replace(' ', ''))}"
+
+
+# ---------------------------------------------------------------------------
+# Profiles
+
+
+class Profile(BaseModel):
+    """A profile file: ``description``, ``parameters`` (a mapping) and an optional ``sweep``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str
+    description: str = ""
+    parameters: dict[str, Any] = {}
+    sweep: dict[str, Any] = {}
+
+    def points(self) -> list[dict[str, Any]]:
+        """The sweep's points (see :func:`grid_points`)."""
+        return grid_points(self.sweep)
+
+
+def load_profile(profile: str | Path) -> Profile:
+    """Read and check a profile: ``profiles/<name>.yaml`` or a path to a YAML file.
+
+    Every parameter and every sweep point is validated against the schema
+    here, before any work, so a typo or a bad value stops the run with a line
+    naming the file and the parameter.
+    """
+    import yaml
+
+    from esc_lib import config
+
+    path = Path(profile).expanduser()
+    if not (path.suffix in (".yaml", ".yml") or path.exists()):
+        path = config.profiles_dir() / f"{profile}.yaml"
+        if not path.is_file():
+            known = ", ".join(sorted(p.stem for p in config.profiles_dir().glob("*.yaml"))) or "none"
+            raise SettingsError(f"unknown profile {str(profile)!r}; known profiles: {known}; or pass a path to a YAML file")
+    if not path.is_file():
+        raise SettingsError(f"profile file {path} does not exist")
+    try:
+        content = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise SettingsError(f"{path}:{where} is not valid YAML: {problem}") from None
+    if not isinstance(content, dict) or not set(content) <= {"parameters", "sweep", "description"}:
+        raise SettingsError(f"{path} must be a mapping with 'parameters' (and optionally 'sweep', 'description')")
+    parameters, sweep = content.get("parameters") or {}, content.get("sweep") or {}
+    if not isinstance(parameters, dict) or not isinstance(sweep, dict):
+        raise SettingsError(f"{path}: 'parameters' and 'sweep' must be mappings (name: value)")
+    if not set(sweep) <= {"grid", "variants"}:
+        raise SettingsError(f"{path}: sweep takes 'grid' (a mapping of lists) and 'variants' (a list of mappings)")
+    for name, values in (sweep.get("grid") or {}).items():
+        if not isinstance(values, list) or not values:
+            raise SettingsError(f"{path}: sweep.grid.{name} must be a non-empty list")
+    variants = sweep.get("variants") or []
+    if not isinstance(variants, list) or not all(isinstance(v, dict) for v in variants):
+        raise SettingsError(f"{path}: sweep.variants must be a list of mappings")
+    result = Profile(path=str(path), description=str(content.get("description") or ""), parameters=parameters, sweep=sweep)
+    for point in result.points():
+        try:
+            Settings(**{**parameters, **point})
+        except SettingsError as error:
+            where = f" (sweep point {point})" if point else ""
+            raise SettingsError(f"{path}{where}: {error}") from None
+    return result
+
+
+def grid_points(sweep: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every combination of ``sweep["grid"]`` (or the base point), then each of ``sweep["variants"]``, without repeats."""
+    import itertools
+
+    grid = sweep.get("grid") or {}
+    names = list(grid)
+    points = [dict(zip(names, values)) for values in itertools.product(*(grid[n] for n in names))] if grid else [{}]
+    for variant in sweep.get("variants") or []:
+        if variant not in points:
+            points.append(dict(variant))
+    return points
+
+
+# ---------------------------------------------------------------------------
+# Documentation and notebooks
+
+
+def _type_name(name: str) -> str:
+    annotation = Settings.model_fields[name].annotation
+    text = getattr(annotation, "__name__", None) if getattr(annotation, "__origin__", None) is None else None
+    if text in ("int", "float", "bool", "str"):
+        return text
+    origin = getattr(annotation, "__origin__", None)
+    if origin is Literal:
+        return "str"
+    if origin is list:
+        (item,) = annotation.__args__
+        return "list[str]" if getattr(item, "__origin__", None) is Literal else f"list[{item.__name__}]"
+    return str(annotation)
+
+
+def _allowed(name: str) -> str:
+    annotation = Settings.model_fields[name].annotation
+    if getattr(annotation, "__origin__", None) is Literal:
+        return " | ".join(map(repr, annotation.__args__))
+    return ""
+
+
+def describe() -> list[dict[str, str]]:
+    """One row per parameter: name, section, type, allowed values, default, description."""
+    rows = []
+    for name, spec in Settings.model_fields.items():
+        rows.append({
+            "name": name, "section": Settings.section_of(name), "type": _type_name(name),
+            "allowed": _allowed(name), "default": repr(spec.default), "description": spec.description or "",
+        })
+    return rows
+
+
+def _literal(value: Any) -> str:
+    """Python source for a default (``True``, ``"esc10"``, ``[1, 2]``)."""
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_literal(v) for v in value) + "]"
+    return repr(value)
+
+
+def parameters_cell(notebook: str) -> str:
+    """The source of a notebook's ``parameters`` cell, generated from the schema.
+
+    One annotated literal per line (``name: type = value  # description``),
+    so papermill's ``--help-notebook`` shows each type and description.
+    """
+    stem = Path(notebook).stem
+    if stem not in NOTEBOOK_SECTIONS:
+        raise SettingsError(f"no parameters are defined for notebook {notebook!r}; known: {sorted(NOTEBOOK_SECTIONS)}")
+    lines = []
+    for section in NOTEBOOK_SECTIONS[stem]:
+        names = Settings.names([section])
+        lines.append(f"# {section}: {SECTIONS[section]}")
+        width = max(len(f"{n}: {_type_name(n)} = {_literal(Settings.model_fields[n].default)}") for n in names)
+        for name in names:
+            spec = Settings.model_fields[name]
+            code = f"{name}: {_type_name(name)} = {_literal(spec.default)}"
+            lines.append(f"{code.ljust(width)}  # {spec.description}")
+    return "\n".join(lines)
+
+
+def _main(argv: list[str] | None = None) -> int:
+    """``python -m esc_lib.settings``: every parameter as a table (``--markdown`` for the README)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m esc_lib.settings", description="List every parameter of the schema.")
+    parser.add_argument("--markdown", action="store_true", help="a Markdown table")
+    args = parser.parse_args(argv)
+    rows = describe()
+    if args.markdown:
+        print("| parameter | section | type | default | description |\n|---|---|---|---|---|")
+        for row in rows:
+            allowed = f" ({row['allowed']})" if row["allowed"] else ""
+            print(f"| `{row['name']}` | {row['section']} | {row['type']}{allowed} | `{row['default']}` | {row['description']} |")
+        return 0
+    for section in SECTIONS:
+        print(f"{section}: {SECTIONS[section]}")
+        for row in rows:
+            if row["section"] == section:
+                allowed = f" [{row['allowed']}]" if row["allowed"] else ""
+                print(f"  {row['name']:24s} {row['type']:10s} = {row['default']:12s} {row['description']}{allowed}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())
