@@ -7,8 +7,12 @@ metrics table with at least the columns
 
 where ``method`` is ``"supervised"`` (trained from scratch) or ``"pretrained"``
 (initialised from the CAE encoder) and ``accuracy`` is a fraction in [0, 1].
-Optional columns ``labels_per_class`` (an int or ``"all"``) and ``pool_size``
-feed the label-budget and pool-size curves.
+Optional columns ``labels_per_class`` and ``pool_size`` feed the label-budget
+and pool-size curves.  Both hold non-negative integers; ``labels_per_class``
+0 (:data:`ALL_LABELS`) means "every labelled clip" -- the largest budget, so
+it sorts after the others and is shown as ``"all"`` (:func:`budget_order`,
+:func:`budget_label`).  An optional ``encoder`` column (the encoder notation)
+tells :func:`table1` whether the filter count ``f`` is part of the row key.
 
 Everything here treats the *fold* as the unit of replication: the mean over
 folds, a Student-t confidence interval over folds, and tests that pair the two
@@ -33,6 +37,7 @@ from esc_lib import atomic
 __all__ = [
     "BASELINE",
     "TREATMENT",
+    "ALL_LABELS",
     "PAPER_TABLE1",
     "PUBLISHED",
     "load_metrics",
@@ -47,12 +52,18 @@ __all__ = [
     "confusion",
     "per_class_accuracy",
     "budget_curve",
+    "budget_order",
+    "budget_label",
+    "as_class_names",
 ]
 
 #: Name of the method trained from scratch in the ``method`` column.
 BASELINE = "supervised"
 #: Name of the method initialised from the CAE encoder in the ``method`` column.
 TREATMENT = "pretrained"
+#: ``labels_per_class`` value meaning "every labelled clip" (no label budget).
+ALL_LABELS = 0
+_BUDGET_COLUMN = "labels_per_class"
 
 #: The paper's Table 1 (ESC-50, one train/test split, accuracy as a fraction).
 #: Architecture (f)5c-2p-(f)3c-2p-(f)3c-2p; ``pretrained`` is NaN where the
@@ -169,38 +180,96 @@ def _is_blank(value) -> bool:
     return _is_missing(value) or (isinstance(value, str) and value.strip().lower() in _BLANK_TEXT)
 
 
-def _normalise_budget(value):
-    """``"8"`` and ``8.0`` become ``8`` (CSV round trips turn ints into strings); ``"all"`` stays."""
-    if _is_missing(value):
-        return value
-    if isinstance(value, (bool, np.bool_)):
-        return value
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return int(value) if float(value).is_integer() else float(value)
-    text = str(value).strip()
-    try:
-        number = float(text)
-    except ValueError:
-        return text
-    return int(number) if number.is_integer() else number
+def _budget_int(value, column: str = _BUDGET_COLUMN) -> int:
+    """A budget as a non-negative int; an integral float (``8.0``) is accepted, text and NaN are not."""
+    number = -1
+    if isinstance(value, (bool, np.bool_)) or _is_missing(value):
+        pass
+    elif isinstance(value, (int, np.integer)):
+        number = int(value)
+    elif isinstance(value, (float, np.floating)) and float(value).is_integer():
+        number = int(value)
+    if number < 0:
+        hint = ""
+        if column == _BUDGET_COLUMN:
+            hint = f" ({ALL_LABELS} means every labelled clip; older tables wrote 'all')"
+        raise ValueError(f"{column} must hold non-negative integers{hint}, got {value!r}")
+    return number
 
 
-def _order_key(value):
-    """Sort numbers first (ascending), then text such as ``"all"``, then missing values."""
+def budget_order(budget, column: str = _BUDGET_COLUMN) -> float:
+    """Sort key of a budget: ascending, with ``labels_per_class`` 0 (every labelled clip) last.
+
+    Parameters
+    ----------
+    budget : int >= 0
+        A value of ``column``; an integral float such as ``8.0`` (how pandas
+        may hold integers after a merge) is accepted.
+    column : str
+        The budget column.  Only for ``"labels_per_class"`` does 0
+        (:data:`ALL_LABELS`) mean "all labelled clips" and sort after every
+        positive budget; elsewhere (e.g. ``"pool_size"``, where the from-scratch
+        baseline has 0) 0 is simply the smallest number.
+
+    Returns
+    -------
+    key : float
+        ``math.inf`` for ``labels_per_class`` 0, else the budget.
+
+    Raises
+    ------
+    ValueError
+        If ``budget`` is not a non-negative integer (e.g. the text ``"all"``
+        that older metrics files hold).
+    """
+    number = _budget_int(budget, column)
+    return math.inf if (column == _BUDGET_COLUMN and number == ALL_LABELS) else float(number)
+
+
+def budget_label(budget, column: str = _BUDGET_COLUMN) -> str:
+    """Text for a budget on a plot axis or in a table: ``"all"`` for ``labels_per_class`` 0, else ``"8"``.
+
+    Parameters
+    ----------
+    budget : int >= 0
+        A value of ``column`` (see :func:`budget_order`).
+    column : str
+        The budget column; 0 reads ``"all"`` only for ``"labels_per_class"``.
+
+    Returns
+    -------
+    label : str
+
+    Raises
+    ------
+    ValueError
+        If ``budget`` is not a non-negative integer.
+    """
+    number = _budget_int(budget, column)
+    return "all" if (column == _BUDGET_COLUMN and number == ALL_LABELS) else str(number)
+
+
+def _sort_key(value):
+    """Numbers first (ascending), then text, then missing values: sorts columns of mixed types."""
     if _is_missing(value):
         return (2, 0.0, "")
-    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_)):
         return (0, float(value), "")
     return (1, 0.0, str(value))
 
 
+def _row_key(column: str, value):
+    """:func:`_sort_key`, except that ``labels_per_class`` sorts by :func:`budget_order` (0 last)."""
+    if column == _BUDGET_COLUMN and not _is_missing(value):
+        return (0, budget_order(value), "")
+    return _sort_key(value)
+
+
 def _sort_rows(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
-    """Sort by ``columns`` in a way that survives mixed types (``8`` next to ``"all"``)."""
+    """Sort by ``columns`` in a way that survives mixed types (``"none"`` next to ``None``)."""
     if frame.empty:
         return frame
-    keys = [tuple(_order_key(row[c]) for c in columns) for _, row in frame.iterrows()]
+    keys = [tuple(_row_key(c, row[c]) for c in columns) for _, row in frame.iterrows()]
     order = sorted(range(len(frame)), key=lambda i: keys[i])
     return frame.iloc[order].reset_index(drop=True)
 
@@ -242,15 +311,18 @@ def load_metrics(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> pd.D
     Returns
     -------
     metrics : pd.DataFrame
-        The rows of all files; ``labels_per_class`` (if present) holds ints
-        and ``"all"`` again, as written.
+        The rows of all files; ``labels_per_class`` (if a file has it) holds
+        ints, 0 meaning every labelled clip.  Files without the column leave
+        it missing (NaN) in their rows.
 
     Raises
     ------
     FileNotFoundError
         If a path does not exist or a folder holds no ``metrics*.csv``.
     ValueError
-        If a file lacks the ``method``, ``fold`` or ``accuracy`` column.
+        If a file lacks the ``method``, ``fold`` or ``accuracy`` column, or
+        its ``labels_per_class`` holds something other than non-negative
+        integers (e.g. ``"all"``, written by older versions for what is now 0).
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
@@ -271,11 +343,13 @@ def load_metrics(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> pd.D
     for file in files:
         frame = pd.read_csv(file)
         _require_columns(frame, ("method", "fold", "accuracy"), name=str(file))
+        if _BUDGET_COLUMN in frame.columns:
+            try:
+                frame[_BUDGET_COLUMN] = [_budget_int(v) for v in frame[_BUDGET_COLUMN]]
+            except ValueError as error:
+                raise ValueError(f"{file}: {error}") from None
         frames.append(frame)
-    metrics = pd.concat(frames, ignore_index=True)
-    if "labels_per_class" in metrics.columns:
-        metrics["labels_per_class"] = metrics["labels_per_class"].map(_normalise_budget).astype(object)
-    return metrics
+    return pd.concat(frames, ignore_index=True)
 
 
 def mean_ci(values, confidence: float = 0.95) -> tuple[float, float, float]:
@@ -415,7 +489,7 @@ def paired_test(a, b, confidence: float = 0.95, *, value: str = "accuracy") -> d
                 f"a and b must cover the same folds; only in a: {sorted(folds_a - folds_b, key=str)}, "
                 f"only in b: {sorted(folds_b - folds_a, key=str)}"
             )
-        folds = sorted(folds_a, key=_order_key)
+        folds = sorted(folds_a, key=_sort_key)
         x = series_a.loc[folds].to_numpy(dtype=float)
         y = series_b.loc[folds].to_numpy(dtype=float)
     else:
@@ -504,7 +578,8 @@ def summarise(metrics: pd.DataFrame, by: str | Sequence[str] = ("config", "metho
     Returns
     -------
     summary : pd.DataFrame
-        One row per group, sorted by ``by``, with columns ``*by``, ``mean``,
+        One row per group, sorted by ``by`` (``labels_per_class`` 0, every
+        labelled clip, after the positive budgets), with columns ``*by``, ``mean``,
         ``ci_low``, ``ci_high``, ``std`` (``ddof=1``, NaN for one fold),
         ``n_folds`` and a text column named ``value`` such as ``"72.3 ± 4.1"``
         (mean ± half-width of the interval, in % for accuracies).
@@ -512,8 +587,9 @@ def summarise(metrics: pd.DataFrame, by: str | Sequence[str] = ("config", "metho
     Raises
     ------
     ValueError
-        If a column is missing, an accuracy is outside [0, 1], or a fold
-        appears twice within a group.
+        If a column is missing, an accuracy is outside [0, 1], a fold
+        appears twice within a group, or ``labels_per_class`` (when in
+        ``by``) holds a non-integer.
     """
     metrics = _require_frame(metrics)
     by = _as_tuple(by)
@@ -675,10 +751,10 @@ def _single_valued(metrics: pd.DataFrame, column: str, what: str) -> None:
     """One budget per table.  The pool size only matters for pre-trained rows (from scratch uses none)."""
     if column in metrics.columns:
         rows = metrics[metrics["method"] != BASELINE] if column == "pool_size" else metrics
-        values = rows[column].dropna().map(_normalise_budget).unique()
+        values = sorted({_budget_int(v, column) for v in rows[column].dropna()}, key=lambda v: budget_order(v, column))
         if len(values) > 1:
             raise ValueError(
-                f"metrics holds several {column} values ({sorted(map(str, values))}); "
+                f"metrics holds several {column} values ({[budget_label(v, column) for v in values]}); "
                 f"filter to one before building {what}"
             )
 
@@ -696,47 +772,86 @@ def _filter(metrics: pd.DataFrame, column: str, wanted) -> pd.DataFrame:
     return metrics[keep]
 
 
-def table1(metrics: pd.DataFrame, dataset_label: str, *, decoder: str | None = None, batch_norm=None,
-           with_paper: bool = False, confidence: float = 0.95) -> pd.DataFrame:
+def _require_text(value, name: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be text, got {type(value).__name__}")
+    if not value.strip():
+        raise ValueError(f"{name} must be non-empty text")
+    return value.strip()
+
+
+def _single_encoder(metrics: pd.DataFrame) -> str | None:
+    """The encoder notation when every row names the same one, else None (paper grid, or a mix)."""
+    if "encoder" not in metrics.columns or metrics["encoder"].map(_is_blank).astype(bool).any():
+        return None
+    encoders = set(metrics["encoder"].astype(str).str.strip())
+    return encoders.pop() if len(encoders) == 1 else None
+
+
+def table1(metrics: pd.DataFrame, dataset_label: str, *, architecture: str, decoder: str | None = None,
+           batch_norm=None, with_paper: bool = False, confidence: float = 0.95) -> pd.DataFrame:
     """The paper's Table 1 from cross-validated runs: batch size × filters, supervised vs pre-trained.
 
     Parameters
     ----------
     metrics : pd.DataFrame
         Tidy per-fold metrics with ``batch_size``, ``filters``, ``method``,
-        ``fold``, ``accuracy`` (and ``decoder``/``batch_norm`` if varied).
+        ``fold``, ``accuracy`` (and ``decoder``/``batch_norm`` if varied, and
+        optionally ``encoder``, the encoder notation of each run).
     dataset_label : str
         Shown in the caption (``df.attrs["caption"]``, written by
         :func:`write_table` above the Markdown table), e.g. ``"ESC-10"``.
+    architecture : str
+        The encoder that was run, as the caption should name it, e.g.
+        ``"(f)5c-2p-(f)3c-2p-(f)3c-2p with f filters"`` for the paper's grid
+        or ``"(32)3c-2p-(64)3c-2p-(128)3c-2p-(256)3c-2p"`` for a custom
+        encoder.  Required: the caption states what was run, not a constant.
     decoder, batch_norm : optional
         Keep only this decoder / batch-norm variant.  Left ``None``, a column
         with several values becomes part of the row key.
     with_paper : bool
         Add the paper's single-split ESC-50 figures (:data:`PAPER_TABLE1`)
-        as two extra columns for the matching (b, f).
+        as two extra columns for the matching (b, f).  Only meaningful for
+        the paper's architecture, so it needs the ``f`` column.
     confidence : float in (0, 1)
 
     Returns
     -------
     table : pd.DataFrame
-        Columns ``b``, ``f`` (and ``decoder``, ``batch_norm`` when they vary),
-        ``Supervised`` and ``Pre-training with CAE`` as ``"mean ± half-width"``
-        in % (fold-wise mean and t interval), ``Difference (pp)`` as
-        ``"+d [low, high]"``, ``p (paired t)``, ``p (Wilcoxon)`` and ``folds``.
+        Columns ``b``, ``f`` (and ``decoder``, ``batch_norm`` when they vary;
+        ``config`` when configurations share these keys but differ otherwise,
+        e.g. in encoder or refit), ``Supervised`` and ``Pre-training with CAE``
+        as ``"mean ± half-width"`` in % (fold-wise mean and t interval),
+        ``Difference (pp)`` as ``"+d [low, high]"``, ``p (paired t)``,
+        ``p (Wilcoxon)`` and ``folds``.  When an ``encoder`` column names the
+        same non-empty encoder on every row, the encoder fixes the filters and
+        there is no ``f`` column.
 
     Raises
     ------
     ValueError
-        If a column is missing, a filter value is absent, ``labels_per_class``
-        or ``pool_size`` has several values, or the folds of a pair differ.
+        If a column is missing, ``architecture`` is empty, a filter value is
+        absent, ``labels_per_class`` or ``pool_size`` has several values (or a
+        non-integer one), the folds of a pair differ, or ``with_paper`` is
+        asked for a table without ``f`` (a custom encoder).
+    TypeError
+        If ``architecture`` is not text.
     """
+    architecture = _require_text(architecture, "architecture")
     metrics = _require_frame(metrics)
     _require_columns(metrics, ("batch_size", "filters", "method", "fold", "accuracy"))
     for column in ("labels_per_class", "pool_size"):
         _single_valued(metrics, column, "Table 1")
     metrics = _filter(metrics, "decoder", decoder)
     metrics = _filter(metrics, "batch_norm", batch_norm)
-    keys = ["batch_size", "filters"]
+    encoder = _single_encoder(metrics)
+    if encoder is not None and with_paper:
+        raise ValueError(
+            f"with_paper compares with the paper's (f)5c-2p-(f)3c-2p-(f)3c-2p grid, but every row uses "
+            f"encoder {encoder!r}; leave with_paper False"
+        )
+    # A custom encoder fixes its own filters: the f column would pretend to matter.
+    keys = ["batch_size"] if encoder is not None else ["batch_size", "filters"]
     for column in ("decoder", "batch_norm"):
         if column not in metrics.columns:
             continue
@@ -768,11 +883,12 @@ def table1(metrics: pd.DataFrame, dataset_label: str, *, decoder: str | None = N
                 for b, f in zip(table["b"], table["f"])
             ]
     n_folds = sorted(set(comparison["n_folds"]))
+    columns = "b is the batch size" + (", f the number of filters" if "f" in table.columns else "")
     table.attrs["caption"] = (
-        f"Table 1 ({dataset_label}): accuracy (%) of (f)5c-2p-(f)3c-2p-(f)3c-2p with batch size b and "
-        f"f filters, mean ± half-width of the {confidence:.0%} t interval over "
-        f"{'/'.join(map(str, n_folds))} cross-validation folds; difference = pre-trained − supervised in "
-        "percentage points; p-values from the paired t-test and Wilcoxon signed-rank test over folds."
+        f"Table 1 ({dataset_label}): accuracy (%) of {architecture}; {columns}. Mean ± half-width of the "
+        f"{confidence:.0%} t interval over {'/'.join(map(str, n_folds))} cross-validation folds; difference = "
+        "pre-trained − supervised in percentage points; p-values from the paired t-test and Wilcoxon "
+        "signed-rank test over folds."
     )
     return table
 
@@ -784,8 +900,8 @@ def _dataset_key(dataset: str) -> str:
     return key
 
 
-def table2(metrics: pd.DataFrame, dataset: str, *, configs: Mapping[str, str] | None = None,
-           confidence: float = 0.95) -> pd.DataFrame:
+def table2(metrics: pd.DataFrame, dataset: str, *, dataset_label: str | None = None,
+           configs: Mapping[str, str] | None = None, confidence: float = 0.95) -> pd.DataFrame:
     """The paper's Table 2: published accuracies next to this project's best cross-validated runs.
 
     Parameters
@@ -794,6 +910,9 @@ def table2(metrics: pd.DataFrame, dataset: str, *, configs: Mapping[str, str] | 
         Tidy per-fold metrics with ``config``, ``method``, ``fold``, ``accuracy``.
     dataset : {"esc50", "esc10"}
         Which published rows to show (``"ESC-50"``/``"ESC-10"`` accepted).
+    dataset_label : str, optional
+        Names the data in the caption (``df.attrs["caption"]``), e.g.
+        ``"ESC-10, 5 folds"``; default ``"ESC-50"``/``"ESC-10"`` from ``dataset``.
     configs : mapping method -> config, optional
         The configuration to report per method.  By default the one with the
         highest mean accuracy among those run on the most folds -- chosen on
@@ -811,10 +930,12 @@ def table2(metrics: pd.DataFrame, dataset: str, *, configs: Mapping[str, str] | 
     Raises
     ------
     ValueError
-        For an unknown dataset, a missing column, an unknown configuration, or
-        when ``labels_per_class``/``pool_size`` has several values.
+        For an unknown dataset, an empty ``dataset_label``, a missing column,
+        an unknown configuration, or when ``labels_per_class``/``pool_size``
+        has several values (or a non-integer one).
     """
     key = _dataset_key(dataset)
+    dataset_label = _DATASETS[key] if dataset_label is None else _require_text(dataset_label, "dataset_label")
     metrics = _require_frame(metrics)
     _require_columns(metrics, ("config", "method", "fold", "accuracy"))
     for column in ("labels_per_class", "pool_size"):
@@ -861,7 +982,7 @@ def table2(metrics: pd.DataFrame, dataset: str, *, configs: Mapping[str, str] | 
         })
     table = pd.DataFrame(rows)
     table.attrs["caption"] = (
-        f"Table 2 ({_DATASETS[key]}): published accuracies, cited as published, and this project's "
+        f"Table 2 ({dataset_label}): published accuracies, cited as published, and this project's "
         "cross-validated results. Published figures come from different protocols (see Source)."
     )
     return table
@@ -925,8 +1046,29 @@ def write_table(df: pd.DataFrame, path_stem: str | os.PathLike) -> tuple[Path, P
 # per-clip analysis
 
 
-def _labels(y, classes: Sequence[str], name: str) -> np.ndarray:
-    """Class names for integer indices or names; errors name the bad value."""
+def as_class_names(y, classes: Sequence[str], *, name: str = "y") -> np.ndarray:
+    """Class names for labels given as integer indices into ``classes`` or as names.
+
+    Parameters
+    ----------
+    y : array-like [shape=(n_clips,)]
+        Class indices (ints, integral floats, or ints in an object array) or
+        class names.
+    classes : sequence of str [shape=(n_classes,)]
+        Class names in index order.
+    name : str
+        What ``y`` is called in error messages.
+
+    Returns
+    -------
+    names : np.ndarray of object [shape=(n_clips,)]
+
+    Raises
+    ------
+    ValueError
+        If ``y`` is not one-dimensional, an index is outside
+        ``0..n_classes - 1``, or a name is not in ``classes``.
+    """
     values = np.asarray(y)
     if values.ndim != 1:
         raise ValueError(f"{name} must be one-dimensional, got shape {values.shape}")
@@ -955,8 +1097,8 @@ def _check_prediction_inputs(y_true, y_pred, classes) -> tuple[np.ndarray, np.nd
         raise ValueError("classes is empty")
     if len(set(classes)) != len(classes):
         raise ValueError("classes holds duplicate names")
-    true = _labels(y_true, classes, "y_true")
-    pred = _labels(y_pred, classes, "y_pred")
+    true = as_class_names(y_true, classes, name="y_true")
+    pred = as_class_names(y_pred, classes, name="y_pred")
     if true.shape != pred.shape:
         raise ValueError(f"y_true and y_pred differ in length ({true.size} vs {pred.size})")
     if true.size == 0:
@@ -1035,8 +1177,8 @@ def budget_curve(metrics: pd.DataFrame, x: str = "labels_per_class", *, by: str 
     metrics : pd.DataFrame
         Tidy per-fold metrics with ``x``, ``by``, ``value`` (and ``fold``).
     x : str
-        The swept column, e.g. ``"labels_per_class"`` (ints and ``"all"``) or
-        ``"pool_size"``.
+        The swept column of non-negative integers, e.g. ``"labels_per_class"``
+        (0 = every labelled clip, :data:`ALL_LABELS`) or ``"pool_size"``.
     by : str or sequence of str
         Curve identity, by default the method.
     value : str
@@ -1045,14 +1187,27 @@ def budget_curve(metrics: pd.DataFrame, x: str = "labels_per_class", *, by: str 
     Returns
     -------
     curve : pd.DataFrame
-        Columns ``*by``, ``x``, ``mean``, ``ci_low``, ``ci_high``, ``std``,
-        ``n_folds`` and the text column; sorted by ``by`` then ``x`` with
-        numbers ascending and ``"all"`` last.  ``x`` values read back from CSV
-        (``"8"``) are turned into numbers again.
+        Columns ``*by``, ``x`` (ints, as in ``metrics``), ``budget`` (``x`` as
+        text for tables: ``"8"``, and ``"all"`` for ``labels_per_class`` 0;
+        see :func:`budget_label`), ``mean``, ``ci_low``, ``ci_high``, ``std``,
+        ``n_folds`` and the text column ``value``.  Sorted by ``by`` then
+        ``x`` ascending, with ``labels_per_class`` 0 -- the largest budget --
+        last (:func:`budget_order`).  Written with :func:`write_table`, the
+        CSV keeps the integer 0 and both files show ``"all"`` in ``budget``.
+
+    Raises
+    ------
+    ValueError
+        If a column is missing or ``x`` holds something other than
+        non-negative integers (e.g. ``"all"`` from older metrics files, or a
+        missing value).
     """
     metrics = _require_frame(metrics)
     by = _as_tuple(by)
     _require_columns(metrics, (x, *by, value))
     metrics = metrics.copy()
-    metrics[x] = metrics[x].map(_normalise_budget).astype(object)
-    return summarise(metrics, by=(*by, x), value=value, confidence=confidence)
+    metrics[x] = np.array([_budget_int(v, x) for v in metrics[x]], dtype=np.int64)
+    # summarise sorts labels_per_class by budget_order (0 last); other columns ascend as numbers.
+    curve = summarise(metrics, by=(*by, x), value=value, confidence=confidence)
+    curve.insert(curve.columns.get_loc(x) + 1, "budget", [budget_label(v, x) for v in curve[x]])
+    return curve

@@ -23,7 +23,7 @@ import seaborn as sns
 from matplotlib.figure import Figure
 
 from esc_lib import atomic
-from esc_lib.evaluation import _normalise_budget, _order_key, mean_ci
+from esc_lib.evaluation import as_class_names, budget_label, budget_order, mean_ci
 
 __all__ = [
     "save_figure",
@@ -113,6 +113,29 @@ def _method_palette(levels) -> dict:
 
 def _is_accuracy(name: str) -> bool:
     return "acc" in str(name)
+
+
+def _categories(values, column: str) -> tuple[list, list[str]]:
+    """Distinct values in display order, with their tick labels.
+
+    ``labels_per_class`` follows :func:`esc_lib.evaluation.budget_order` (0,
+    every labelled clip, last and shown as ``"all"``); other columns put
+    numbers first (ascending), then text, then missing values.
+    """
+    distinct = list(dict.fromkeys(values))
+    if column == "labels_per_class":
+        ordered = sorted(distinct, key=lambda v: budget_order(v, column))
+        return ordered, [budget_label(v, column) for v in ordered]
+
+    def key(value):
+        if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+            return (2, 0.0, "")
+        if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_)):
+            return (0, float(value), "")
+        return (1, 0.0, str(value))
+
+    ordered = sorted(distinct, key=key)
+    return ordered, [str(v) for v in ordered]
 
 
 # ----------------------------------------------------------------------------
@@ -332,7 +355,9 @@ def plot_fold_accuracies(metrics: pd.DataFrame, *, x: str = "config", hue: str =
     metrics : pd.DataFrame
         Tidy per-fold metrics with columns ``x``, ``hue`` and ``value``.
     x, hue : str
-        Category on the x axis and the grouping drawn side by side.
+        Category on the x axis and the grouping drawn side by side.  With
+        ``x="labels_per_class"`` the budgets ascend and 0 (every labelled
+        clip) comes last, labelled ``"all"``.
     value : str
         Score column (fractions, drawn in %).
     confidence : float in (0, 1)
@@ -344,7 +369,7 @@ def plot_fold_accuracies(metrics: pd.DataFrame, *, x: str = "config", hue: str =
         bar container (mean ± interval at each ``x``).
     """
     _require_columns(metrics, (x, hue, value), "metrics")
-    categories = sorted(dict.fromkeys(metrics[x]), key=_order_key)
+    categories, tick_labels = _categories(metrics[x], x)
     palette = _method_palette(list(dict.fromkeys(metrics[hue])))
     levels = list(palette)
     width = 0.8 / len(levels)
@@ -375,7 +400,7 @@ def plot_fold_accuracies(metrics: pd.DataFrame, *, x: str = "config", hue: str =
             highs.append((high - mean) * scale if np.isfinite(high) else 0.0)
         ax.errorbar(xs, means, yerr=[lows, highs], fmt="D", color=palette[level], capsize=4, markersize=6,
                     label=f"{level} (mean ± {confidence:.0%} CI)")
-    ax.set_xticks(range(len(categories)), [str(c) for c in categories],
+    ax.set_xticks(range(len(categories)), tick_labels,
                   rotation=30 if len(categories) > 3 else 0, ha="right" if len(categories) > 3 else "center")
     ax.set(xlabel=x, ylabel=f"{value} (%)" if scale == 100 else value)
     ax.legend(fontsize="small")
@@ -539,8 +564,6 @@ def plot_embedding(features, labels, classes: Sequence[str], method: str = "tsne
     from sklearn.manifold import TSNE
     from sklearn.preprocessing import StandardScaler
 
-    from esc_lib.evaluation import _labels
-
     method = str(method).lower()
     if method not in {"tsne", "pca"}:
         raise ValueError(f"method must be 'tsne' or 'pca', got {method!r}")
@@ -554,7 +577,7 @@ def plot_embedding(features, labels, classes: Sequence[str], method: str = "tsne
     if not np.all(np.isfinite(array)):
         raise ValueError("features hold NaN or inf")
     classes = [str(c) for c in classes]
-    names = _labels(labels, classes, "labels")
+    names = as_class_names(labels, classes, name="labels")
     if names.size != n:
         raise ValueError(f"labels has {names.size} entries for {n} feature rows")
 
@@ -594,34 +617,53 @@ def plot_budget_curves(curve_df: pd.DataFrame, x: str = "labels_per_class", xlab
         As returned by :func:`esc_lib.evaluation.budget_curve`: columns
         ``by``, ``x``, ``mean``, ``ci_low``, ``ci_high`` (fractions).
     x : str
-        The budget column; ints, and optionally ``"all"``.
+        The budget column, non-negative integers.  For ``labels_per_class``,
+        0 means every labelled clip: it is drawn right of the largest budget
+        and labelled ``"all"``.  For other columns (``pool_size``) 0 is a
+        plain 0.
     xlabel : str, optional
         Axis label; default ``"labelled clips per class"`` for
         ``labels_per_class``, else ``x``.
     by : str
         Column naming the curves.
     all_position : float, optional
-        Where ``"all"`` sits on the x axis (e.g. the real number of training
-        clips per class); default twice the largest number.
+        Where ``labels_per_class`` 0 ("all") sits on the x axis (e.g. the real
+        number of training clips per class); default twice the largest
+        budget.  It must lie right of the largest budget.
 
     Returns
     -------
     fig : Figure
         One line (with markers) and one band per method; the x axis is
-        log2 when all budgets are positive and span a factor of 4 or more.
+        log2 when all positions are positive and span a factor of 4 or more.
+
+    Raises
+    ------
+    ValueError
+        If a column is missing, ``x`` holds a non-integer (e.g. ``"all"`` of
+        older tables), ``labels_per_class`` holds only 0 and no
+        ``all_position`` is given, or ``all_position`` is not beyond the
+        largest budget.
     """
     _require_columns(curve_df, (by, x, "mean", "ci_low", "ci_high"), "curve_df")
     frame = curve_df.copy()
-    frame[x] = frame[x].map(_normalise_budget).astype(object)
-    numbers = [v for v in frame[x] if _order_key(v)[0] == 0]
-    texts = sorted({str(v) for v in frame[x] if _order_key(v)[0] == 1})
-    if len(texts) > 1:
-        raise ValueError(f"{x} may hold numbers and one label such as 'all', got {texts}")
-    if texts and not numbers and all_position is None:
-        raise ValueError(f"{x} holds only {texts}; give all_position or numeric budgets")
-    top = max(numbers) if numbers else 1.0
-    place = float(all_position) if all_position is not None else 2.0 * top
-    frame["position"] = [float(v) if _order_key(v)[0] == 0 else place for v in frame[x]]
+    orders = np.array([budget_order(v, x) for v in frame[x]], dtype=float)
+    every = ~np.isfinite(orders)  # labels_per_class 0: every labelled clip
+    numbers = orders[~every]
+    if every.any():
+        if all_position is None:
+            if numbers.size == 0:
+                raise ValueError(f"{x} holds only 0 (every labelled clip); give all_position or positive budgets")
+            place = 2.0 * float(numbers.max())
+        else:
+            place = float(all_position)
+            if numbers.size and place <= numbers.max():
+                raise ValueError(
+                    f"all_position ({all_position!r}) must lie right of the largest budget ({numbers.max():g})"
+                )
+        orders[every] = place
+    frame["position"] = orders
+    tick_labels = dict(zip(frame["position"], (budget_label(v, x) for v in frame[x])))
     positions = frame["position"]
     log2 = bool((positions > 0).all() and positions.max() / positions.min() >= 4)
     scale = 100.0
@@ -634,9 +676,8 @@ def plot_budget_curves(curve_df: pd.DataFrame, x: str = "labels_per_class", xlab
                         part["ci_high"].astype(float) * scale, color=colour, alpha=0.2, linewidth=0)
     if log2:
         ax.set_xscale("log", base=2)
-    ticks = sorted(set(frame["position"]))
-    labels = [texts[0] if (texts and t == place) else f"{t:g}" for t in ticks]
-    ax.set_xticks(ticks, labels)
+    ticks = sorted(tick_labels)
+    ax.set_xticks(ticks, [tick_labels[t] for t in ticks])
     ax.minorticks_off()
     if xlabel is None:
         xlabel = "labelled clips per class" if x == "labels_per_class" else x

@@ -40,7 +40,6 @@ From the command line (see :mod:`esc_lib.__main__`)::
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import json
 import os
@@ -640,7 +639,7 @@ def export_from_experiment(
     test_fold: int,
     method: str = "pretrained",
     path: str | Path | None = None,
-    labels_per_class: int | None = None,
+    labels_per_class: int = 0,
     overwrite: bool = False,
 ) -> Path:
     """Bundle a classifier that an :class:`~esc_lib.experiment.Experiment` has trained.
@@ -661,8 +660,8 @@ def export_from_experiment(
     method : {"supervised", "pretrained"}
     path : str or Path, optional
         Default ``<run_dir>/bundles/<config_id>-<method>-fold<k>[-lpc<n>]``.
-    labels_per_class : int, optional
-        The label budget of the run (as given to ``train_classifier``).
+    labels_per_class : int >= 0
+        The label budget of the run (as given to ``train_classifier``); 0 (the default) means all labels.
     overwrite : bool
         Replace an existing bundle at ``path``.
 
@@ -677,6 +676,9 @@ def export_from_experiment(
     """
     from esc_lib import training
 
+    if isinstance(labels_per_class, bool) or not isinstance(labels_per_class, (int, np.integer)) or labels_per_class < 0:
+        raise ValueError(f"labels_per_class must be an integer >= 0 (0 = all labels), got {labels_per_class!r}")
+    labels_per_class = int(labels_per_class)
     runs = [Path(run) for run in experiment.scored_runs(method, test_fold, labels_per_class)]
     train_hint = f"train it first with experiment.train_classifier({test_fold}, {method!r}) or cross_validate()"
     members, dones = [], []
@@ -703,13 +705,13 @@ def export_from_experiment(
         "config_id": settings.config_id,
         "method": method,
         "test_fold": int(test_fold),
-        "labels_per_class": labels_per_class or "all",
+        "labels_per_class": labels_per_class,
         "training_run": str(runs[0]),
         "training_runs": [str(run) for run in runs],
         "epochs": done.get("epochs"),
         "best_epoch": done.get("best_epoch"),
         "test_accuracy": _test_accuracy(experiment, method, test_fold, labels_per_class),
-        "settings": dataclasses.asdict(settings),
+        "settings": settings.model_dump(),
     }
     return save_bundle(
         path,
@@ -733,18 +735,28 @@ def _average(members: list) -> "keras.Model":
     return keras.Model(inputs, outputs, name=f"ensemble_of_{len(members)}")
 
 
-def _test_accuracy(experiment, method: str, test_fold: int, labels_per_class: int | None) -> float | None:
-    """The fold's test accuracy from ``metrics.csv``, or None when it was not recorded."""
+def _test_accuracy(experiment, method: str, test_fold: int, labels_per_class: int) -> float | None:
+    """The fold's test accuracy from ``metrics.csv``, or None when it was not recorded.
+
+    ``labels_per_class`` is an integer, 0 for all labels (older files wrote
+    ``"all"``, read as 0).  Rows scored on the validation fold (a search) are
+    not a test accuracy and are ignored.
+    """
     metrics_file = Path(experiment.results_dir()) / "metrics.csv"
     if not metrics_file.is_file():
         return None
     try:
         metrics = pd.read_csv(metrics_file, dtype={"labels_per_class": str})
-        rows = metrics[
+        budgets = metrics["labels_per_class"].replace({"all": "0"})
+        budgets = pd.to_numeric(budgets, errors="coerce")
+        chosen = (
             (metrics["method"] == method)
             & (metrics["fold"] == int(test_fold))
-            & (metrics["labels_per_class"] == str(labels_per_class or "all"))
-        ]
+            & (budgets == int(labels_per_class))
+        )
+        if "scored_on" in metrics.columns:
+            chosen &= metrics["scored_on"].fillna("test") == "test"
+        rows = metrics[chosen]
     except (OSError, ValueError, KeyError, pd.errors.ParserError):
         return None
     return float(rows["accuracy"].iloc[-1]) if len(rows) else None

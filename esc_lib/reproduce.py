@@ -25,14 +25,13 @@ level so that ``--help`` works before the environment exists.
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
 import sys
 import time
 from datetime import datetime
 from pathlib import Path
 
-__all__ = ["main", "build_parser", "load_profile", "grid_points", "config_id", "STAGES"]
+__all__ = ["main", "build_parser", "config_id", "STAGES"]
 
 from esc_lib import config  # standard library only, like this module
 
@@ -107,63 +106,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _profile_path(profile: str) -> Path:
-    candidate = Path(profile).expanduser()
-    if candidate.suffix in (".yaml", ".yml") or candidate.exists():
-        if not candidate.is_file():
-            raise SystemExit(f"run_all.sh: profile file {candidate} does not exist")
-        return candidate
-    path = PROFILES_DIR / f"{profile}.yaml"
-    if not path.is_file():
-        known = ", ".join(sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))) or "none"
-        raise SystemExit(f"run_all.sh: unknown profile {profile!r}; known profiles: {known}; or pass a path to a YAML file")
-    return path
+def _settings(parameters: dict, where: str):
+    """Validate ``parameters`` against the schema; a bad or unknown one stops the run in one line."""
+    from esc_lib.settings import Settings, SettingsError
 
-
-def load_profile(profile: str) -> tuple[dict, dict]:
-    """Read a profile: returns ``(parameters, sweep)``."""
-    import yaml
-
-    path = _profile_path(profile)
-    with open(path) as handle:
-        content = yaml.safe_load(handle) or {}
-    if not isinstance(content, dict) or not set(content) <= {"parameters", "sweep", "description"}:
-        raise SystemExit(f"run_all.sh: {path} must be a mapping with 'parameters' (and optionally 'sweep', 'description')")
-    parameters, sweep = content.get("parameters") or {}, content.get("sweep") or {}
-    if not isinstance(parameters, dict) or not isinstance(sweep, dict):
-        raise SystemExit(f"run_all.sh: {path}: 'parameters' and 'sweep' must be mappings (name: value)")
-    parameters, sweep = dict(parameters), dict(sweep)
-    if not set(sweep) <= {"grid", "variants"}:
-        raise SystemExit(f"run_all.sh: {path}: sweep takes 'grid' (a mapping of lists) and 'variants' (a list of mappings)")
-    for name, values in (sweep.get("grid") or {}).items():
-        if not isinstance(values, list) or not values:
-            raise SystemExit(f"run_all.sh: {path}: sweep.grid.{name} must be a non-empty list")
-    variants = sweep.get("variants") or []
-    if not isinstance(variants, list) or not all(isinstance(v, dict) for v in variants):
-        raise SystemExit(f"run_all.sh: {path}: sweep.variants must be a list of mappings")
-    return parameters, sweep
-
-
-def grid_points(sweep: dict) -> list[dict]:
-    """Every combination of ``sweep["grid"]`` (or the base point), then each of ``sweep["variants"]``, without repeats."""
-    grid = sweep.get("grid") or {}
-    names = list(grid)
-    # Without a grid the profile's own point comes first, then the variants.
-    points = [dict(zip(names, values)) for values in itertools.product(*(grid[n] for n in names))] if grid else [{}]
-    for variant in sweep.get("variants") or []:
-        if variant not in points:
-            points.append(dict(variant))
-    return points
+    try:
+        return Settings(**parameters)
+    except SettingsError as error:
+        raise SystemExit(f"run_all.sh: {where}: {error}") from None
 
 
 def config_id(parameters: dict) -> str:
-    """Name of a grid point, e.g. ``bs32-f64-unpool-bn0``: :attr:`esc_lib.experiment.Settings.config_id`."""
-    import dataclasses
-
-    from esc_lib.experiment import Settings
-
-    known = {f.name for f in dataclasses.fields(Settings)}
-    return Settings.from_mapping({k: v for k, v in parameters.items() if k in known}).config_id
+    """Name of a grid point, e.g. ``bs32-f64-unpool-bn0``: :attr:`esc_lib.settings.Settings.config_id`."""
+    return _settings(parameters, "parameters").config_id
 
 
 def _format_seconds(seconds: float) -> str:
@@ -195,11 +150,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.list_profiles:
-        import yaml
+        from esc_lib.settings import load_profile
 
-        for path in sorted(PROFILES_DIR.glob("*.yaml")):
-            description = (yaml.safe_load(path.read_text()) or {}).get("description", "")
-            print(f"{path.stem:8s} {description}")
+        for path in sorted(PROFILES_DIR.glob("*.yaml")) + sorted(PROFILES_DIR.glob("*/*.yaml")):
+            name = str(path.relative_to(PROFILES_DIR).with_suffix(""))
+            print(f"{name:24s} {load_profile(path).description}")
         return 0
 
     for option, variable in DIRECTORY_OPTIONS.items():
@@ -212,9 +167,18 @@ def main(argv: list[str] | None = None) -> int:
 
     import yaml
 
-    parameters, sweep = load_profile(args.profile)
+    from esc_lib.settings import SettingsError, load_profile
+
+    try:
+        profile = load_profile(args.profile)
+    except SettingsError as error:
+        raise SystemExit(f"run_all.sh: {error}") from None
+    parameters = dict(profile.parameters)
     for name, value in args.param:
-        parameters[name] = yaml.safe_load(value)
+        try:
+            parameters[name] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            parser.error(f"-p {name} {value!r}: the value is not valid YAML (quote text, e.g. -p {name} 'a b')")
     try:
         stages = sorted({int(s) for s in args.stages.split(",") if s.strip()})
     except ValueError:
@@ -223,21 +187,24 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"--stages: no stage {unknown}; stages are {sorted(STAGES)}")
 
-    profile_name = Path(args.profile).stem
+    # A profile given by name is named by it ("search/strong" -> "search-strong"), a file by its stem.
+    given = Path(args.profile)
+    profile_name = given.stem if given.suffix in (".yaml", ".yml") else args.profile.replace("/", "-")
     run_name = args.run_name or f"{profile_name}-{datetime.now():%Y%m%d-%H%M%S}"
     run_dir = config.runs_dir() / run_name
-    (run_dir / "notebooks").mkdir(parents=True, exist_ok=True)
     parameters["run_dir"] = str(run_dir)
     # Figures and tables of a run with -p overrides go to figures/<run name>,
     # so they never pass for the profile's own.
     parameters.setdefault("profile", run_name if args.param else profile_name)
-    points = grid_points(sweep) if args.sweep else [{}]
-    ids = [config_id({**parameters, **point}) for point in points]
+    # Every point is validated before any work (and before the run folder exists).
+    base = _settings(parameters, "-p overrides" if args.param else profile.path)
+    points = profile.points() if args.sweep else [{}]
+    ids = [_settings({**parameters, **point}, f"sweep point {point}").config_id for point in points]
     repeated = sorted({i for i in ids if ids.count(i) > 1})
     if repeated:
         raise SystemExit(f"run_all.sh: sweep points share the name(s) {repeated}; each point must change a setting the name shows")
+    (run_dir / "notebooks").mkdir(parents=True, exist_ok=True)
 
-    all_declared: set[str] = {"run_dir", "profile"}
     print(f"run_all: profile {profile_name}, run folder {run_dir}")
     for name, location in config.describe().items():
         print(f"run_all:   {name:14s} {location}")
@@ -248,15 +215,12 @@ def main(argv: list[str] | None = None) -> int:
         if not notebook.is_file():
             print(f"run_all: stage {stage} ({notebook_name}) is not in this checkout yet; skipped")
             continue
-        import papermill
-
-        all_declared |= set(papermill.inspect_notebook(str(notebook)))
         for index, point in enumerate(points if per_point else [{}], start=1):
             stage_parameters = {**parameters, **point}
             # Only the profile's own point publishes into figures/ and results/;
             # the other grid points keep their figures in the run folder.
-            is_base = config_id(stage_parameters) == config_id(parameters)
-            stage_parameters["publish_figures"] = is_base
+            is_base = config_id(stage_parameters) == base.config_id
+            stage_parameters["publish_figures"] = is_base and base.publish_figures
             if not is_base and "label_budgets" not in point:
                 # Label-budget runs belong to the profile's own point; the grid is about Table 1.
                 stage_parameters["label_budgets"] = []
@@ -267,9 +231,6 @@ def main(argv: list[str] | None = None) -> int:
             start = time.monotonic()
             _execute(notebook, output, stage_parameters)
             print(f"run_all: {label} done in {_format_seconds(time.monotonic() - start)} -> {output}", flush=True)
-    unused = sorted(set(parameters) - all_declared)
-    if unused and stages == sorted(STAGES):
-        print(f"run_all: warning: no notebook declares the profile parameter(s) {', '.join(unused)}")
     print(f"run_all: finished in {_format_seconds(time.monotonic() - total_start)}; run folder {run_dir}")
     return 0
 

@@ -62,7 +62,9 @@ SECTIONS = {
     "features": "the log-mel front end",
     "network": "the encoder both stages share, and their optimiser",
     "pretraining": "the autoencoder only",
+    "selfsupervised": "contrastive pre-training of the encoder (method 'contrastive')",
     "classifier": "the classifier only",
+    "semisupervised": "consistency training on unlabeled clips (method 'fixmatch')",
     "evaluation": "what is scored and how",
     "output": "where results go and what is drawn",
 }
@@ -70,23 +72,37 @@ SECTIONS = {
 #: The sections each trained stage depends on: the key of its run folder hashes exactly these.
 STAGE_SECTIONS = {
     "cae": ("data", "features", "network", "pretraining"),
+    "contrastive_encoder": ("data", "features", "network", "selfsupervised"),
     "supervised": ("data", "features", "network", "classifier"),
     "pretrained": ("data", "features", "network", "pretraining", "classifier"),
+    "contrastive": ("data", "features", "network", "selfsupervised", "classifier"),
+    "fixmatch": ("data", "features", "network", "classifier", "semisupervised"),
 }
 
 #: The sections each notebook declares in its parameters cell.
 NOTEBOOK_SECTIONS = {
     "01_preprocessing": ("data", "features", "output"),
-    "02_cae_pretraining": ("data", "features", "network", "pretraining", "evaluation", "output"),
+    "02_cae_pretraining": ("data", "features", "network", "pretraining", "selfsupervised", "evaluation", "output"),
     "03_finetuning": tuple(SECTIONS),
     "04_results": tuple(SECTIONS),
 }
 
-#: The ways of initialising the classifier that the paper compares.
-METHODS = ("supervised", "pretrained")
+#: The ways of training a classifier: from scratch (``supervised``), from the CAE's encoder
+#: (``pretrained``, the paper's), from a contrastively pre-trained encoder (``contrastive``), and
+#: from scratch with FixMatch-style consistency on unlabeled clips (``fixmatch``).
+METHODS = ("supervised", "pretrained", "contrastive", "fixmatch")
+_Method = Literal["supervised", "pretrained", "contrastive", "fixmatch"]
 
 #: The paper's encoder, ``filters`` per convolution (section 4.4).
 PAPER_ENCODER = "({f})5c-2p-({f})3c-2p-({f})3c-2p"
+
+#: The augmentations an empty ``contrastive_augment`` / ``fixmatch_weak`` / ``fixmatch_strong`` stands for
+#: (not written as defaults: papermill cannot parse a parameters line holding two '=').
+DEFAULT_AUGMENTATIONS = {
+    "contrastive_augment": "shift:max_shift=30 + mask:freq_masks=2:max_freq_width=8:time_masks=2:max_time_width=12",
+    "fixmatch_weak": "shift:max_shift=8",
+    "fixmatch_strong": "shift:max_shift=30 + mask:freq_masks=2:max_freq_width=8:time_masks=2:max_time_width=12",
+}
 
 
 class SettingsError(ValueError):
@@ -97,6 +113,8 @@ def _p(default, section: str, description: str, **constraints):
     """A parameter: its default, its section and its one-line description (shown by papermill and ``describe``)."""
     if section not in SECTIONS:
         raise AssertionError(f"unknown section {section!r}")
+    if "=" in description or "=" in str(default):
+        raise AssertionError(f"{default!r} / {description!r}: papermill cannot parse a parameters line holding two '='")
     return Field(default, description=description, json_schema_extra={"section": section}, **constraints)
 
 
@@ -141,6 +159,12 @@ class Settings(BaseModel):
     cae_max_epochs: int = _p(30, "pretraining", "autoencoder epochs at most", gt=0)
     cae_validation_fraction: float = _p(
         0.1, "pretraining", "share of the pre-training clips held out for early stopping", gt=0, lt=1)
+    # ------------------------------------------------------ selfsupervised
+    contrastive_epochs: int = _p(50, "selfsupervised", "contrastive pre-training epochs at most", gt=0)
+    contrastive_batch_size: int = _p(64, "selfsupervised", "clips per contrastive batch (each gives two views)", gt=1)
+    contrastive_temperature: float = _p(0.2, "selfsupervised", "temperature of the NT-Xent loss", gt=0)
+    contrastive_augment: str = _p(
+        "", "selfsupervised", "augmentation making each of a clip's two views; empty: shift 30 frames + 2+2 masks")
     # ---------------------------------------------------------- classifier
     head: str = _p("128fc", "classifier", "classifier head notation; the last fc gets the number of classes")
     batch_size: int = _p(32, "classifier", "classifier batch size (paper grid: 16, 32, 64)", gt=0)
@@ -149,11 +173,21 @@ class Settings(BaseModel):
     max_epochs: int = _p(100, "classifier", "classifier epochs at most (a cosine schedule trains them all)", gt=0)
     lr_schedule: Literal["constant", "cosine"] = _p(
         "constant", "classifier", '"constant" (early stopping) or "cosine" (rate falls to 0 over max_epochs)')
+    # ------------------------------------------------------ semisupervised
+    fixmatch_threshold: float = _p(
+        0.95, "semisupervised", "confidence a weak view's prediction needs to become a target", ge=0, le=1)
+    fixmatch_weight: float = _p(1.0, "semisupervised", "weight of the unlabeled loss", ge=0)
+    fixmatch_ratio: int = _p(3, "semisupervised", "unlabeled clips per labelled clip in a step", gt=0)
+    fixmatch_epochs: int = _p(30, "semisupervised", "epochs, each one pass over the unlabeled clips", gt=0)
+    fixmatch_weak: str = _p("", "semisupervised", "the weak augmentation of an unlabeled clip; empty: shift 8 frames")
+    fixmatch_strong: str = _p(
+        "", "semisupervised", "the strong augmentation of an unlabeled clip; empty: shift 30 frames + 2+2 masks")
     # ---------------------------------------------------------- evaluation
     folds: list[int] = _p([1, 2, 3, 4, 5], "evaluation", "test folds of the cross-validation", min_length=1)
-    methods: list[Literal["supervised", "pretrained"]] = _p(
-        ["supervised", "pretrained"], "evaluation", "classifier initialisations to compare", min_length=1)
-    label_budgets: list[int] = _p([], "evaluation", "extra runs with this many labelled clips per class (0 = all)")
+    methods: list[_Method] = _p(
+        ["supervised", "pretrained"], "evaluation", "ways of training to compare: supervised, pretrained (CAE), contrastive, fixmatch",
+        min_length=1)
+    label_budgets: list[int] = _p([], "evaluation", "extra runs with this many labelled clips per class (0 means all)")
     refit_on_validation: bool = _p(
         False, "evaluation", "retrain on the training + validation folds and score that model")
     ensemble: int = _p(1, "evaluation", "classifiers per fold with different seeds, probabilities averaged", gt=0)
@@ -187,12 +221,13 @@ class Settings(BaseModel):
     def _tuple_is_list(cls, value):
         return list(value) if isinstance(value, tuple) else value
 
-    @field_validator("learning_rate", "dropout", "cae_validation_fraction", mode="before")
+    @field_validator("learning_rate", "dropout", "cae_validation_fraction", "contrastive_temperature",
+                     "fixmatch_threshold", "fixmatch_weight", mode="before")
     @classmethod
     def _int_is_float(cls, value):
         return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
-    @field_validator("augment")
+    @field_validator("augment", "contrastive_augment", "fixmatch_weak", "fixmatch_strong")
     @classmethod
     def _augment_parses(cls, value: str) -> str:
         if value.strip():
@@ -214,9 +249,10 @@ class Settings(BaseModel):
             raise ValueError(
                 "score='validation' needs the validation fold held out, but refit_on_validation trains on it; "
                 "set refit_on_validation to false for a search")
-        if self.unlabeled == "none" and not self.pretrain_on_train_folds and "pretrained" in self.methods:
+        needs_unlabeled = sorted(set(self.methods) - {"supervised"})
+        if self.unlabeled == "none" and not self.pretrain_on_train_folds and needs_unlabeled:
             raise ValueError(
-                "the pretrained method has no pre-training data: set unlabeled to 'folder' or 'escus' "
+                f"the method(s) {needs_unlabeled} need unlabeled audio: set unlabeled to 'folder' or 'escus' "
                 "or pretrain_on_train_folds to true (or methods to ['supervised'])")
         return self
 
@@ -297,6 +333,10 @@ class Settings(BaseModel):
         return hashlib.sha256(text.encode()).hexdigest()[:8]
 
     # -------------------------------------------------------------- names
+    def augmentation(self, name: str) -> str:
+        """The augmentation spec of ``contrastive_augment``, ``fixmatch_weak`` or ``fixmatch_strong`` (its default when empty)."""
+        return getattr(self, name) or DEFAULT_AUGMENTATIONS[name]
+
     @property
     def encoder_notation(self) -> str:
         """The encoder actually built: ``encoder``, or the paper's with ``filters``."""
@@ -305,7 +345,7 @@ class Settings(BaseModel):
     @property
     def architecture(self) -> str:
         """The encoder for captions: the paper's with its filters named ``f``, or the custom notation."""
-        return self.encoder or PAPER_ENCODER.format(f="f") + " with f filters"
+        return self.encoder or PAPER_ENCODER.format(f="f")
 
     @property
     def pool_label(self) -> str:
@@ -323,7 +363,8 @@ class Settings(BaseModel):
         return f"-pool{self.max_unlabeled}" if self.max_unlabeled else ""
 
     def _classifier_tags(self) -> str:
-        tags = self._pool_tag()
+        tags = "" if self.head == "128fc" else "-" + self.head.replace(" ", "")
+        tags += self._pool_tag()
         if self.augment:
             tags += "-aug-" + _augment_tag(self.augment)
         if self.lr_schedule != "constant":
@@ -361,9 +402,14 @@ class Settings(BaseModel):
         """
         if method not in METHODS:
             raise SettingsError(f"method must be one of {METHODS}, got {method!r}")
-        decoder = f"-{self.decoder}" if method == "pretrained" else ""
-        name = f"bs{self.batch_size}-{self._encoder_tag()}{decoder}-bn{int(self.batch_norm)}" + self._classifier_tags()
+        origin = {"supervised": "", "pretrained": f"-{self.decoder}", "contrastive": "-simclr", "fixmatch": "-fixmatch"}[method]
+        name = f"bs{self.batch_size}-{self._encoder_tag()}{origin}-bn{int(self.batch_norm)}" + self._classifier_tags()
         return f"{name}-{self.key(method)}"
+
+    def contrastive_id(self) -> str:
+        """Run-folder name of the contrastively pre-trained encoder: readable part + its key."""
+        name = f"{self._encoder_tag()}-simclr-bn{int(self.batch_norm)}-cbs{self.contrastive_batch_size}"
+        return f"{name}{self._pool_tag()}-{self.key('contrastive_encoder')}"
 
     def to_json(self, stage: str | None = None) -> str:
         """Every parameter (or only what ``stage`` depends on), as the ``settings.json`` of a run folder."""
@@ -426,7 +472,11 @@ def _augment_tag(spec: str) -> str:
 
 
 class Profile(BaseModel):
-    """A profile file: ``description``, ``parameters`` (a mapping) and an optional ``sweep``."""
+    """A profile file: ``description``, ``parameters`` (a mapping), an optional ``sweep``.
+
+    ``extends: <profile>`` starts from another profile's parameters (its sweep
+    is not inherited), so a variant lists only what it changes.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -466,11 +516,18 @@ def load_profile(profile: str | Path) -> Profile:
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
         raise SettingsError(f"{path}:{where} is not valid YAML: {problem}") from None
-    if not isinstance(content, dict) or not set(content) <= {"parameters", "sweep", "description"}:
-        raise SettingsError(f"{path} must be a mapping with 'parameters' (and optionally 'sweep', 'description')")
+    if not isinstance(content, dict) or not set(content) <= {"parameters", "sweep", "description", "extends"}:
+        raise SettingsError(
+            f"{path} must be a mapping with 'parameters' (and optionally 'extends', 'sweep', 'description')")
     parameters, sweep = content.get("parameters") or {}, content.get("sweep") or {}
     if not isinstance(parameters, dict) or not isinstance(sweep, dict):
         raise SettingsError(f"{path}: 'parameters' and 'sweep' must be mappings (name: value)")
+    if content.get("extends"):
+        # Another profile's parameters (a name in profiles/ or a path relative to this file), these on top.
+        base = str(content["extends"])
+        relative = path.parent / base
+        base_profile = load_profile(relative if relative.suffix in (".yaml", ".yml") and relative.is_file() else base)
+        parameters = {**base_profile.parameters, **parameters}
     if not set(sweep) <= {"grid", "variants"}:
         raise SettingsError(f"{path}: sweep takes 'grid' (a mapping of lists) and 'variants' (a list of mappings)")
     for name, values in (sweep.get("grid") or {}).items():

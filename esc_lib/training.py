@@ -27,21 +27,22 @@ Run folder layout::
         history.csv               epoch, loss, ..., val_loss, ..., seconds, improved
         done.json                 written when the run has finished
 
-:func:`pretrain_cae` and :func:`finetune` are the paper's two stages: the
-CAE learns to reconstruct unlabeled features; a classifier takes its encoder
-and trains all weights on labelled data.  :func:`finetune` without a
-pre-trained model is the supervised baseline (same classifier, random
-initialisation).
+:func:`train_cae` and :func:`train_classifier` are the paper's two stages
+and the only training path of the project (notebooks, tests and benchmarks
+call them): the CAE learns to reconstruct unlabeled features; a classifier
+takes its encoder (or starts from scratch, the supervised baseline) and
+trains all weights on labelled data, with the schedule, augmentation, refit
+and ensemble its settings ask for.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -62,8 +63,11 @@ __all__ = [
     "fit",
     "load_history",
     "run_state",
-    "pretrain_cae",
-    "finetune",
+    "train_cae",
+    "train_contrastive",
+    "train_classifier",
+    "ClassifierRun",
+    "member_runs",
     "evaluate",
     "predict_proba",
 ]
@@ -571,7 +575,8 @@ def fit(model: keras.Model, train, validation=None, run_dir=None, max_epochs: in
             variable.assign(value)
     elif (run_dir / BEST_FILE).exists():
         _load_state(model, run_dir / BEST_FILE, with_optimizer=False)
-    _save_model(model, run_dir / MODEL_FILE)
+    # A trainer (esc_lib.semi) wraps the network it trains: the network is what is saved and used.
+    _save_model(getattr(model, "inference_model", model), run_dir / MODEL_FILE)
     _write_json(
         run_dir / DONE_FILE,
         {
@@ -585,120 +590,281 @@ def fit(model: keras.Model, train, validation=None, run_dir=None, max_epochs: in
 
 
 # ---------------------------------------------------------------------------
-# The paper's two stages
+# The two stages: the one training path of the project
 
 
-def _split(n: int, validation_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    if not 0.0 < validation_fraction < 1.0:
-        raise TrainingError(f"validation_fraction must be in (0, 1), got {validation_fraction!r}")
-    order = np.random.default_rng(seed).permutation(n)
-    n_validation = max(1, int(round(n * validation_fraction)))
-    if n_validation >= n:
-        raise TrainingError(f"cannot hold out {validation_fraction:.0%} of {n} examples for validation")
-    return order[n_validation:], order[:n_validation]
+def _write_settings(run_dir: Path, settings, stage: str) -> None:
+    """``settings.json``: what this run folder's models depend on (the sections its key hashes)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(run_dir / "settings.json", settings.to_json(stage))
 
 
-def pretrain_cae(X, run_dir, encoder: str = models.PAPER_ENCODER, decoder: str = "unpool",
-                 batch_norm: bool = False, validation=None, validation_fraction: float = 0.1,
-                 batch_size: int = 32, max_epochs: int = 100, patience: int | None = 5, seed: int = 0,
-                 learning_rate: float = 1e-3, resume: bool = True, verbose: int = 1,
-                 callbacks: Sequence = ()) -> tuple[keras.Model, pd.DataFrame]:
-    """Stage 1: train the CAE to reconstruct unlabeled features.
+def train_cae(X, run_dir, settings, *, decoder: str | None = None, verbose: int = 0) -> tuple[keras.Model, pd.DataFrame]:
+    """Stage 1: train (or load, when finished before) the CAE on unlabeled features.
+
+    A share ``settings.cae_validation_fraction`` of ``X`` (chosen with
+    ``settings.seed``, :func:`esc_lib.protocol.holdout`) is held out for early
+    stopping; the encoder, batch norm, batch size, epochs, patience and
+    learning rate come from ``settings``.
 
     Parameters
     ----------
     X : np.ndarray [shape=(n, n_mels, n_frames, channels)]
-        Unlabeled (standardised) features.
+        Standardised pre-training features (the pool, plus the non-test
+        folds' audio when the protocol allows it).
     run_dir : str or Path
-        Run folder, see :func:`fit`.
-    encoder, decoder, batch_norm
-        See :func:`esc_lib.models.build_cae`.
-    validation : np.ndarray, optional
-        Held-out features for early stopping; by default a random
-        ``validation_fraction`` of ``X`` (chosen by ``seed``) is held out.
-    batch_size, max_epochs, patience, seed, learning_rate, resume, verbose, callbacks
-        See :func:`fit`; the paper used batch size 32, Adam 0.001, patience 5.
+        Run folder, see :func:`fit`; ``settings.json`` is written there.
+    settings : esc_lib.settings.Settings
+    decoder : {"unpool", "upsample"}, optional
+        Overrides ``settings.decoder`` (the reconstruction figure trains both).
 
     Returns
     -------
     model : keras.Model
-        The CAE with its best weights (also saved as ``run_dir/model.keras``).
+        The CAE with its best weights (also ``run_dir/model.keras``).
     history : pandas.DataFrame
     """
+    from esc_lib import protocol
+    from esc_lib.streams import BatchStream
+
     X = np.asarray(X, dtype="float32")
     if X.ndim != 4:
-        raise TrainingError(f"pretrain_cae: X must be [n, n_mels, n_frames, channels], got shape {X.shape}")
-    if validation is None:
-        train_rows, validation_rows = _split(len(X), validation_fraction, seed)
-        X_train, X_validation = X[train_rows], X[validation_rows]
-    else:
-        X_train, X_validation = X, np.asarray(validation, dtype="float32")
-    set_seed(seed)
-    model = models.build_cae(X.shape[1:], encoder=encoder, decoder=decoder, batch_norm=batch_norm)
-    compile_autoencoder(model, learning_rate)
-    history = fit(model, (X_train, None), (X_validation, None), run_dir, max_epochs=max_epochs, patience=patience,
-                  seed=seed, resume=resume, verbose=verbose, callbacks=callbacks, batch_size=batch_size)
+        raise TrainingError(f"train_cae: X must be [n, n_mels, n_frames, channels], got shape {X.shape}")
+    if decoder not in (None, settings.decoder):
+        settings = settings.replace(decoder=decoder)
+    run_dir = Path(run_dir)
+    try:
+        train, validation = protocol.holdout(len(X), settings.cae_validation_fraction, settings.seed)
+    except ValueError as error:
+        raise TrainingError(f"train_cae: pre-training data: {error}") from None
+    _write_settings(run_dir, settings, "cae")
+    set_seed(settings.seed)
+    model = models.build_cae(X.shape[1:], encoder=settings.encoder_notation, decoder=settings.decoder,
+                             batch_norm=settings.batch_norm)
+    compile_autoencoder(model, learning_rate=settings.learning_rate)
+    history = fit(
+        model,
+        BatchStream(X[train], batch_size=settings.cae_batch_size, seed=settings.seed, target="input"),
+        BatchStream(X[validation], batch_size=256, shuffle=False, target="input"),
+        run_dir=run_dir, max_epochs=settings.cae_max_epochs, patience=settings.patience, seed=settings.seed,
+        verbose=verbose,
+    )
     return model, history
 
 
-def _input_shape(train) -> tuple[int, ...]:
-    if _is_stream(train):
-        X = getattr(train, "X", None)
-        if X is None:
-            raise TrainingError("finetune: pass input_shape= when train is a stream without an X attribute")
-        return tuple(np.shape(X)[1:])
-    X, _ = _as_arrays(train, "train")
-    return tuple(X.shape[1:])
+def train_contrastive(X, run_dir, settings, *, verbose: int = 0) -> tuple[keras.Model, pd.DataFrame]:
+    """Self-supervised pre-training of the encoder (SimCLR-style, :mod:`esc_lib.semi`), or load it when finished.
 
-
-def finetune(train, validation, run_dir, n_classes: int, pretrained=None, encoder: str = models.PAPER_ENCODER,
-             head: str = "128fc", batch_norm: bool = False, dropout: float = 0.0, input_shape=None,
-             batch_size: int = 32, max_epochs: int = 100, patience: int | None = 5, seed: int = 0,
-             learning_rate: float = 1e-3, resume: bool = True, verbose: int = 1,
-             callbacks: Sequence = ()) -> tuple[keras.Model, pd.DataFrame]:
-    """Stage 2: a classifier, initialised from a pre-trained encoder (or at random), trained on labels.
-
-    All weights are trained (fine-tuning).  With ``pretrained=None`` this is
-    the supervised baseline: the same classifier from random initialisation.
+    Two views of each clip (``settings.contrastive_augment``) through the
+    encoder and a projection head; the NT-Xent loss on a held-out share
+    (``cae_validation_fraction``, the CAE's hold-out rule) decides early stopping.
 
     Parameters
     ----------
-    train, validation : BatchStream or (X, y)
-        Labelled data, see :func:`fit`; ``y`` holds ints in ``0..n_classes-1``.
+    X : np.ndarray [shape=(n, n_mels, n_frames, channels)]
+        Standardised unlabeled features (the same data rule as the CAE's).
     run_dir : str or Path
-        Run folder, see :func:`fit`.
-    n_classes : int >= 2
-    pretrained : keras.Model or str or Path, optional
-        The trained CAE, or the path of its ``model.keras``; its encoder
-        weights are copied with :func:`esc_lib.models.transfer_encoder`.
-    encoder, head, batch_norm, dropout
-        See :func:`esc_lib.models.build_classifier`; ``encoder`` and
-        ``batch_norm`` must match the pre-trained CAE.
-    input_shape : tuple, optional
-        Taken from the training arrays (or the stream's ``X``) when omitted.
-    batch_size, max_epochs, patience, seed, learning_rate, resume, verbose, callbacks
-        See :func:`fit`.
+    settings : esc_lib.settings.Settings
 
     Returns
     -------
     model : keras.Model
-        The classifier with its best weights (also ``run_dir/model.keras``).
+        Encoder + projection head; its ``encoder_*`` layers initialise a
+        classifier through :func:`esc_lib.models.transfer_encoder`.
     history : pandas.DataFrame
     """
-    if input_shape is None:
-        input_shape = _input_shape(train)
-    if isinstance(pretrained, (str, os.PathLike)):
-        pretrained = keras.saving.load_model(pretrained, compile=False)
-    set_seed(seed)
-    name = "classifier_pretrained" if pretrained is not None else "classifier"
-    model = models.build_classifier(input_shape, n_classes, encoder=encoder, head=head, batch_norm=batch_norm,
-                                    dropout=dropout, name=name)
-    if pretrained is not None:
-        models.transfer_encoder(pretrained, model)
-    compile_classifier(model, learning_rate)
-    history = fit(model, train, validation, run_dir, max_epochs=max_epochs, patience=patience, seed=seed,
-                  resume=resume, verbose=verbose, callbacks=callbacks, batch_size=batch_size)
-    return model, history
+    from esc_lib import augment as augmentations
+    from esc_lib import protocol, semi
+
+    X = np.asarray(X, dtype="float32")
+    if X.ndim != 4:
+        raise TrainingError(f"train_contrastive: X must be [n, n_mels, n_frames, channels], got shape {X.shape}")
+    run_dir = Path(run_dir)
+    try:
+        train, validation = protocol.holdout(len(X), settings.cae_validation_fraction, settings.seed)
+    except ValueError as error:
+        raise TrainingError(f"train_contrastive: pre-training data: {error}") from None
+    views = augmentations.from_spec(settings.augmentation("contrastive_augment"))
+    batch = min(settings.contrastive_batch_size, len(train))
+    _write_settings(run_dir, settings, "contrastive_encoder")
+    set_seed(settings.seed)
+    network = semi.build_contrastive(X.shape[1:], settings.encoder_notation, settings.batch_norm)
+    model = semi.ContrastiveTrainer(network, temperature=settings.contrastive_temperature)
+    model.compile(optimizer=keras.optimizers.Adam(_check_learning_rate(settings.learning_rate)))
+    history = fit(
+        model,
+        semi.TwoViewStream(X[train], batch, settings.seed, views),
+        semi.TwoViewStream(X[validation], min(batch, len(validation)), settings.seed + 1, views),
+        run_dir=run_dir, max_epochs=settings.contrastive_epochs, patience=settings.patience, seed=settings.seed,
+        verbose=verbose,
+    )
+    return network, history
+
+
+def member_runs(run_dir, ensemble: int = 1, refit: bool = False) -> list[Path]:
+    """The run folders whose models are scored: ``run_dir`` for member 0, ``<run_dir>-m<k>`` for the others,
+    each with ``-refit`` appended when the refit model is the scored one."""
+    run_dir = Path(run_dir)
+    runs = [run_dir.with_name(run_dir.name + (f"-m{member}" if member else "")) for member in range(ensemble)]
+    return [run.with_name(run.name + "-refit") for run in runs] if refit else runs
+
+
+@dataclass
+class ClassifierRun:
+    """What :func:`train_classifier` gives back.
+
+    Attributes
+    ----------
+    validation : np.ndarray [shape=(n_validation, n_classes)] or None
+        Mean class probabilities of the members on the validation clips, by
+        models that did not train on them (None when every member did).
+    scored : np.ndarray [shape=(n_scored, n_classes)] or None
+        Mean class probabilities on ``score`` (None when no clips were given).
+    histories : list of pandas.DataFrame
+        Per member: the run watched on the validation fold, else its only run.
+    epochs : list of int
+        Per member, the epochs of the scored model.
+    models : list of keras.Model
+        Per member, the scored model.
+    runs : list of Path
+        Per member, the scored model's run folder (see :func:`member_runs`).
+    """
+
+    validation: np.ndarray | None
+    scored: np.ndarray | None
+    histories: list
+    epochs: list
+    models: list
+    runs: list
+
+
+def train_classifier(train, validation, n_classes: int, run_dir, settings, *, seeds: Sequence[int],
+                     pretrained=None, unlabeled=None, stage: str | None = None, score=None, verbose: int = 0,
+                     say=None) -> ClassifierRun:
+    """Stage 2: one classifier, or an ensemble, from a pre-trained encoder or from scratch.
+
+    Everything the classifier settings describe happens here, on one path:
+    the augmentation of training batches, the learning-rate schedule
+    (``constant`` with early stopping on the validation loss and the best
+    weights restored, or ``cosine`` trained to the end), the refit on
+    training + validation folds (``refit_on_validation``: for the epochs
+    early stopping chose, or, with ``cosine``, the only run), and ensembles
+    (one member per seed, probabilities averaged).  Each member's run is
+    checkpointed every epoch and resumes bit-identically after a kill; a
+    finished run is loaded, not trained again.
+
+    Parameters
+    ----------
+    train, validation : (X, y)
+        Standardised features [n, n_mels, n_frames, channels] and integer
+        labels in ``0..n_classes-1``.  ``validation`` is watched (and, with a
+        refit, trained on afterwards).
+    n_classes : int >= 2
+    run_dir : str or Path
+        Member 0's run folder; the others are derived (:func:`member_runs`).
+    settings : esc_lib.settings.Settings
+    seeds : sequence of int
+        One seed per member (:func:`esc_lib.protocol.member_seed`);
+        ``len(seeds)`` members are trained.
+    pretrained : keras.Model, optional
+        The CAE (or contrastive encoder) whose encoder initialises every
+        member; None is the supervised baseline (random initialisation).
+    unlabeled : np.ndarray [shape=(m, n_mels, n_frames, channels)], optional
+        Standardised unlabeled clips: train with FixMatch-style consistency
+        (:class:`esc_lib.semi.ConsistencyTrainer`, the ``fixmatch_*`` settings;
+        ``fixmatch_epochs`` passes over these clips) instead of on labels alone.
+    stage : str, optional
+        The method, for ``settings.json`` (default: ``pretrained`` with a
+        pre-trained encoder, ``fixmatch`` with unlabeled clips, else ``supervised``).
+    score : np.ndarray, optional
+        Features whose class probabilities are returned (e.g. the test fold).
+    say : callable, optional
+        Receives one line per step (e.g. ``print``).
+
+    Returns
+    -------
+    ClassifierRun
+    """
+    from esc_lib import augment as augmentations
+    from esc_lib import semi, streams
+
+    X_train, y_train = _as_arrays(train, "train")
+    X_validation, y_validation = _as_arrays(validation, "validation")
+    if not seeds:
+        raise TrainingError("train_classifier: seeds must name at least one member")
+    stage = stage or ("fixmatch" if unlabeled is not None else "supervised" if pretrained is None else "pretrained")
+    say = say or (lambda message: None)
+    augment = augmentations.from_spec(settings.augment, n_classes=n_classes) if settings.augment else None
+    cosine = settings.lr_schedule == "cosine"
+    max_epochs = settings.max_epochs if unlabeled is None else settings.fixmatch_epochs
+    # One-hot targets for training and validation alike, so soft targets from
+    # mixing and plain ones go through the same loss and metric.
+    Y_train, Y_validation = one_hot(y_train, n_classes), one_hot(y_validation, n_classes)
+
+    def build_and_fit(X, Y, run: Path, seed: int, epochs: int, watch, patience, restore_best: bool):
+        _write_settings(run, settings, stage)
+        set_seed(seed)
+        model = models.build_classifier(
+            X.shape[1:], n_classes, encoder=settings.encoder_notation, head=settings.head,
+            batch_norm=settings.batch_norm, dropout=settings.dropout,
+        )
+        if pretrained is not None:
+            models.transfer_encoder(pretrained, model)
+        if unlabeled is None:
+            stream = streams.BatchStream(X, Y, batch_size=settings.batch_size, seed=seed, augment=augment)
+            trained = model
+        else:
+            stream = semi.SemiSupervisedStream(
+                X, Y, unlabeled, settings.batch_size, settings.fixmatch_ratio, seed, augment=augment,
+                weak=augmentations.from_spec(settings.augmentation("fixmatch_weak")),
+                strong=augmentations.from_spec(settings.augmentation("fixmatch_strong")),
+            )
+            trained = semi.ConsistencyTrainer(model, threshold=settings.fixmatch_threshold, weight=settings.fixmatch_weight)
+        decay_steps = epochs * stream.steps_per_epoch if cosine else None
+        compile_classifier(trained, learning_rate=settings.learning_rate, decay_steps=decay_steps)
+        history = fit(trained, stream, watch, run_dir=run, max_epochs=epochs, patience=patience,
+                      restore_best=restore_best, seed=seed, verbose=verbose)
+        return model, history
+
+    X_both = np.concatenate([X_train, X_validation])
+    Y_both = np.concatenate([Y_train, Y_validation])
+    first_runs = member_runs(run_dir, len(seeds))
+    validation_probabilities, scored, histories, epochs_used, models_used = [], [], [], [], []
+    for member, (seed, run) in enumerate(zip(seeds, first_runs)):
+        refit_run = run.with_name(run.name + "-refit")
+        say(f"  member {member} (seed {seed})" if member else "  member 0")
+        if cosine and settings.refit_on_validation:
+            # A cosine schedule has nothing to choose on the validation fold (it
+            # always trains max_epochs): train once on train + validation.
+            say(f"  train on {len(X_both)} train + validation clips for {max_epochs} epochs -> {refit_run}")
+            model, history = build_and_fit(X_both, Y_both, refit_run, seed, max_epochs, None, None, False)
+            epochs = max_epochs
+        else:
+            say(f"  train on {len(X_train)} clips, watch {len(X_validation)} validation clips -> {run}")
+            # A cosine schedule is trained to its end; the constant rate stops early on the validation loss.
+            model, history = build_and_fit(
+                X_train, Y_train, run, seed, max_epochs, (X_validation, Y_validation),
+                None if cosine else settings.patience, restore_best=not cosine,
+            )
+            validation_probabilities.append(predict_proba(model, X_validation))
+            epochs = len(history)
+            if settings.refit_on_validation:
+                # Both folds are training folds: retrain from the same start for
+                # the epochs early stopping chose, keeping the last weights.
+                epochs = int(history.loc[history["val_loss"].idxmin(), "epoch"])
+                say(f"  refit on {len(X_both)} train + validation clips for {epochs} epochs -> {refit_run}")
+                model, _ = build_and_fit(X_both, Y_both, refit_run, seed, epochs, None, None, False)
+        if score is not None:
+            scored.append(predict_proba(model, score))
+        histories.append(history)
+        epochs_used.append(epochs)
+        models_used.append(model)
+    return ClassifierRun(
+        validation=np.mean(validation_probabilities, axis=0) if validation_probabilities else None,
+        scored=np.mean(scored, axis=0) if scored else None,
+        histories=histories, epochs=epochs_used, models=models_used,
+        runs=member_runs(run_dir, len(seeds), refit=settings.refit_on_validation),
+    )
 
 
 # ---------------------------------------------------------------------------

@@ -71,3 +71,57 @@ def execute_notebook(name: str, output_dir: Path, parameters: dict) -> Path:
         progress_bar=False,
     )
     return output
+
+
+def synthetic_dataset(n_classes: int = 4, n_folds: int = 5, per_fold: int = 2, shape=(8, 12, 1), seed: int = 0,
+                      root: Path | None = None):
+    """A labelled dataset in ESC-50 layout and its features, made up: no audio needed.
+
+    Each class has its own mean pattern plus noise, so a tiny classifier can
+    learn something.  ``src_file`` groups two takes of one recording in one
+    fold, as ESC's metadata does.  Returns ``(dataset, features)`` with
+    features [n_clips, *shape] float32, aligned with ``dataset.meta``.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from esc_lib.data import LabelledDataset
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for fold in range(1, n_folds + 1):
+        for label in range(n_classes):
+            for take in range(per_fold):
+                source = 1000 * fold + label
+                rows.append({
+                    "filename": f"{fold}-{source}-{'AB'[take % 2]}-{label}.wav", "fold": fold, "target": 10 * label,
+                    "category": f"class_{label}", "src_file": source, "take": "AB"[take % 2], "label": label,
+                })
+    meta = pd.DataFrame(rows).sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    root = Path(root or "/nonexistent/synthetic")
+    meta["path"] = [str(root / "audio" / name) for name in meta["filename"]]
+    patterns = rng.normal(size=(n_classes, *shape)).astype("float32")
+    features = (patterns[meta["label"].to_numpy()] + 0.5 * rng.normal(size=(len(meta), *shape))).astype("float32")
+    dataset = LabelledDataset(root=root, meta=meta, classes=[f"class_{k}" for k in range(n_classes)])
+    return dataset, features
+
+
+class SyntheticPool:
+    """An unlabeled pool of random windows (``X``) with an empty skip report, as extract_pool returns."""
+
+    def __init__(self, n: int = 20, shape=(8, 12, 1), seed: int = 1):
+        import numpy as np
+
+        from esc_lib.audio import SkipReport
+
+        self.X = np.random.default_rng(seed).normal(size=(n, *shape)).astype("float32")
+        self.report = SkipReport(n_used=n)
+        self.files = [Path(f"unl-{i:04d}.wav") for i in range(n)]
+        self.file_index = np.arange(n)
+
+
+@pytest.fixture()
+def synthetic():
+    """``(dataset, features, pool)``: 4 classes x 5 folds x 2 clips of made-up 8x12 features and 20 pool windows."""
+    dataset, features = synthetic_dataset()
+    return dataset, features, SyntheticPool()

@@ -29,6 +29,9 @@ from esc_lib.evaluation import (
 
 # Student t quantile t_{0.975, 4}, from printed tables (not from scipy).
 T_975_DF4 = 2.776445105
+# What the caller (notebook 04) passes for the paper's grid.
+PAPER_ARCHITECTURE = "(f)5c-2p-(f)3c-2p-(f)3c-2p with f filters"
+CUSTOM_ENCODER = "(32)3c-2p-(64)3c-2p-(128)3c-2p-(256)3c-2p"
 
 
 def make_metrics(shift: float = 0.04, seed: int = 0, decoders=("unpool",)) -> pd.DataFrame:
@@ -251,7 +254,7 @@ def test_compare_methods_shares_a_baseline_without_decoder():
 
 def test_table1_shape_and_values():
     metrics = make_metrics(shift=0.05)
-    table = table1(metrics, "ESC-10")
+    table = table1(metrics, "ESC-10", architecture=PAPER_ARCHITECTURE)
     assert list(table.columns) == ["b", "f", "Supervised", "Pre-training with CAE", "Difference (pp)",
                                    "p (paired t)", "p (Wilcoxon)", "folds"]
     assert list(zip(table["b"], table["f"])) == [(16, 32), (16, 64), (32, 32), (32, 64)]
@@ -260,31 +263,32 @@ def test_table1_shape_and_values():
     assert np.allclose(table["p (paired t)"], comparison["t_pvalue"])
     assert (table["folds"] == 5).all()
     assert "ESC-10" in table.attrs["caption"]
+    assert PAPER_ARCHITECTURE in table.attrs["caption"] and "f the number of filters" in table.attrs["caption"]
 
 
 def test_table1_decoder_becomes_a_key_or_a_filter():
     metrics = make_metrics(decoders=("unpool", "upsample"))
-    both = table1(metrics, "ESC-10")
+    both = table1(metrics, "ESC-10", architecture=PAPER_ARCHITECTURE)
     assert "decoder" in both.columns and len(both) == 8
-    one = table1(metrics, "ESC-10", decoder="upsample")
+    one = table1(metrics, "ESC-10", architecture=PAPER_ARCHITECTURE, decoder="upsample")
     assert "decoder" not in one.columns and len(one) == 4
     with pytest.raises(ValueError, match="decoder='transpose' not found"):
-        table1(metrics, "ESC-10", decoder="transpose")
+        table1(metrics, "ESC-10", architecture=PAPER_ARCHITECTURE, decoder="transpose")
 
 
 def test_table1_with_paper_columns():
     metrics = make_metrics()
     metrics.loc[metrics["batch_size"] == 16, "batch_size"] = 64
-    table = table1(metrics, "ESC-10", with_paper=True)
+    table = table1(metrics, "ESC-10", architecture=PAPER_ARCHITECTURE, with_paper=True)
     row = table[(table["b"] == 64) & (table["f"] == 64)].iloc[0]
     assert row["Paper supervised (ESC-50, 1 split)"] == "47.4"
     assert row["Paper pre-trained (ESC-50, 1 split)"] == "-"
 
 
 def test_table1_rejects_several_label_budgets():
-    metrics = make_metrics().assign(labels_per_class=lambda m: [8 if f % 2 else "all" for f in m["fold"]])
+    metrics = make_metrics().assign(labels_per_class=lambda m: [8 if f % 2 else 0 for f in m["fold"]])
     with pytest.raises(ValueError, match="labels_per_class"):
-        table1(metrics, "ESC-10")
+        table1(metrics, "ESC-10", architecture=PAPER_ARCHITECTURE)
 
 
 def test_paper_table1_is_the_published_one():
@@ -340,7 +344,7 @@ def test_table2_chosen_config_and_errors():
 
 
 def test_write_table_writes_csv_and_markdown_atomically(tmp_path):
-    table = table1(make_metrics(), "ESC-10")
+    table = table1(make_metrics(), "ESC-10", architecture=PAPER_ARCHITECTURE)
     csv_path, md_path = write_table(table, tmp_path / "deep" / "table1")
     assert csv_path.name == "table1.csv" and md_path.name == "table1.md"
     back = pd.read_csv(csv_path)
@@ -440,7 +444,7 @@ def test_per_clip_functions_reject_bad_input(y_true, y_pred, classes, message):
 
 def make_budget_metrics() -> pd.DataFrame:
     rows = []
-    for budget, level in ((4, 0.4), (8, 0.5), (16, 0.6), ("all", 0.7)):
+    for budget, level in ((4, 0.4), (8, 0.5), (16, 0.6), (0, 0.7)):  # 0: every labelled clip
         for method, delta in (("supervised", 0.0), ("pretrained", 0.05)):
             for fold in range(1, 6):
                 rows.append({"config": "bs32-f64-unpool-bn0", "method": method, "fold": fold,
@@ -452,7 +456,9 @@ def test_budget_curve_orders_numbers_then_all():
     curve = budget_curve(make_budget_metrics())
     assert len(curve) == 8
     pretrained = curve[curve["method"] == "pretrained"]
-    assert list(pretrained["labels_per_class"]) == [4, 8, 16, "all"]
+    assert list(pretrained["labels_per_class"]) == [4, 8, 16, 0]  # 0 (all) is the largest budget: last
+    assert list(pretrained["budget"]) == ["4", "8", "16", "all"]
+    assert curve.columns.get_loc("budget") == curve.columns.get_loc("labels_per_class") + 1
     assert pretrained["mean"].tolist() == pytest.approx([0.48, 0.58, 0.68, 0.78])
     assert (curve["n_folds"] == 5).all()
 
@@ -464,7 +470,8 @@ def test_load_metrics_round_trip_restores_budgets(tmp_path):
     metrics.iloc[20:].to_csv(tmp_path / "sub" / "metrics_b.csv", index=False)
     loaded = load_metrics(tmp_path)
     assert len(loaded) == len(metrics)
-    assert set(loaded["labels_per_class"]) == {4, 8, 16, "all"}
+    assert set(loaded["labels_per_class"]) == {4, 8, 16, 0}
+    assert pd.api.types.is_integer_dtype(loaded["labels_per_class"])
     pd.testing.assert_frame_equal(budget_curve(loaded), budget_curve(metrics))
     with pytest.raises(FileNotFoundError, match="no such"):
         load_metrics(tmp_path / "missing.csv")
@@ -484,7 +491,7 @@ def test_table1_filters_decoder_keeping_a_shared_baseline():
     metrics = make_metrics(decoders=("unpool", "upsample"))
     supervised = metrics[(metrics["method"] == "supervised") & (metrics["decoder"] == "unpool")].assign(decoder=None)
     metrics = pd.concat([supervised, metrics[metrics["method"] == "pretrained"]], ignore_index=True)
-    table = table1(metrics, "ESC-10", decoder="upsample")
+    table = table1(metrics, "ESC-10", architecture=PAPER_ARCHITECTURE, decoder="upsample")
     assert len(table) == 4 and (table["Supervised"] != "-").all() and table["p (paired t)"].notna().all()
 
 
@@ -494,14 +501,14 @@ def test_confusion_accepts_object_integer_labels():
 
 
 def test_tables_accept_rows_shaped_like_the_experiment_writes():
-    """Supervised rows carry pool_size 0 and labels_per_class "all", as esc_lib.experiment writes them."""
-    metrics = make_metrics().assign(labels_per_class="all", validation_fold=1, n_train=240, epochs=12, seconds=3.0)
+    """Supervised rows carry pool_size 0 and labels_per_class 0 (all clips), as esc_lib.experiment writes them."""
+    metrics = make_metrics().assign(labels_per_class=0, validation_fold=1, n_train=240, epochs=12, seconds=3.0)
     metrics["pool_size"] = np.where(metrics["method"] == "pretrained", 591, 0)
-    assert len(table1(metrics, "ESC-10")) == 4
+    assert len(table1(metrics, "ESC-10", architecture=PAPER_ARCHITECTURE)) == 4
     assert len(table2(metrics, "esc10")) == 6
     metrics.loc[(metrics["method"] == "pretrained") & (metrics["fold"] == 1), "pool_size"] = 100
     with pytest.raises(ValueError, match="several pool_size"):
-        table1(metrics, "ESC-10")
+        table1(metrics, "ESC-10", architecture=PAPER_ARCHITECTURE)
 
 
 def test_table1_gives_configs_that_differ_elsewhere_a_row_each():
@@ -513,6 +520,119 @@ def test_table1_gives_configs_that_differ_elsewhere_a_row_each():
                 rows.append({"config": config, "batch_size": 32, "filters": 64, "decoder": "unpool",
                              "batch_norm": False, "method": method, "fold": fold,
                              "accuracy": base + shift + 0.01 * fold})
-    table = evaluation.table1(pd.DataFrame(rows), "ESC-10")
+    table = evaluation.table1(pd.DataFrame(rows), "ESC-10", architecture=PAPER_ARCHITECTURE)
     assert len(table) == 2
     assert set(table["config"]) == {"bs32-f64-unpool-bn0", "bs32-f64-unpool-bn0-refit"}
+
+
+# ---------------------------------------------------------------------- integer budgets (0 = all)
+
+
+def test_budget_order_and_label_put_all_last():
+    assert evaluation.ALL_LABELS == 0
+    assert sorted([0, 16, 4, 8], key=evaluation.budget_order) == [4, 8, 16, 0]
+    assert [evaluation.budget_label(v) for v in (4, np.int64(8), 16.0, 0)] == ["4", "8", "16", "all"]
+    # Elsewhere 0 is just a number: the from-scratch baseline has no pool.
+    assert sorted([300, 0, 100], key=lambda v: evaluation.budget_order(v, "pool_size")) == [0, 100, 300]
+    assert evaluation.budget_label(0, "pool_size") == "0"
+
+
+@pytest.mark.parametrize("bad", ["all", "8", 8.5, -1, math.nan, None, True])
+def test_non_integer_budget_is_rejected(bad):
+    with pytest.raises(ValueError, match="labels_per_class must hold non-negative integers"):
+        evaluation.budget_order(bad)
+    metrics = make_budget_metrics().astype({"labels_per_class": object})
+    metrics.loc[metrics.index[-1], "labels_per_class"] = bad
+    with pytest.raises(ValueError, match="labels_per_class"):
+        budget_curve(metrics)
+
+
+def test_tables_reject_a_non_integer_budget():
+    metrics = make_metrics().assign(labels_per_class="all")
+    with pytest.raises(ValueError, match="0 means every labelled clip"):
+        table1(metrics, "ESC-10", architecture=PAPER_ARCHITECTURE)
+    with pytest.raises(ValueError, match="0 means every labelled clip"):
+        table2(metrics, "esc10")
+
+
+def test_load_metrics_rejects_old_all_budgets(tmp_path):
+    make_budget_metrics().astype({"labels_per_class": object}).replace({"labels_per_class": {0: "all"}}).to_csv(
+        tmp_path / "metrics_old.csv", index=False)
+    with pytest.raises(ValueError, match="metrics_old.csv: labels_per_class must hold non-negative integers"):
+        load_metrics(tmp_path / "metrics_old.csv")
+
+
+def test_summary_and_comparison_by_budget_put_all_last():
+    metrics = make_budget_metrics()
+    summary = summarise(metrics, by=("method", "labels_per_class"))
+    assert list(summary["labels_per_class"]) == [4, 8, 16, 0] * 2
+    assert list(compare_methods(metrics, by="labels_per_class")["labels_per_class"]) == [4, 8, 16, 0]
+
+
+def test_budget_curve_table_keeps_0_in_csv_and_shows_all(tmp_path):
+    csv_path, md_path = write_table(budget_curve(make_budget_metrics()), tmp_path / "label_budget")
+    back = pd.read_csv(csv_path)
+    assert pd.api.types.is_integer_dtype(back["labels_per_class"])
+    assert list(back["labels_per_class"])[-1] == 0 and list(back["budget"])[-1] == "all"
+    assert "all" in md_path.read_text(encoding="utf-8")
+
+
+def test_pool_size_curve_keeps_zero_as_a_number():
+    metrics = make_metrics(shift=0.05)
+    metrics = metrics[metrics["config"] == "bs32-f64-unpool-bn0"].copy()
+    metrics["pool_size"] = np.where(metrics["method"] == "pretrained", 591, 0)
+    extra = metrics[metrics["method"] == "pretrained"].assign(pool_size=100)
+    curve = budget_curve(pd.concat([metrics, extra]), x="pool_size")
+    assert list(zip(curve["method"], curve["pool_size"])) == [("pretrained", 100), ("pretrained", 591),
+                                                              ("supervised", 0)]
+    assert list(curve["budget"]) == ["100", "591", "0"]
+
+
+# ---------------------------------------------------------------------- captions from what was run
+
+
+def test_table1_caption_names_the_architecture_passed():
+    table = table1(make_metrics(), "ESC-50", architecture=CUSTOM_ENCODER)
+    caption = table.attrs["caption"]
+    assert caption.startswith("Table 1 (ESC-50)") and CUSTOM_ENCODER in caption
+    assert "(f)5c-2p" not in caption
+
+
+def test_table1_requires_an_architecture():
+    with pytest.raises(TypeError):
+        table1(make_metrics(), "ESC-10")  # architecture is a required keyword
+    with pytest.raises(ValueError, match="architecture"):
+        table1(make_metrics(), "ESC-10", architecture="  ")
+
+
+def test_table1_custom_encoder_drops_f():
+    metrics = make_metrics(shift=0.05)
+    metrics = metrics[metrics["filters"] == 64].assign(encoder=CUSTOM_ENCODER)
+    table = table1(metrics, "ESC-10", architecture=CUSTOM_ENCODER)
+    assert "f" not in table.columns and "b" in table.columns
+    assert list(table["b"]) == [16, 32]
+    assert list(table.columns[:2]) == ["b", "Supervised"]
+    assert "f the number of filters" not in table.attrs["caption"]
+    comparison = compare_methods(metrics, by="batch_size")
+    assert list(table["Supervised"]) == list(comparison["supervised"])
+    with pytest.raises(ValueError, match="with_paper"):
+        table1(metrics, "ESC-10", architecture=CUSTOM_ENCODER, with_paper=True)
+
+
+def test_table1_keeps_f_for_the_paper_grid_or_mixed_encoders():
+    paper = make_metrics().assign(encoder="")
+    assert "f" in table1(paper, "ESC-10", architecture=PAPER_ARCHITECTURE).columns
+    custom = make_metrics().assign(encoder=CUSTOM_ENCODER)
+    custom = custom[custom["filters"] == 64].assign(config=lambda m: m["config"] + "-enc")
+    mixed = table1(pd.concat([paper, custom], ignore_index=True), "ESC-10", architecture="several encoders")
+    assert "f" in mixed.columns and "config" in mixed.columns
+    assert len(mixed) == 6  # 4 paper grid points and 2 custom ones, each its own row
+
+
+def test_table2_caption_takes_the_dataset_label():
+    metrics = make_metrics()
+    assert table2(metrics, "esc10").attrs["caption"].startswith("Table 2 (ESC-10)")
+    table = table2(metrics, "esc10", dataset_label="ESC-10, 5-fold CV at 22.05 kHz")
+    assert table.attrs["caption"].startswith("Table 2 (ESC-10, 5-fold CV at 22.05 kHz)")
+    with pytest.raises(ValueError, match="dataset_label"):
+        table2(metrics, "esc10", dataset_label="")

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from esc_lib import reproduce
+from esc_lib.settings import load_profile
 
 pytestmark = [pytest.mark.slow, pytest.mark.realdata]
 
@@ -46,22 +47,22 @@ def test_every_notebook_was_executed(smoke_run):
 
 
 def test_metrics_cover_every_fold_and_method(smoke_run):
-    parameters, _ = reproduce.load_profile("smoke")
+    parameters = load_profile("smoke").parameters
     for config in ("bs16-f8-unpool-bn0-pool12", "bs16-f8-upsample-bn0-pool12", "bs16-f8-unpool-bn0-pool6"):
         metrics = pd.read_csv(smoke_run / "runs" / "test" / "results" / config / "metrics.csv")
         # Label-budget runs belong to the profile's own point only.
-        budgets = {"all", "1"} if config == "bs16-f8-unpool-bn0-pool12" else {"all"}
-        assert set(metrics["labels_per_class"].astype(str)) == budgets
-        budget = metrics[metrics["labels_per_class"].astype(str) == "1"]
+        budgets = {0, 1} if config == "bs16-f8-unpool-bn0-pool12" else {0}  # 0 = every labelled clip
+        assert set(metrics["labels_per_class"]) == budgets
+        budget = metrics[metrics["labels_per_class"] == 1]
         assert (budget["n_train"] == 10).all()  # one clip per class
-        metrics = metrics[metrics["labels_per_class"].astype(str) == "all"]
+        metrics = metrics[metrics["labels_per_class"] == 0]
         assert set(metrics["method"]) == {"supervised", "pretrained"}
         for method, rows in metrics.groupby("method"):
             assert sorted(rows["fold"]) == parameters["folds"], method
         assert metrics["accuracy"].between(0, 1).all()
         assert (metrics["n_test"] == 10).all()  # 1 clip per class and fold, 10 classes
         predictions = pd.read_csv(smoke_run / "runs" / "test" / "results" / config / "predictions.csv")
-        predictions = predictions[predictions["labels_per_class"].astype(str) == "all"]
+        predictions = predictions[predictions["labels_per_class"] == 0]
         assert len(predictions) == metrics["n_test"].sum()
         assert predictions["y_pred"].between(0, 9).all()
         # The accuracy column is what the predictions say.

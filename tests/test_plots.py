@@ -262,7 +262,7 @@ def test_budget_curves_with_all_on_log2_axis(figures_dir):
     rows = [
         {"method": m, "fold": f, "labels_per_class": b, "accuracy": 0.3 + 0.1 * i + (0.05 if m == "pretrained" else 0)
          + 0.01 * f}
-        for i, b in enumerate((4, 8, 16, "all")) for m in ("supervised", "pretrained") for f in range(1, 6)
+        for i, b in enumerate((4, 8, 16, 0)) for m in ("supervised", "pretrained") for f in range(1, 6)
     ]
     curve = evaluation.budget_curve(pd.DataFrame(rows))
     fig = plots.plot_budget_curves(curve)
@@ -271,7 +271,7 @@ def test_budget_curves_with_all_on_log2_axis(figures_dir):
     assert len([c for c in ax.collections if isinstance(c, PolyCollection)]) == 2
     assert ax.get_xscale() == "log"
     assert [t.get_text() for t in ax.get_xticklabels()] == ["4", "8", "16", "all"]
-    assert list(ax.lines[0].get_xdata()) == [4, 8, 16, 32]
+    assert list(ax.lines[0].get_xdata()) == [4, 8, 16, 32]  # 0 (all) sits right of the largest budget
     assert _nonempty_png(plots.save_figure(fig, "label_budget"))
 
 
@@ -282,6 +282,61 @@ def test_budget_curves_pool_size_linear_axis_and_errors():
     assert fig.axes[0].get_xscale() == "linear" and fig.axes[0].get_xlabel() == "unlabeled clips"
     with pytest.raises(ValueError, match="'mean'"):
         plots.plot_budget_curves(curve.drop(columns="mean"), x="pool_size")
+
+
+def _budget_curve_df(budgets):
+    n = len(budgets)
+    return pd.DataFrame({"method": ["pretrained"] * n, "labels_per_class": budgets, "mean": [0.6] * n,
+                         "ci_low": [0.55] * n, "ci_high": [0.65] * n})
+
+
+def test_budget_curves_place_all_last_in_any_row_order():
+    fig = plots.plot_budget_curves(_budget_curve_df([0, 16, 4]), all_position=40)
+    (ax,) = fig.axes
+    assert list(ax.lines[0].get_xdata()) == [4, 16, 40]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["4", "16", "all"]
+    with pytest.raises(ValueError, match="all_position"):
+        plots.plot_budget_curves(_budget_curve_df([0, 16, 4]), all_position=16)
+    with pytest.raises(ValueError, match="only 0"):
+        plots.plot_budget_curves(_budget_curve_df([0]))
+    only_all = plots.plot_budget_curves(_budget_curve_df([0]), all_position=30)
+    assert [t.get_text() for t in only_all.axes[0].get_xticklabels()] == ["all"]
+
+
+@pytest.mark.parametrize("bad", ["all", 8.5, -4])
+def test_budget_curves_reject_non_integer_budgets(bad):
+    curve = _budget_curve_df([4, 8, 16]).astype({"labels_per_class": object})
+    curve.loc[2, "labels_per_class"] = bad
+    with pytest.raises(ValueError, match="labels_per_class must hold non-negative integers"):
+        plots.plot_budget_curves(curve)
+
+
+def test_budget_curves_pool_size_zero_is_a_plain_zero():
+    curve = pd.DataFrame({"method": ["supervised", "pretrained", "pretrained"], "pool_size": [0, 100, 591],
+                          "mean": [0.5, 0.6, 0.62], "ci_low": [0.45, 0.55, 0.57], "ci_high": [0.55, 0.65, 0.67]})
+    (ax,) = plots.plot_budget_curves(curve, x="pool_size").axes
+    assert ax.get_xscale() == "linear"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "100", "591"]
+
+
+def test_fold_accuracies_by_budget_show_all_last():
+    rows = [{"method": m, "fold": f, "labels_per_class": b, "accuracy": 0.5}
+            for b in (0, 8, 4) for m in ("supervised", "pretrained") for f in range(1, 4)]
+    (ax,) = plots.plot_fold_accuracies(pd.DataFrame(rows), x="labels_per_class").axes
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["4", "8", "all"]
+
+
+def test_plots_imports_no_private_names_from_evaluation():
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(plots))
+    imported = [alias.name for node in ast.walk(tree)
+                if isinstance(node, ast.ImportFrom) and node.module == "esc_lib.evaluation" for alias in node.names]
+    assert imported and not [name for name in imported if name.startswith("_")]
+    used = {node.attr for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "evaluation"}
+    assert not [name for name in used if name.startswith("_")]
 
 
 def test_each_method_keeps_its_colour_across_figures():

@@ -1,11 +1,13 @@
 """Tests for esc_lib.predict and the command line (python -m esc_lib predict).
 
-One module-scoped fixture trains a tiny classifier for one epoch on a
-miniature of ESC-10 (1 clip per class and fold) through
-:class:`esc_lib.experiment.Experiment` and :func:`esc_lib.training.fit`, so
-the bundles carry a fitted Standardizer, the dataset's class names and a
-finished training run to export.  Bad-bundle checks that need no model run
-without TensorFlow or real data.
+One module-scoped fixture writes a small labelled dataset of synthetic audio
+(a tone per class plus noise, 5 s clips at 8 kHz, ESC-50 file names and folds)
+with soundfile, extracts its log-mel features, and trains a tiny classifier
+for one epoch through :class:`esc_lib.experiment.Experiment` (the project's
+training path), so the bundles carry a fitted Standardizer, the dataset's
+class names and a finished training run to export.  Bad-bundle checks that
+need no model run without TensorFlow.  Only the two ``realdata`` tests read
+ESC-10's own files (their decoding and the paper's features).
 """
 
 from __future__ import annotations
@@ -28,6 +30,11 @@ from esc_lib.predict import BUNDLE_FILE, BUNDLE_VERSION, MODEL_FILE, BundleError
 
 ENCODER = "(4)5c-2p-(4)3c-2p"
 HEAD = "8fc"
+#: The synthetic dataset: one tone (Hz) per class.
+TONES = {"hum": 150.0, "whistle": 900.0, "beep": 1800.0, "chirp": 3000.0}
+CLASSES = list(TONES)
+#: A front end that keeps the synthetic audio cheap: 8 kHz, 8 mel bands, 12 frames per 5 s window.
+FRONT_END = dict(sample_rate=8000, n_mels=8, n_fft=1024, hop_length=3500)
 ESC10_CLASSES = ["dog", "rooster", "rain", "sea_waves", "crackling_fire",
                  "crying_baby", "sneezing", "clock_tick", "helicopter", "chainsaw"]
 
@@ -190,51 +197,70 @@ def test_bad_bundle_exits_2_with_one_line(tmp_path, capsys):
 
 
 # ---------------------------------------------------------------------------
-# A tiny trained classifier on real ESC-10 clips
+# A tiny classifier trained on synthetic audio
+
+
+def _write_dataset(root: Path, per_fold: int = 2):
+    """Clips of four tone classes in five folds, written as 5 s 8 kHz .wav files in ESC-50 layout."""
+    from esc_lib.data import LabelledDataset
+
+    rng = np.random.default_rng(0)
+    rate, t = 8000, np.arange(5 * 8000) / 8000
+    rows = []
+    for fold in range(1, 6):
+        for label, (name, tone) in enumerate(TONES.items()):
+            for take in range(per_fold):
+                source = 1000 * fold + 10 * label + take
+                filename = f"{fold}-{source}-A-{label}.wav"
+                wave = 0.3 * np.sin(2 * np.pi * tone * (1 + 0.02 * take) * t) * np.hanning(len(t)) ** 0.2
+                wave += 0.02 * rng.standard_normal(len(t))
+                path = root / "audio" / filename
+                path.parent.mkdir(parents=True, exist_ok=True)
+                soundfile.write(path, wave.astype(np.float32), rate)
+                rows.append({"filename": filename, "fold": fold, "target": label, "category": name,
+                             "src_file": source, "take": "A", "label": label, "path": str(path)})
+    return LabelledDataset(root=root, meta=pd.DataFrame(rows), classes=list(CLASSES))
+
+
+def _train(experiment):
+    """Train the supervised classifier of fold 1 and record its test accuracy (metrics.csv)."""
+    outcome = experiment.train_classifier(1, "supervised")
+    experiment.cross_validate()  # the finished run is loaded, and metrics.csv written
+    return outcome
 
 
 @pytest.fixture(scope="module")
-def trained(esc10_root, tmp_path_factory):
-    """An Experiment on 1 clip per class and fold, a classifier fitted 1 epoch on fold 1, and its bundle."""
-    from esc_lib import models, predict, training
+def trained(tmp_path_factory):
+    """An Experiment on synthetic audio, its supervised classifier of fold 1 (1 epoch), and its bundle."""
+    from esc_lib import predict
     from esc_lib.experiment import Experiment, Settings
 
     root = tmp_path_factory.mktemp("predict")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("ESC_CACHE_DIR", str(root / "cache"))
-        settings = Settings(
-            dataset="esc10", unlabeled="none", pretrain_on_train_folds=False, clips_per_class=1,
-            encoder=ENCODER, head=HEAD, max_epochs=1, folds=[1], run_dir=str(root / "run"),
-        )
-        experiment = Experiment(settings, verbose=0)
-        split = experiment.split(1)
-        standardizer = experiment.standardizer(1)
-        X = standardizer.transform(experiment.features)
-        y = experiment.dataset.labels
-        training.set_seed(0)
-        model = models.build_classifier(X.shape[1:], experiment.dataset.n_classes, encoder=ENCODER, head=HEAD)
-        training.compile_classifier(model)
-        training.fit(
-            model, (X[split["train"]], y[split["train"]]), (X[split["validation"]], y[split["validation"]]),
-            run_dir=experiment.classifier_dir("supervised", 1), max_epochs=1, verbose=0,
-        )
-        test_rows = split["test"]
-        # One test clip of each of four classes.
-        meta = experiment.dataset.meta.iloc[test_rows]
-        clips = [Path(p) for p in meta.drop_duplicates("label")["path"].head(4)]
-        bundle = predict.Bundle(model, experiment.feature_params, standardizer, list(experiment.dataset.classes),
-                                info={"test_fold": 1})
-        saved = predict.save_bundle(root / "bundle", model, experiment.feature_params, standardizer,
-                                    experiment.dataset.classes, info={"test_fold": 1, "note": np.float32(0.5)})
-        yield SimpleNamespace(experiment=experiment, model=model, standardizer=standardizer, bundle=bundle,
-                              saved=saved, clips=clips, root=root)
+    dataset = _write_dataset(root / "labelled")
+    settings = Settings(
+        **FRONT_END, unlabeled="none", pretrain_on_train_folds=False, methods=["supervised"],
+        encoder=ENCODER, head=HEAD, batch_size=8, max_epochs=1, folds=[1], run_dir=str(root / "run"),
+    )
+    params = Experiment(settings, verbose=0).feature_params
+    X = features.extract_clips(dataset.paths, params, cache=False, progress=False)
+    experiment = Experiment(settings, dataset=dataset, features=X, verbose=0)
+    model = _train(experiment)["model"]
+    standardizer = experiment.standardizer(1)
+    # One test clip of each class.
+    meta = experiment.dataset.meta.iloc[experiment.split(1).test]
+    clips = [Path(p) for p in meta.drop_duplicates("label").sort_values("label")["path"]]
+    bundle = predict.Bundle(model, experiment.feature_params, standardizer, list(experiment.dataset.classes),
+                            info={"test_fold": 1})
+    saved = predict.save_bundle(root / "bundle", model, experiment.feature_params, standardizer,
+                                experiment.dataset.classes, info={"test_fold": 1, "note": np.float32(0.5)})
+    yield SimpleNamespace(experiment=experiment, model=model, standardizer=standardizer, bundle=bundle,
+                          saved=saved, clips=clips, root=root, classes=CLASSES)
 
 
 @pytest.mark.slow
-@pytest.mark.realdata
-def test_predict_real_clips_shape_classes_and_probabilities(trained):
+def test_predict_clips_shape_classes_and_probabilities(trained):
     bundle = trained.bundle
-    assert bundle.classes == ESC10_CLASSES == list(trained.experiment.dataset.classes)
+    assert bundle.classes == CLASSES == list(trained.experiment.dataset.classes)
     table, skipped = bundle.predict_files(trained.clips, top_k=3)
     assert list(table.columns) == ["file", "n_windows", "top1_class", "top1_probability", "top2_class",
                                    "top2_probability", "top3_class", "top3_probability"]
@@ -242,31 +268,33 @@ def test_predict_real_clips_shape_classes_and_probabilities(trained):
     assert (table["n_windows"] == 1).all()
     assert skipped.n_used == 4 and skipped.n_skipped == 0
     for rank in (1, 2, 3):
-        assert table[f"top{rank}_class"].isin(ESC10_CLASSES).all()
+        assert table[f"top{rank}_class"].isin(CLASSES).all()
     probabilities = table[["top1_probability", "top2_probability", "top3_probability"]].to_numpy()
     assert (np.diff(probabilities, axis=1) <= 0).all()
     for path, row in zip(trained.clips, table.itertuples()):
         full = bundle.predict_file(path)
-        assert full.shape == (10,)
+        assert full.shape == (4,)
         assert np.isclose(full.sum(), 1.0, atol=1e-5) and (full >= 0).all()
-        assert row.top1_class == ESC10_CLASSES[int(full.argmax())]
+        assert row.top1_class == CLASSES[int(full.argmax())]
         assert np.isclose(row.top1_probability, full.max(), atol=1e-6)
 
 
 @pytest.mark.slow
-@pytest.mark.realdata
 def test_bundle_inputs_equal_the_training_inputs(trained):
-    """A 5 s clip goes through the same features and statistics as in training."""
-    bundle = trained.bundle
+    """A 5 s clip goes through the same features and statistics as in training, and the same model output."""
+    bundle, experiment = trained.bundle, trained.experiment
+    row = int(np.flatnonzero(experiment.dataset.meta["path"] == str(trained.clips[0]))[0])
     X_bundle = bundle.features(bundle.file_windows(trained.clips[0]))
-    X_train = trained.standardizer.transform(
-        features.extract_clips(trained.clips[:1], trained.experiment.feature_params, cache=False, progress=False)
-    )
+    X_train = trained.standardizer.transform(experiment.features[row:row + 1])
     np.testing.assert_allclose(X_bundle, X_train, atol=1e-5)
+    # ... so the bundle predicts that clip as the experiment scored it.
+    from esc_lib import training
+
+    np.testing.assert_allclose(bundle.predict_file(trained.clips[0]), training.predict_proba(trained.model, X_train)[0],
+                               atol=1e-5)
 
 
 @pytest.mark.slow
-@pytest.mark.realdata
 def test_saved_and_loaded_bundle_predicts_identically(trained):
     loaded = load_bundle(trained.saved)
     assert loaded.path == trained.saved
@@ -284,7 +312,6 @@ def test_saved_and_loaded_bundle_predicts_identically(trained):
 
 
 @pytest.mark.slow
-@pytest.mark.realdata
 @pytest.mark.parametrize(
     "seconds, rate, channels, n_windows",
     [
@@ -300,7 +327,7 @@ def test_files_of_any_length_rate_and_channels(trained, tmp_path, seconds, rate,
     windows = bundle.file_windows(path)
     assert windows.shape == (n_windows, bundle.feature_params.n_samples)
     per_window = bundle.predict_windows(windows)
-    assert per_window.shape == (n_windows, 10)
+    assert per_window.shape == (n_windows, 4)
     np.testing.assert_allclose(per_window.sum(axis=1), 1.0, atol=1e-5)
     probabilities = bundle.predict_file(path)
     np.testing.assert_allclose(probabilities, per_window.mean(axis=0), atol=1e-7)
@@ -309,7 +336,6 @@ def test_files_of_any_length_rate_and_channels(trained, tmp_path, seconds, rate,
 
 
 @pytest.mark.slow
-@pytest.mark.realdata
 def test_bad_files_are_reported_and_do_not_stop_the_others(trained, tmp_path):
     folder = tmp_path / "mixed"
     good = _write_tone(folder / "a-good.wav", 7.0, 32000, 2)
@@ -334,11 +360,11 @@ def test_bad_files_are_reported_and_do_not_stop_the_others(trained, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.realdata
 def test_top_k_is_checked_and_capped(trained):
     table, _ = trained.bundle.predict_files(trained.clips[:1], top_k=25)
-    assert sorted(table.loc[0, [f"top{r}_class" for r in range(1, 11)]]) == sorted(ESC10_CLASSES)
-    assert np.isclose(table.loc[0, [f"top{r}_probability" for r in range(1, 11)]].sum(), 1.0, atol=1e-5)
+    assert sorted(table.loc[0, [f"top{r}_class" for r in range(1, 5)]]) == sorted(CLASSES)
+    assert "top5_class" not in table.columns
+    assert np.isclose(table.loc[0, [f"top{r}_probability" for r in range(1, 5)]].sum(), 1.0, atol=1e-5)
     for bad in (0, -1, 2.5, True):
         with pytest.raises(ValueError, match="top_k"):
             trained.bundle.predict_files(trained.clips[:1], top_k=bad)
@@ -347,7 +373,6 @@ def test_top_k_is_checked_and_capped(trained):
 
 
 @pytest.mark.slow
-@pytest.mark.realdata
 def test_save_bundle_refuses_to_overwrite_and_checks_its_parts(trained, tmp_path):
     from esc_lib.predict import save_bundle
 
@@ -365,8 +390,8 @@ def test_save_bundle_refuses_to_overwrite_and_checks_its_parts(trained, tmp_path
     with pytest.raises(BundleError, match="is not a bundle folder; refusing"):
         save_bundle(other, *parts, overwrite=True)
     assert (other / "thesis.tex").read_text() == "keep me"
-    with pytest.raises(BundleError, match="outputs .* 9 classes"):
-        save_bundle(tmp_path / "c", b.model, b.feature_params, b.standardizer, b.classes[:9])
+    with pytest.raises(BundleError, match="outputs .* 3 classes"):
+        save_bundle(tmp_path / "c", b.model, b.feature_params, b.standardizer, b.classes[:3])
     with pytest.raises(BundleError, match="model expects inputs of shape"):
         save_bundle(tmp_path / "d", b.model, features.FeatureParams(n_mels=40), b.standardizer, b.classes)
     with pytest.raises(BundleError, match="JSON-serialisable"):
@@ -376,15 +401,14 @@ def test_save_bundle_refuses_to_overwrite_and_checks_its_parts(trained, tmp_path
 
 
 @pytest.mark.slow
-@pytest.mark.realdata
 @pytest.mark.parametrize("damage", ["class_count", "model_garbage"])
 def test_damaged_bundles_raise_bundle_error(trained, tmp_path, damage):
     folder = Path(shutil.copytree(trained.saved, tmp_path / "copy"))
     if damage == "class_count":
         payload = json.loads((folder / BUNDLE_FILE).read_text())
-        payload["classes"] = payload["classes"][:9]
+        payload["classes"] = payload["classes"][:3]
         (folder / BUNDLE_FILE).write_text(json.dumps(payload))
-        expected = "outputs (10,) values per input but the bundle names 9 classes"
+        expected = "outputs (4,) values per input but the bundle names 3 classes"
     else:
         (folder / MODEL_FILE).write_bytes(b"PK\x03\x04 truncated zip")
         expected = "cannot load the model"
@@ -394,7 +418,6 @@ def test_damaged_bundles_raise_bundle_error(trained, tmp_path, damage):
 
 
 @pytest.mark.slow
-@pytest.mark.realdata
 def test_export_from_experiment(trained):
     from esc_lib.predict import export_from_experiment
 
@@ -402,8 +425,13 @@ def test_export_from_experiment(trained):
     path = export_from_experiment(experiment, 1, method="supervised")
     assert path == experiment.run_dir / "bundles" / f"{experiment.settings.config_id}-supervised-fold1"
     loaded = load_bundle(path)
-    assert loaded.info["method"] == "supervised" and loaded.info["test_fold"] == 1
-    assert loaded.info["epochs"] == 1 and loaded.info["settings"]["encoder"] == ENCODER
+    info = loaded.info
+    assert info["method"] == "supervised" and info["test_fold"] == 1 and info["labels_per_class"] == 0
+    assert info["epochs"] == 1 and info["settings"]["encoder"] == ENCODER
+    assert info["settings"] == json.loads(json.dumps(experiment.settings.model_dump()))
+    assert info["training_runs"] == [str(experiment.classifier_dir("supervised", 1))]
+    recorded = pd.read_csv(experiment.results_dir() / "metrics.csv")
+    assert info["test_accuracy"] == pytest.approx(float(recorded["accuracy"].iloc[0]))
     np.testing.assert_array_equal(loaded.standardizer.mean_, trained.standardizer.mean_)
     np.testing.assert_allclose(loaded.predict_file(trained.clips[1]), trained.bundle.predict_file(trained.clips[1]),
                                atol=1e-6, rtol=0)
@@ -411,10 +439,50 @@ def test_export_from_experiment(trained):
         export_from_experiment(experiment, 1, method="supervised")
     with pytest.raises(BundleError, match=r"no trained pretrained classifier for test fold 1 .*train_classifier\(1, 'pretrained'\)"):
         export_from_experiment(experiment, 1, method="pretrained")
+    with pytest.raises(BundleError, match=r"fold1-lpc2: no trained supervised classifier"):
+        export_from_experiment(experiment, 1, method="supervised", labels_per_class=2)
+    for bad in (-1, 1.5, True, "all"):
+        with pytest.raises(ValueError, match="labels_per_class"):
+            export_from_experiment(experiment, 1, method="supervised", labels_per_class=bad)
 
 
 @pytest.mark.slow
-@pytest.mark.realdata
+def test_export_a_label_budget_run(trained):
+    from esc_lib.predict import export_from_experiment
+
+    experiment = trained.experiment
+    experiment.cross_validate(labels_per_class=1)
+    path = export_from_experiment(experiment, 1, method="supervised", labels_per_class=1)
+    assert path.name == f"{experiment.settings.config_id}-supervised-fold1-lpc1"
+    info = load_bundle(path).info
+    assert info["labels_per_class"] == 1 and info["training_run"].endswith("fold1-lpc1")
+    recorded = pd.read_csv(experiment.results_dir() / "metrics.csv").set_index("labels_per_class")
+    assert info["test_accuracy"] == pytest.approx(float(recorded.loc[1, "accuracy"]))
+
+
+@pytest.mark.parametrize(
+    "rows, budget, expected",
+    [
+        ([("supervised", 1, 0, "test", 0.5)], 0, 0.5),
+        ([("supervised", 1, "all", None, 0.25)], 0, 0.25),  # a metrics.csv written before budgets were integers
+        ([("supervised", 1, 0, "test", 0.5), ("supervised", 1, 4, "test", 0.75)], 4, 0.75),
+        ([("supervised", 1, 0, "validation", 0.5)], 0, None),  # a search's score is no test accuracy
+        ([("pretrained", 1, 0, "test", 0.5), ("supervised", 2, 0, "test", 0.5)], 0, None),
+    ],
+)
+def test_test_accuracy_reads_integer_budgets(tmp_path, rows, budget, expected):
+    from esc_lib.predict import _test_accuracy
+
+    frame = pd.DataFrame(rows, columns=["method", "fold", "labels_per_class", "scored_on", "accuracy"])
+    if frame["scored_on"].isna().all():
+        frame = frame.drop(columns="scored_on")
+    frame.to_csv(tmp_path / "metrics.csv", index=False)
+    experiment = SimpleNamespace(results_dir=lambda: tmp_path)
+    assert _test_accuracy(experiment, "supervised", 1, budget) == expected
+    assert _test_accuracy(SimpleNamespace(results_dir=lambda: tmp_path / "none"), "supervised", 1, 0) is None
+
+
+@pytest.mark.slow
 def test_cli_predict_prints_and_writes_csv(trained, tmp_path):
     folder = tmp_path / "audio"
     folder.mkdir()
@@ -442,7 +510,6 @@ def test_cli_predict_prints_and_writes_csv(trained, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.realdata
 def test_cli_in_process_exit_codes(trained, tmp_path, capsys):
     (tmp_path / "broken.wav").write_text("not audio")
     assert main(["predict", str(trained.saved), str(tmp_path / "broken.wav"), "--csv", str(tmp_path / "x.csv")]) == 1
@@ -452,3 +519,57 @@ def test_cli_in_process_exit_codes(trained, tmp_path, capsys):
     assert main(["predict", str(trained.saved), str(trained.clips[0]), "--top-k", "1"]) == 0
     captured = capsys.readouterr()
     assert "1. " in captured.out and "2. " not in captured.out
+
+
+# ---------------------------------------------------------------------------
+# Real ESC-10 clips: their decoding and the paper's features
+
+
+@pytest.fixture(scope="module")
+def real_trained(esc10_root, tmp_path_factory):
+    """A classifier trained 1 epoch on a miniature of ESC-10 (1 clip per class and fold), and a bundle of it."""
+    from esc_lib import predict
+    from esc_lib.experiment import Experiment, Settings
+
+    root = tmp_path_factory.mktemp("predict-real")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ESC_CACHE_DIR", str(root / "cache"))
+        settings = Settings(
+            dataset="esc10", unlabeled="none", pretrain_on_train_folds=False, methods=["supervised"],
+            clips_per_class=1, encoder=ENCODER, head=HEAD, max_epochs=1, folds=[1], run_dir=str(root / "run"),
+        )
+        experiment = Experiment(settings, verbose=0)
+        model = experiment.train_classifier(1, "supervised")["model"]
+        standardizer = experiment.standardizer(1)
+        meta = experiment.dataset.meta.iloc[experiment.split(1).test]
+        clips = [Path(p) for p in meta.drop_duplicates("label")["path"].head(4)]
+        bundle = predict.Bundle(model, experiment.feature_params, standardizer, list(experiment.dataset.classes))
+        yield SimpleNamespace(experiment=experiment, standardizer=standardizer, bundle=bundle, clips=clips)
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_predict_real_esc10_clips(real_trained):
+    bundle = real_trained.bundle
+    assert bundle.classes == ESC10_CLASSES == list(real_trained.experiment.dataset.classes)
+    assert bundle.feature_params.shape == (28, 36, 1)
+    table, skipped = bundle.predict_files(real_trained.clips, top_k=3)
+    assert list(table["file"]) == [str(p) for p in real_trained.clips]
+    assert (table["n_windows"] == 1).all() and skipped.n_used == 4 and skipped.n_skipped == 0
+    assert table["top1_class"].isin(ESC10_CLASSES).all()
+    for path, row in zip(real_trained.clips, table.itertuples()):
+        full = bundle.predict_file(path)
+        assert full.shape == (10,) and np.isclose(full.sum(), 1.0, atol=1e-5)
+        assert row.top1_class == ESC10_CLASSES[int(full.argmax())]
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_bundle_inputs_equal_the_training_inputs_on_real_clips(real_trained):
+    """A real 5 s ESC-10 clip goes through the same decoding, features and statistics as in training."""
+    bundle = real_trained.bundle
+    X_bundle = bundle.features(bundle.file_windows(real_trained.clips[0]))
+    X_train = real_trained.standardizer.transform(
+        features.extract_clips(real_trained.clips[:1], real_trained.experiment.feature_params, cache=False, progress=False)
+    )
+    np.testing.assert_allclose(X_bundle, X_train, atol=1e-5)

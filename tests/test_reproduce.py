@@ -6,32 +6,31 @@ import sys
 import pytest
 
 from esc_lib import config, reproduce
+from esc_lib.settings import Settings, SettingsError, load_profile
+
+PROFILES = sorted(config.profiles_dir().glob("**/*.yaml"))
 
 
-@pytest.mark.parametrize("profile", ["paper", "esc10", "smoke", "strong"])
-def test_shipped_profiles_load(profile):
-    if not (config.profiles_dir() / f"{profile}.yaml").exists():
-        pytest.skip(f"profile {profile} not shipped yet")
-    parameters, sweep = reproduce.load_profile(profile)
-    assert parameters["dataset"] in {"esc10", "esc50"}
-    assert all(isinstance(point, dict) for point in reproduce.grid_points(sweep))
+@pytest.mark.parametrize("path", PROFILES, ids=[str(p.relative_to(config.profiles_dir())) for p in PROFILES])
+def test_shipped_profiles_load_and_every_point_validates(path):
+    profile = load_profile(path)
+    for point in profile.points():
+        settings = Settings(**{**profile.parameters, **point})
+        assert settings.dataset in {"esc10", "esc50"}
 
 
 def test_profile_parameters_are_declared_by_the_notebooks():
-    """A profile never sets a parameter that no notebook reads (a typo would be silently ignored)."""
+    """Every parameter a profile can set is declared by at least one notebook (none is silently dropped)."""
     papermill = pytest.importorskip("papermill")
     declared = set()
     for notebook in sorted(config.notebooks_dir().glob("0*.ipynb")):
         declared |= set(papermill.inspect_notebook(str(notebook)))
-    for path in config.profiles_dir().glob("*.yaml"):
-        parameters, sweep = reproduce.load_profile(str(path))
-        names = set(parameters) | {k for point in reproduce.grid_points(sweep) for k in point}
-        assert names - declared == set(), f"{path.name} sets parameters no notebook declares"
+    assert set(Settings.model_fields) == declared
 
 
 def test_esc10_sweep_is_the_paper_grid_plus_variants():
-    parameters, sweep = reproduce.load_profile("esc10")
-    points = reproduce.grid_points(sweep)
+    profile = load_profile("esc10")
+    parameters, points = profile.parameters, profile.points()
     ids = [reproduce.config_id({**parameters, **p}) for p in points]
     assert len(ids) == len(set(ids)) == 13
     grid = {(p["batch_size"], p["filters"]) for p in points if "batch_size" in p}
@@ -41,8 +40,6 @@ def test_esc10_sweep_is_the_paper_grid_plus_variants():
 
 
 def test_config_id_matches_the_experiment_naming():
-    from esc_lib.experiment import Settings
-
     settings = Settings(batch_size=16, filters=32, decoder="upsample", batch_norm=True)
     assert reproduce.config_id(
         {"batch_size": 16, "filters": 32, "decoder": "upsample", "batch_norm": True}
@@ -56,18 +53,39 @@ def test_config_id_matches_the_experiment_naming():
         ("parameters: {}\nsweep: {grid: {filters: 3}}\n", "non-empty list"),
         ("parameters: {}\nsweep: {variants: [3]}\n", "list of mappings"),
         ("parameters: {}\nextra: 1\n", "must be a mapping"),
+        ("parameters: {filterz: 16}\n", "unknown parameter 'filterz'; did you mean 'filters'"),
+        ("parameters: {batch_size: abc}\n", "batch_size"),
+        ("parameters: {}\nsweep: {variants: [{decodr: upsample}]}\n", "sweep point .*'decodr'.*'decoder'"),
+        ("parameters: {filters: [16\n", "not valid YAML"),
     ],
 )
 def test_bad_profiles_are_clear_errors(tmp_path, content, message):
     path = tmp_path / "mine.yaml"
     path.write_text(content)
-    with pytest.raises(SystemExit, match=message):
-        reproduce.load_profile(str(path))
+    with pytest.raises(SettingsError, match=message):
+        load_profile(str(path))
+    # The runner says it in one line, before any work.
+    with pytest.raises(SystemExit, match=message) as stopped:
+        reproduce.main(["--profile", str(path), "--run-name", "never"])
+    assert "\n" not in str(stopped.value)
 
 
 def test_unknown_profile_lists_the_known_ones():
-    with pytest.raises(SystemExit, match="known profiles: .*esc10"):
-        reproduce.load_profile("no-such-profile")
+    with pytest.raises(SettingsError, match="known profiles: .*esc10"):
+        load_profile("no-such-profile")
+
+
+@pytest.mark.parametrize("override, message", [
+    (["-p", "filterz", "16"], "unknown parameter 'filterz'; did you mean 'filters'"),
+    (["-p", "batch_size", "many"], "batch_size"),
+    (["-p", "folds", "[]"], "folds"),
+])
+def test_bad_overrides_stop_the_run_before_any_work(tmp_path, monkeypatch, override, message):
+    """An unknown or bad -p is an error naming it; no run folder is made."""
+    monkeypatch.setenv("ESC_RUNS_DIR", str(tmp_path / "runs"))
+    with pytest.raises(SystemExit, match=message):
+        reproduce.main(["--profile", "smoke", "--run-name", "bad", *override])
+    assert not (tmp_path / "runs" / "bad").exists()
 
 
 def test_help_works_without_the_environment():
@@ -97,7 +115,8 @@ def test_papermill_sees_every_parameter_of_every_notebook():
         code_cells = [c for c in notebook.cells if c.cell_type == "code"]
         assert "parameters" in code_cells[0].metadata.get("tags", []), f"{path.name}: first code cell is not tagged parameters"
         tree = ast.parse(code_cells[0].source)
-        assigned = {t.id for node in tree.body for t in node.targets}
-        assert all(isinstance(node.value, ast.Constant | ast.List) for node in tree.body), f"{path.name}: parameters must be literals"
+        assigned = {node.target.id for node in tree.body}
+        assert all(isinstance(node, ast.AnnAssign) and isinstance(node.value, ast.Constant | ast.List) for node in tree.body), \
+            f"{path.name}: parameters must be annotated literals"
         assert set(papermill.inspect_notebook(str(path))) == assigned, path.name
         assert all(not c.get("outputs") and c.get("execution_count") is None for c in code_cells), f"{path.name} has outputs"

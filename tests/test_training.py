@@ -1,4 +1,5 @@
-"""Training loop: early stopping, atomic checkpoints, history, resume, pre-train -> fine-tune (esc_lib.training)."""
+"""Training loop: early stopping, atomic checkpoints, history, resume; the two stages train_cae -> train_classifier
+(schedule, augmentation, refit, ensembles, settings.json, resume) (esc_lib.training)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from numpy.testing import assert_array_equal
 
 from esc_lib import models, training
+from esc_lib.settings import Settings
 from esc_lib.training import TrainingError
 
 SHAPE = (8, 10, 1)
@@ -363,40 +365,264 @@ def test_fit_takes_streams(tmp_path):
 
 
 # ---------------------------------------------------------------------------
-# Pre-train -> fine-tune, evaluation
+# The two stages: train_cae -> train_classifier
+
+
+def _settings(**changes):
+    """Tiny settings for both stages: the TINY encoder, a 16-unit head, a couple of epochs."""
+    values = dict(encoder=TINY, head="16fc", batch_size=16, max_epochs=2, patience=5, dropout=0.0,
+                  cae_batch_size=16, cae_max_epochs=2, seed=0)
+    values.update(changes)
+    return Settings(**values)
+
+
+def _stage(run_dir):
+    return json.loads((run_dir / "settings.json").read_text())
+
+
+def _inject_callbacks(monkeypatch, *extra):
+    """Make every training.fit call of train_classifier / train_cae also run ``extra`` callbacks."""
+    real = training.fit
+
+    def fit(*args, callbacks=(), **kwargs):
+        return real(*args, callbacks=[*callbacks, *extra], **kwargs)
+
+    monkeypatch.setattr(training, "fit", fit)
+    return real
 
 
 @pytest.mark.slow
-def test_pretrain_then_finetune_and_supervised_baseline(tmp_path):
+def test_train_cae_then_train_classifier_and_supervised_baseline(tmp_path):
+    import esc_lib.layers  # noqa: F401  (registers the CAE's custom layers for loading)
+
     X, y = _data(128)
-    cae, cae_history = training.pretrain_cae(X, tmp_path / "cae", encoder=TINY, max_epochs=3, verbose=0)
+    settings = _settings(cae_max_epochs=3)
+    cae, cae_history = training.train_cae(X, tmp_path / "cae", settings)
     assert cae_history["val_loss"].notna().all() and cae_history["loss"].iloc[-1] < cae_history["loss"].iloc[0]
     assert cae.output_shape == (None, *SHAPE)
+    assert _stage(tmp_path / "cae")["stage"] == "cae" and _stage(tmp_path / "cae")["key"] == settings.key("cae")
 
     train, validation = (X[:96], y[:96]), (X[96:], y[96:])
-    # From the saved CAE (a path), as a notebook would do it in another session.
-    pretrained, history = training.finetune(train, validation, tmp_path / "pre", n_classes=4,
-                                            pretrained=tmp_path / "cae" / "model.keras", encoder=TINY, head="16fc",
-                                            max_epochs=2, verbose=0)
-    baseline, _ = training.finetune(train, validation, tmp_path / "sup", n_classes=4, encoder=TINY, head="16fc",
-                                    max_epochs=2, verbose=0)
-    assert len(history) == 2
+    # From the saved CAE, as a notebook would do it in another session.
+    saved_cae = keras.saving.load_model(tmp_path / "cae" / "model.keras")
+    pretrained = training.train_classifier(train, validation, 4, tmp_path / "pre", settings, seeds=[0],
+                                           pretrained=saved_cae, score=X[96:])
+    baseline = training.train_classifier(train, validation, 4, tmp_path / "sup", settings, seeds=[0], score=X[96:])
+    assert len(pretrained.histories[0]) == 2 and pretrained.runs == [tmp_path / "pre"]
+    assert pretrained.validation.shape == (32, 4) and pretrained.scored.shape == (32, 4)
+    assert _stage(tmp_path / "pre")["stage"] == "pretrained" and _stage(tmp_path / "sup")["stage"] == "supervised"
+    assert _stage(tmp_path / "pre")["key"] == settings.key("pretrained")
+    model, base = pretrained.models[0], baseline.models[0]
     # Fine-tuning moved the transferred encoder weights (all weights train).
-    assert not np.array_equal(pretrained.get_layer("encoder_conv_1").get_weights()[0],
+    assert not np.array_equal(model.get_layer("encoder_conv_1").get_weights()[0],
                               cae.get_layer("encoder_conv_1").get_weights()[0])
-    for run, model in (("pre", pretrained), ("sup", baseline)):
+    for run, trained in (("pre", model), ("sup", base)):
         reloaded = keras.saving.load_model(tmp_path / run / "model.keras")
-        assert_array_equal(training.predict_proba(reloaded, X[96:]), training.predict_proba(model, X[96:]))
+        assert_array_equal(training.predict_proba(reloaded, X[96:]), training.predict_proba(trained, X[96:]))
     # The first epoch starts from different weights: pre-trained vs random.
-    assert not _same_weights(pretrained, baseline)
+    assert not _same_weights(model, base)
+    # Same seed, random initialisation: the supervised baseline is repeatable.
+    again = training.train_classifier(train, validation, 4, tmp_path / "sup-again", settings, seeds=[0], score=X[96:])
+    assert_array_equal(again.scored, baseline.scored)
 
 
-def test_finetune_checks_the_pretrained_encoder(tmp_path):
+def test_train_classifier_starts_from_the_cae_encoder(tmp_path, monkeypatch):
+    """Before its first step, every pre-trained member holds the CAE's encoder weights exactly."""
+    X, y = _data(32)
+    settings = _settings(max_epochs=1)
+    training.set_seed(7)
+    cae = models.build_cae(SHAPE, TINY)
+    seen = []
+    real = training.fit
+
+    def fit(model, *args, **kwargs):
+        seen.append(model.get_layer("encoder_conv_2").get_weights()[0].copy())
+        return real(model, *args, **kwargs)
+
+    monkeypatch.setattr(training, "fit", fit)
+    training.train_classifier((X, y), (X[:8], y[:8]), 4, tmp_path / "run", settings, seeds=[0, 1000], pretrained=cae)
+    assert len(seen) == 2
+    for weights in seen:
+        assert_array_equal(weights, cae.get_layer("encoder_conv_2").get_weights()[0])
+
+
+def test_train_classifier_checks_the_pretrained_encoder(tmp_path):
     X, y = _data(16)
     cae = models.build_cae(SHAPE, "(3)3c-2p")
     with pytest.raises(ValueError, match="transfer_encoder"):
-        training.finetune((X, y), (X, y), tmp_path, n_classes=4, pretrained=cae, encoder=TINY, max_epochs=1,
-                          verbose=0)
+        training.train_classifier((X, y), (X, y), 4, tmp_path, _settings(max_epochs=1), seeds=[0], pretrained=cae)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [({"seeds": []}, "seeds"), ({"train": [1, 2, 3]}, "BatchStream"), ({"validation": (np.zeros((4, *SHAPE)), np.zeros(3))}, "rows")],
+)
+def test_train_classifier_rejects_bad_arguments(tmp_path, kwargs, message):
+    X, y = _data(16)
+    arguments = {"train": (X, y), "validation": (X, y), "n_classes": 4, "run_dir": tmp_path,
+                 "settings": _settings(max_epochs=1), "seeds": [0]}
+    arguments.update(kwargs)
+    with pytest.raises(TrainingError, match=message):
+        training.train_classifier(**arguments)
+
+
+def test_train_cae_rejects_bad_data_and_loads_a_finished_run(tmp_path):
+    with pytest.raises(TrainingError, match="train_cae"):
+        training.train_cae(np.zeros((4, 8, 10)), tmp_path / "flat", _settings())
+    with pytest.raises(TrainingError, match="pre-training data"):
+        training.train_cae(np.zeros((1, *SHAPE)), tmp_path / "one", _settings())
+    X, _ = _data(48)
+    first, history = training.train_cae(X, tmp_path / "cae", _settings(cae_max_epochs=1))
+    stamp = (tmp_path / "cae" / "history.csv").stat().st_mtime_ns
+    again, history_again = training.train_cae(X, tmp_path / "cae", _settings(cae_max_epochs=1))
+    assert (tmp_path / "cae" / "history.csv").stat().st_mtime_ns == stamp
+    pd.testing.assert_frame_equal(history, history_again, check_dtype=False)
+    assert _same_weights(first, again)
+    # The decoder override trains the other decoder, and its settings.json says so.
+    training.train_cae(X, tmp_path / "upsample", _settings(cae_max_epochs=1), decoder="upsample")
+    assert _stage(tmp_path / "upsample")["pretraining"]["decoder"] == "upsample"
+
+
+def test_cosine_schedule_trains_every_epoch_and_decays_the_rate_to_zero(tmp_path):
+    X, y = _data()
+    # Validation labels permuted: with a constant rate early stopping would end this run after 2 epochs.
+    settings = _settings(lr_schedule="cosine", max_epochs=3, patience=1, learning_rate=0.01)
+    run = training.train_classifier((X, y), (X, (y + 1) % 4), 4, tmp_path / "run", settings, seeds=[0])
+    history = run.histories[0]
+    assert list(history["epoch"]) == [1, 2, 3] and run.epochs == [3]  # patience ignored
+    assert "val_loss" in history.columns  # still watched (and scored) on the validation fold
+    optimizer = run.models[0].optimizer
+    steps = 3 * int(np.ceil(len(X) / 16))
+    assert int(optimizer.iterations.numpy()) == steps
+    assert float(optimizer.learning_rate.numpy()) < 0.01 * 1e-3  # the cosine has reached (about) zero
+    schedule = optimizer.get_config()["learning_rate"]  # the serialised CosineDecay
+    assert schedule["config"]["decay_steps"] == steps and schedule["config"]["initial_learning_rate"] == 0.01
+    done = training.run_state(tmp_path / "run")["done"]
+    assert done["restore_best"] is False and done["patience"] is None and done["epochs"] == 3
+
+
+def test_mixup_augmentation_trains_on_soft_targets(tmp_path, monkeypatch):
+    """With mixup the training batches carry soft targets; validation stays one-hot; the run trains."""
+    X, y = _data()
+    streams = []
+    real = training.fit
+
+    def fit(model, train, *args, **kwargs):
+        streams.append(train)
+        return real(model, train, *args, **kwargs)
+
+    monkeypatch.setattr(training, "fit", fit)
+    settings = _settings(augment="shift:max_shift=2 + mask:max_freq_width=2:max_time_width=2 + mixup:alpha=0.4",
+                         dropout=0.3)
+    run = training.train_classifier((X, y), (X[:32], y[:32]), 4, tmp_path / "mixed", settings, seeds=[0])
+    history = run.histories[0]
+    assert len(history) == 2 and history[LOSS_COLUMNS].notna().all().all()
+    assert history["val_accuracy"].between(0, 1).all()
+    x_batch, y_batch = next(iter(streams[0].epoch(0)))
+    assert y_batch.shape == (16, 4)
+    np.testing.assert_allclose(y_batch.sum(axis=1), 1.0, rtol=1e-5)
+    assert ((y_batch > 0) & (y_batch < 1)).any()  # mixed, not one-hot
+    plain = training.train_classifier((X, y), (X[:32], y[:32]), 4, tmp_path / "plain", _settings(dropout=0.3), seeds=[0])
+    assert not np.allclose(plain.histories[0]["loss"], history["loss"])
+
+
+def test_refit_trains_for_the_epochs_early_stopping_chose(tmp_path):
+    X, y = _data()
+    train, validation = (X[:64], y[:64]), (X[64:], (y[64:] + 1) % 4)  # validation loss rises: early stop
+    common = dict(max_epochs=20, patience=2, learning_rate=0.01)
+    watched = training.train_classifier(train, validation, 4, tmp_path / "fold1", _settings(**common), seeds=[0])
+    history = watched.histories[0]
+    best_epoch = int(history["val_loss"].idxmin()) + 1
+    assert len(history) == best_epoch + 2 < 20
+    stamp = (tmp_path / "fold1" / "history.csv").stat().st_mtime_ns
+
+    settings = _settings(**common, refit_on_validation=True)
+    refit = training.train_classifier(train, validation, 4, tmp_path / "fold1", settings, seeds=[0], score=X[:8])
+    assert refit.runs == [tmp_path / "fold1-refit"]
+    assert refit.epochs == [best_epoch]
+    # The early-stopped run was loaded, not retrained; its history is the one reported.
+    assert (tmp_path / "fold1" / "history.csv").stat().st_mtime_ns == stamp
+    pd.testing.assert_frame_equal(refit.histories[0], history, check_dtype=False)
+    refit_history = training.load_history(tmp_path / "fold1-refit")
+    assert len(refit_history) == best_epoch and "val_loss" not in refit_history.columns
+    done = training.run_state(tmp_path / "fold1-refit")["done"]
+    assert done["epochs"] == best_epoch and done["restore_best"] is False
+    # Trained on train + validation (96 clips, 6 batches of 16 per epoch).
+    assert int(refit.models[0].optimizer.iterations.numpy()) == best_epoch * 6
+    assert refit.validation is not None  # from the watched model, which never trained on the validation fold
+    assert_array_equal(refit.scored, training.predict_proba(refit.models[0], X[:8]))
+    assert not _same_weights(refit.models[0], watched.models[0])
+    assert _stage(tmp_path / "fold1-refit")["stage"] == "supervised"
+
+
+def test_cosine_refit_trains_once_on_train_and_validation(tmp_path):
+    X, y = _data(64)
+    settings = _settings(lr_schedule="cosine", max_epochs=2, refit_on_validation=True)
+    run = training.train_classifier((X[:48], y[:48]), (X[48:], y[48:]), 4, tmp_path / "fold1", settings, seeds=[0])
+    assert run.runs == [tmp_path / "fold1-refit"] and run.epochs == [2]
+    assert not (tmp_path / "fold1").exists()  # nothing to choose on the validation fold: no watched run
+    assert run.validation is None and "val_loss" not in run.histories[0].columns
+    assert int(run.models[0].optimizer.iterations.numpy()) == 2 * 4
+
+
+def test_ensemble_members_average_and_every_run_folder_has_its_settings(tmp_path):
+    import esc_lib.layers  # noqa: F401
+
+    X, y = _data()
+    train, validation, test = (X[:64], y[:64]), (X[64:80], y[64:80]), X[80:]
+    settings = _settings(ensemble=2, refit_on_validation=True, max_epochs=2)
+    run = training.train_classifier(train, validation, 4, tmp_path / "fold1", settings, seeds=[1, 1001], score=test)
+    assert run.runs == [tmp_path / "fold1-refit", tmp_path / "fold1-m1-refit"]
+    assert run.runs == training.member_runs(tmp_path / "fold1", 2, refit=True)
+    assert len(run.models) == len(run.histories) == len(run.epochs) == 2
+    members = [keras.saving.load_model(folder / training.MODEL_FILE) for folder in run.runs]
+    probabilities = [training.predict_proba(member, test) for member in members]
+    np.testing.assert_allclose(run.scored, np.mean(probabilities, axis=0), atol=1e-6)
+    assert not np.allclose(probabilities[0], probabilities[1])  # different seeds, different members
+    for folder in ("fold1", "fold1-refit", "fold1-m1", "fold1-m1-refit"):
+        written = _stage(tmp_path / folder)
+        assert written["stage"] == "supervised" and written["key"] == settings.key("supervised")
+        assert set(written) == {"stage", "key", "data", "features", "network", "classifier"}
+    assert training.run_state(tmp_path / "fold1-m1")["done"]["seed"] == 1001
+
+    # A finished ensemble is loaded, not trained again.
+    stamps = {f: (tmp_path / f / "history.csv").stat().st_mtime_ns for f in ("fold1", "fold1-refit", "fold1-m1-refit")}
+    again = training.train_classifier(train, validation, 4, tmp_path / "fold1", settings, seeds=[1, 1001], score=test)
+    assert stamps == {f: (tmp_path / f / "history.csv").stat().st_mtime_ns for f in stamps}
+    np.testing.assert_array_equal(again.scored, run.scored)
+
+
+@pytest.mark.slow
+def test_killed_train_classifier_resumes_to_the_same_weights(tmp_path, monkeypatch):
+    """A classifier run killed after epoch 2 of 4 and resumed = never interrupted, bit for bit.
+
+    Cosine schedule, dropout and mixing are on: the schedule's step counter,
+    the dropout generators and the augmentation's generator all resume.
+    """
+    X, y = _data()
+    train, validation = (X[:64], y[:64]), (X[64:], y[64:])
+    settings = _settings(lr_schedule="cosine", max_epochs=4, dropout=0.3, augment="shift:max_shift=2 + mixup:alpha=0.4")
+    uninterrupted = training.train_classifier(train, validation, 4, tmp_path / "a", settings, seeds=[5], score=X[:16])
+
+    real = _inject_callbacks(monkeypatch, _KillAfter(2))
+    with pytest.raises(KeyboardInterrupt):
+        training.train_classifier(train, validation, 4, tmp_path / "b", settings, seeds=[5], score=X[:16])
+    assert training.run_state(tmp_path / "b")["checkpoint"]["epoch"] == 2
+    assert not (tmp_path / "b" / "done.json").exists()
+
+    monkeypatch.setattr(training, "fit", real)
+    counter = _CountEpochs()
+    _inject_callbacks(monkeypatch, counter)
+    resumed = training.train_classifier(train, validation, 4, tmp_path / "b", settings, seeds=[5], score=X[:16])
+    assert counter.epochs == 2  # epochs 3 and 4 only
+    pd.testing.assert_frame_equal(resumed.histories[0][LOSS_COLUMNS], uninterrupted.histories[0][LOSS_COLUMNS])
+    assert _same_weights(resumed.models[0], uninterrupted.models[0])
+    assert_array_equal(resumed.scored, uninterrupted.scored)
+    with np.load(tmp_path / "a" / "checkpoints" / "epoch-0004.npz") as a, \
+            np.load(tmp_path / "b" / "checkpoints" / "epoch-0004.npz") as b:
+        assert a.files == b.files
+        for key in a.files:  # model + optimizer state (with the schedule's step), exact
+            assert_array_equal(a[key], b[key])
 
 
 def test_evaluate_and_predict_proba():
@@ -433,11 +659,11 @@ def test_paper_classifier_learns_esc10_fold1(esc10_root, isolated_cache):
     folds, y = dataset.folds, dataset.labels
     train, validation, test = np.isin(folds, [3, 4, 5]), folds == 2, folds == 1
     scaler = features.Standardizer().fit(X[train])
-    model, history = training.finetune(
-        (scaler.transform(X[train]), y[train]), (scaler.transform(X[validation]), y[validation]),
-        isolated_cache.parent / "run", n_classes=10, max_epochs=6, patience=5, seed=0, verbose=0,
+    run = training.train_classifier(
+        (scaler.transform(X[train]), y[train]), (scaler.transform(X[validation]), y[validation]), 10,
+        isolated_cache.parent / "run", Settings(max_epochs=6, patience=5, seed=0), seeds=[0],
     )
-    result = training.evaluate(model, scaler.transform(X[test]), y[test])
-    print(f"ESC-10 fold 1, {len(history)} epochs: test accuracy {result['accuracy']:.3f}")
+    result = training.evaluate(run.models[0], scaler.transform(X[test]), y[test])
+    print(f"ESC-10 fold 1, {len(run.histories[0])} epochs: test accuracy {result['accuracy']:.3f}")
     assert result["n"] == 80
     assert result["accuracy"] >= 0.30  # chance is 0.10

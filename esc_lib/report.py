@@ -1,0 +1,189 @@
+"""Notebook 04's tables and figures: one call per table or figure group.
+
+Each function reads what a run folder holds (:class:`Results`), writes its
+tables (CSV + Markdown) and figures by name, and returns what it made, so the
+notebook shows it and holds no logic.  Captions come from the settings that
+were run and the dataset that was loaded.
+
+    results = report.Results.collect(experiment, figure_dir, table_dir)
+    report.paper_tables(results)        # Table 1, Table 2, summary, paired test
+    report.fold_accuracies(results)
+    report.confusion_and_per_class(results)
+    ...
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from esc_lib import evaluation, plots
+from esc_lib.experiment import Experiment, collect_results
+
+__all__ = [
+    "Results",
+    "paper_tables",
+    "fold_accuracies",
+    "confusion_and_per_class",
+    "learning_curves",
+    "embedding",
+    "pool_size_curve",
+    "label_budget_curve",
+    "export_bundle",
+]
+
+
+@dataclass
+class Results:
+    """What a run folder holds, and where this notebook publishes.
+
+    Attributes
+    ----------
+    experiment : Experiment
+        The profile's own configuration (its settings name the tables' rows).
+    metrics, predictions : pd.DataFrame
+        Every configuration's rows in the run folder.
+    full : pd.DataFrame
+        Rows with every label (``labels_per_class == 0``) at the profile's own
+        unlabeled pool: what the tables compare.
+    every_pool : pd.DataFrame
+        Rows with every label, at any pool size.
+    figure_dir, table_dir : Path
+    """
+
+    experiment: Experiment
+    metrics: pd.DataFrame
+    predictions: pd.DataFrame
+    full: pd.DataFrame
+    every_pool: pd.DataFrame
+    figure_dir: Path
+    table_dir: Path
+
+    @classmethod
+    def collect(cls, experiment: Experiment, figure_dir, table_dir) -> "Results":
+        metrics, predictions = collect_results(experiment.run_dir)
+        every_pool = metrics[metrics["labels_per_class"] == evaluation.ALL_LABELS]
+        full = every_pool[every_pool["pool"].astype(str) == experiment.settings.pool_label]
+        return cls(experiment, metrics, predictions, full, every_pool, Path(figure_dir), Path(table_dir))
+
+    @property
+    def config_id(self) -> str:
+        return self.experiment.settings.config_id
+
+    @property
+    def method(self) -> str:
+        """The method figures show: the pre-trained classifier when it was run."""
+        return "pretrained" if "pretrained" in set(self.full["method"]) else "supervised"
+
+    def describe(self) -> str:
+        return (f"{len(self.full)} fold results from {self.full['config'].nunique()} configuration(s) "
+                f"in {self.experiment.run_dir}")
+
+
+def paper_tables(results: Results) -> dict[str, pd.DataFrame]:
+    """Table 1 (batch size x filters), Table 2 (published figures), the summary and the paired test."""
+    s = results.experiment.settings
+    full = results.full
+    tables = {
+        "table1": evaluation.table1(full, results.experiment.dataset_label, architecture=s.architecture,
+                                    with_paper=(s.dataset == "esc50" and not s.encoder)),
+        "table2": evaluation.table2(full, s.dataset, dataset_label=results.experiment.dataset_label),
+        "summary": evaluation.summarise(full),
+    }
+    if set(full["method"]) >= {evaluation.BASELINE, evaluation.TREATMENT}:
+        tables["paired_test"] = evaluation.compare_methods(full)
+    for name, table in tables.items():
+        evaluation.write_table(table, results.table_dir / name)
+    return tables
+
+
+def fold_accuracies(results: Results) -> None:
+    """Accuracy per fold and configuration (``04_fold_accuracies.png``)."""
+    plots.save_figure(plots.plot_fold_accuracies(results.full), "04_fold_accuracies", results.figure_dir)
+
+
+def _scored_predictions(results: Results) -> pd.DataFrame:
+    p = results.predictions
+    return p[(p["config"] == results.config_id) & (p["method"] == results.method)
+             & (p["labels_per_class"] == evaluation.ALL_LABELS)]
+
+
+def confusion_and_per_class(results: Results) -> pd.DataFrame:
+    """The confusion matrix and per-class accuracy of the profile's configuration over every fold."""
+    chosen = _scored_predictions(results)
+    classes = results.experiment.dataset.classes
+    confusion = evaluation.confusion(chosen["y_true"], chosen["y_pred"], classes)
+    plots.save_figure(plots.plot_confusion(confusion), "04_confusion_matrix", results.figure_dir)
+    per_class = evaluation.per_class_accuracy(chosen["y_true"], chosen["y_pred"], classes)
+    evaluation.write_table(per_class, results.table_dir / "per_class_accuracy")
+    plots.save_figure(plots.plot_per_class(per_class), "04_per_class_accuracy", results.figure_dir)
+    return per_class
+
+
+def learning_curves(results: Results) -> None:
+    """Training / validation curves of each method of the profile's configuration (``04_learning_curves.png``)."""
+    experiment = results.experiment
+    full = results.full
+    methods = sorted(set(full[full["config"] == results.config_id]["method"]))
+    histories = {m: [experiment.history(m, fold) for fold in experiment.settings.folds] for m in methods}
+    plots.save_figure(plots.plot_learning_curves(histories), "04_learning_curves", results.figure_dir)
+
+
+def embedding(results: Results) -> None:
+    """A 2-D embedding of the first fold's CAE encoder features of its test clips (``04_embedding.png``).
+
+    Nothing without a pre-trained method (no CAE was trained).
+    """
+    from esc_lib import models
+
+    experiment = results.experiment
+    if "pretrained" not in experiment.settings.methods:
+        print("no CAE in this run (methods without 'pretrained'): no embedding")
+        return
+    fold = experiment.settings.folds[0]
+    cae, _ = experiment.pretrain(fold)
+    test = experiment.split(fold).test
+    X_test = experiment.standardizer(fold).transform(experiment.features[test])
+    encoded = models.encoder_features(cae).predict(X_test, verbose=0)
+    figure = plots.plot_embedding(encoded, experiment.dataset.labels[test], experiment.dataset.classes,
+                                  method=experiment.settings.embedding_method, seed=experiment.settings.seed)
+    plots.save_figure(figure, "04_embedding", results.figure_dir)
+
+
+def pool_size_curve(results: Results) -> pd.DataFrame | None:
+    """Pre-trained accuracy against the unlabeled pool size (None with one pool size in the run folder)."""
+    s = results.experiment.settings
+    pool = results.every_pool
+    same_model = pool[(pool["batch_size"] == s.batch_size) & (pool["filters"] == s.filters)
+                      & (pool["decoder"] == s.decoder) & (pool["batch_norm"] == s.batch_norm)]
+    pretrained = same_model[same_model["method"] == "pretrained"]
+    if pretrained["pool_size"].nunique() < 2:
+        return None
+    reference = results.full[(results.full["config"] == results.config_id) & (results.full["method"] == "supervised")]
+    curve = evaluation.budget_curve(pd.concat([pretrained, reference]), x="pool_size")
+    evaluation.write_table(curve, results.table_dir / "pool_size")
+    figure = plots.plot_budget_curves(curve, x="pool_size", xlabel="unlabeled 5 s windows in the pre-training pool")
+    plots.save_figure(figure, "04_pool_size", results.figure_dir)
+    return curve
+
+
+def label_budget_curve(results: Results) -> pd.DataFrame | None:
+    """Accuracy against labelled clips per class (None without label-budget runs)."""
+    m = results.metrics
+    budgets = m[(m["config"] == results.config_id) & (m["pool"].astype(str) == results.experiment.settings.pool_label)]
+    if budgets["labels_per_class"].nunique() < 2:
+        return None
+    curve = evaluation.budget_curve(budgets)
+    evaluation.write_table(curve, results.table_dir / "label_budget")
+    plots.save_figure(plots.plot_budget_curves(curve), "04_label_budget", results.figure_dir)
+    return curve
+
+
+def export_bundle(results: Results) -> Path:
+    """A prediction bundle of the first fold's scored classifier (see :mod:`esc_lib.predict`)."""
+    from esc_lib import predict
+
+    experiment = results.experiment
+    return predict.export_from_experiment(experiment, experiment.settings.folds[0], method=results.method, overwrite=True)

@@ -1,0 +1,340 @@
+"""Using unlabeled audio beyond the paper's CAE: consistency training and contrastive pre-training.
+
+Two post-2017 ways, both options of the one training path
+(:func:`esc_lib.training.train_classifier` and :func:`esc_lib.training.train_contrastive`):
+
+* **FixMatch-style consistency training** (Sohn et al. 2020) of the classifier
+  on labelled and unlabeled batches together.  Each unlabeled clip is seen
+  twice, weakly and strongly augmented; where the classifier is confident
+  (max probability >= ``threshold``) about the weak view, its arg-max becomes
+  the target of the strong view.  Loss = supervised cross-entropy +
+  ``weight`` x the masked cross-entropy on the strong views.
+* **Contrastive pre-training of the encoder** (SimCLR, Chen et al. 2020,
+  as used for audio by e.g. COLA and BYOL-A's predecessors): two augmented
+  views of each unlabeled clip are pulled together and pushed away from the
+  other clips of the batch (NT-Xent loss) through a small projection head;
+  the encoder then initialises the classifier like the CAE's does.
+
+Augmentations come from :mod:`esc_lib.augment` (NumPy, seeded per epoch by
+the streams here), so an epoch is reproducible and a killed run resumes
+bit-identically through :func:`esc_lib.training.fit`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import threading
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+__all__ = [
+    "pseudo_labels",
+    "nt_xent",
+    "SemiSupervisedStream",
+    "TwoViewStream",
+    "ConsistencyTrainer",
+    "ContrastiveTrainer",
+    "build_contrastive",
+]
+
+
+# ---------------------------------------------------------------------------
+# Losses
+
+
+def pseudo_labels(probabilities, threshold: float):
+    """FixMatch's targets from the weak views' class probabilities.
+
+    Parameters
+    ----------
+    probabilities : tensor or array [shape=(n, n_classes)]
+    threshold : float in [0, 1]
+        Only predictions at least this confident count.
+
+    Returns
+    -------
+    targets : int tensor [shape=(n,)]
+        The arg-max class of each clip.
+    mask : float tensor [shape=(n,)]
+        1.0 where ``max(probabilities) >= threshold``, else 0.0.
+    """
+    if not 0.0 <= float(threshold) <= 1.0:
+        raise ValueError(f"threshold must be in [0, 1], got {threshold!r}")
+    probabilities = tf.convert_to_tensor(probabilities)
+    confidence = tf.reduce_max(probabilities, axis=-1)
+    return tf.argmax(probabilities, axis=-1, output_type=tf.int32), tf.cast(confidence >= threshold, probabilities.dtype)
+
+
+def nt_xent(z1, z2, temperature: float):
+    """The normalised temperature-scaled cross-entropy of SimCLR for two views [shape=(b, d)] each.
+
+    Each of the 2b embeddings must pick its partner view among the 2b - 1
+    others by cosine similarity / ``temperature``; returns the mean loss.
+    """
+    z = tf.math.l2_normalize(tf.concat([z1, z2], axis=0), axis=1)
+    n = tf.shape(z1)[0]
+    logits = tf.matmul(z, z, transpose_b=True) / temperature
+    logits = logits - 1e9 * tf.eye(2 * n, dtype=logits.dtype)  # an embedding is not its own partner
+    partners = tf.concat([tf.range(n, 2 * n), tf.range(0, n)], axis=0)
+    return tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(partners, logits, from_logits=True))
+
+
+# ---------------------------------------------------------------------------
+# Streams
+
+
+def _dataset(stream, initial_epoch: int, signature):
+    """One ``tf.data`` pass per iteration: epoch ``initial_epoch``, then the next (as BatchStream.as_dataset)."""
+    epochs = itertools.count(int(initial_epoch))
+    lock = threading.Lock()
+
+    def generator():
+        with lock:
+            epoch = next(epochs)
+        yield from stream.epoch(epoch)
+
+    dataset = tf.data.Dataset.from_generator(generator, output_signature=signature)
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(stream.steps_per_epoch))
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _spec(array) -> tf.TensorSpec:
+    array = np.asarray(array)
+    return tf.TensorSpec(shape=(None, *array.shape[1:]), dtype=tf.as_dtype(array.dtype))
+
+
+def _check_positive(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+class SemiSupervisedStream:
+    """Labelled and unlabeled batches side by side, for consistency training.
+
+    One epoch is one pass over the unlabeled clips in a seeded order, in
+    steps of ``ratio * batch_size`` of them; each step also takes
+    ``batch_size`` labelled clips, drawn from seeded permutations repeated as
+    often as needed (with few labels they recur many times per epoch).
+
+    Each step yields ``((x_labelled, x_weak, x_strong), y_labelled)``:
+    the labelled batch through ``augment`` (e.g. mixup, so ``y`` may be soft),
+    and each unlabeled clip through ``weak`` and through ``strong``.
+
+    Parameters
+    ----------
+    X, Y : np.ndarray [shape=(n, ...)], [shape=(n, n_classes)]
+        Labelled features and one-hot targets.
+    X_unlabeled : np.ndarray [shape=(m, ...)]
+    batch_size, ratio : int > 0
+    seed : int >= 0
+    augment, weak, strong : callable ``(x, y, rng) -> (x, y)`` or None
+    """
+
+    def __init__(self, X, Y, X_unlabeled, batch_size: int, ratio: int, seed: int, augment=None, weak=None, strong=None):
+        self.X, self.Y, self.X_unlabeled = np.asarray(X), np.asarray(Y), np.asarray(X_unlabeled)
+        if len(self.X) == 0 or len(self.X) != len(self.Y):
+            raise ValueError(f"SemiSupervisedStream: {len(self.X)} labelled clips with {len(self.Y)} targets")
+        if len(self.X_unlabeled) == 0:
+            raise ValueError("SemiSupervisedStream: no unlabeled clips (the pool and the non-test folds are empty)")
+        self.batch_size = _check_positive(batch_size, "batch_size")
+        self.ratio = _check_positive(ratio, "ratio")
+        self.seed = int(seed)
+        self.augment, self.weak, self.strong = augment, weak, strong
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return math.ceil(len(self.X_unlabeled) / (self.ratio * self.batch_size))
+
+    def epoch(self, epoch: int):
+        rng = np.random.default_rng([self.seed, int(epoch)])
+        unlabeled = rng.permutation(len(self.X_unlabeled))
+        needed = self.steps_per_epoch * self.batch_size
+        cycles = math.ceil(needed / len(self.X))
+        labelled = np.concatenate([rng.permutation(len(self.X)) for _ in range(cycles)])[:needed]
+        augment_rng = np.random.default_rng([self.seed, int(epoch), 1])
+        step_u = self.ratio * self.batch_size
+        for step in range(self.steps_per_epoch):
+            rows = labelled[step * self.batch_size:(step + 1) * self.batch_size]
+            x, y = self.X[rows], self.Y[rows]
+            if self.augment is not None:
+                x, y = self.augment(x, y, augment_rng)
+            u = self.X_unlabeled[unlabeled[step * step_u:(step + 1) * step_u]]
+            weak = self.weak(u, None, augment_rng)[0] if self.weak is not None else u
+            strong = self.strong(u, None, augment_rng)[0] if self.strong is not None else u
+            yield (x.astype("float32"), weak.astype("float32"), strong.astype("float32")), y.astype("float32")
+
+    def as_dataset(self, initial_epoch: int = 0):
+        x = self.X[:1].astype("float32")
+        signature = ((_spec(x), _spec(x), _spec(x)), _spec(self.Y[:1].astype("float32")))
+        return _dataset(self, initial_epoch, signature)
+
+
+class TwoViewStream:
+    """Two augmented views of each unlabeled clip, ``((view_1, view_2), dummy)`` per batch, for contrastive training.
+
+    ``dummy`` is a zero per clip (Keras wants a target); the batches of an
+    epoch follow a permutation seeded by ``(seed, epoch)``; the last partial
+    batch is dropped (a contrastive batch needs its negatives).
+    """
+
+    def __init__(self, X, batch_size: int, seed: int, augment):
+        self.X = np.asarray(X)
+        self.batch_size = _check_positive(batch_size, "batch_size")
+        if len(self.X) < 2 or len(self.X) < self.batch_size:
+            raise ValueError(
+                f"TwoViewStream: {len(self.X)} clips cannot fill a contrastive batch of {self.batch_size}; "
+                f"lower contrastive_batch_size or add unlabeled audio")
+        self.seed, self.augment = int(seed), augment
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return len(self.X) // self.batch_size
+
+    def epoch(self, epoch: int):
+        rng = np.random.default_rng([self.seed, int(epoch)])
+        order = rng.permutation(len(self.X))
+        augment_rng = np.random.default_rng([self.seed, int(epoch), 1])
+        for step in range(self.steps_per_epoch):
+            x = self.X[order[step * self.batch_size:(step + 1) * self.batch_size]]
+            first, second = self.augment(x, None, augment_rng)[0], self.augment(x, None, augment_rng)[0]
+            yield (first.astype("float32"), second.astype("float32")), np.zeros(len(x), "float32")
+
+    def as_dataset(self, initial_epoch: int = 0):
+        x = self.X[:1].astype("float32")
+        return _dataset(self, initial_epoch, ((_spec(x), _spec(x)), tf.TensorSpec((None,), tf.float32)))
+
+
+# ---------------------------------------------------------------------------
+# Trainers: a Keras model around the network, with its own training step
+
+
+class _Trainer(keras.Model):
+    """Wraps ``network``: calling it is calling the network (so validation and prediction are the network's),
+    training runs :meth:`train_step`; :func:`esc_lib.training.fit` saves ``inference_model``."""
+
+    def __init__(self, network: keras.Model, **kwargs):
+        super().__init__(name=f"{type(self).__name__.lower()}_{network.name}", **kwargs)
+        self.network = network
+
+    @property
+    def inference_model(self) -> keras.Model:
+        return self.network
+
+    def call(self, inputs, training=False):
+        return self.network(inputs, training=training)
+
+    def _step(self, loss, extra: dict, y=None, y_pred=None) -> dict:
+        results = {}
+        for metric in self.metrics:
+            if metric.name == "loss":
+                metric.update_state(loss)
+            elif metric.name in extra:
+                metric.update_state(extra[metric.name])
+            elif y is not None and metric.name not in ("unlabeled_loss", "mask_rate"):
+                metric.update_state(y, y_pred)
+            results[metric.name] = metric.result()
+        return results
+
+
+class ConsistencyTrainer(_Trainer):
+    """FixMatch-style training of a classifier on ``SemiSupervisedStream`` batches.
+
+    Parameters
+    ----------
+    classifier : keras.Model
+        Softmax outputs; compiled on this wrapper with the classifier's loss
+        (:func:`esc_lib.training.compile_classifier`).
+    threshold : float in [0, 1]
+        Confidence a weak view's prediction needs to become a target.
+    weight : float >= 0
+        Weight of the unlabeled loss.
+
+    Logs ``loss`` (total), ``accuracy`` (labelled batch), ``unlabeled_loss``
+    and ``mask_rate`` (share of unlabeled clips above the threshold).
+    """
+
+    def __init__(self, classifier: keras.Model, threshold: float = 0.95, weight: float = 1.0, **kwargs):
+        super().__init__(classifier, **kwargs)
+        if not 0.0 <= float(threshold) <= 1.0:
+            raise ValueError(f"threshold must be in [0, 1], got {threshold!r}")
+        if float(weight) < 0:
+            raise ValueError(f"weight must be >= 0, got {weight!r}")
+        self.threshold, self.weight = float(threshold), float(weight)
+        self.unlabeled_loss = keras.metrics.Mean(name="unlabeled_loss")
+        self.mask_rate = keras.metrics.Mean(name="mask_rate")
+
+    def train_step(self, data):
+        (x_labelled, x_weak, x_strong), y = data
+        n_labelled, n_unlabeled = tf.shape(x_labelled)[0], tf.shape(x_weak)[0]
+        with tf.GradientTape() as tape:
+            # One forward pass over all three parts, so batch norm sees them together.
+            probabilities = self.network(tf.concat([x_labelled, x_weak, x_strong], axis=0), training=True)
+            p_labelled = probabilities[:n_labelled]
+            p_weak = tf.stop_gradient(probabilities[n_labelled:n_labelled + n_unlabeled])
+            p_strong = probabilities[n_labelled + n_unlabeled:]
+            supervised = self.compute_loss(x=x_labelled, y=y, y_pred=p_labelled)
+            targets, mask = pseudo_labels(p_weak, self.threshold)
+            unlabeled = tf.reduce_mean(mask * keras.losses.sparse_categorical_crossentropy(targets, p_strong))
+            loss = supervised + self.weight * unlabeled
+        gradients = tape.gradient(loss, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+        return self._step(loss, {"unlabeled_loss": unlabeled, "mask_rate": tf.reduce_mean(mask)}, y, p_labelled)
+
+    def test_step(self, data):
+        # Validation is plain classification: loss and accuracy, without the unlabeled trackers.
+        x, y = data
+        probabilities = self.network(x, training=False)
+        loss = self.compute_loss(x=x, y=y, y_pred=probabilities)
+        results = self._step(loss, {}, y, probabilities)
+        return {name: value for name, value in results.items() if name not in ("unlabeled_loss", "mask_rate")}
+
+
+def build_contrastive(input_shape, encoder: str, batch_norm: bool, projection: int = 128, hidden: int = 256) -> keras.Model:
+    """The encoder (layer names as in the classifier, so :func:`esc_lib.models.transfer_encoder` moves it)
+    followed by global max + average pooling and a two-layer projection head [shape=(b, projection)]."""
+    from esc_lib import models
+
+    cae = models.build_cae(input_shape, encoder=encoder, decoder="upsample", batch_norm=batch_norm)
+    encoded = [layer for layer in cae.layers if layer.name.startswith("encoder_")][-1].output
+    pooled = keras.layers.Concatenate(name="projection_pool")([
+        keras.layers.GlobalMaxPooling2D(name="projection_gmp")(encoded),
+        keras.layers.GlobalAveragePooling2D(name="projection_gap")(encoded),
+    ])
+    hidden_layer = keras.layers.Dense(hidden, activation="relu", name="projection_hidden")(pooled)
+    output = keras.layers.Dense(projection, name="projection_output")(hidden_layer)
+    return keras.Model(cae.inputs, output, name="contrastive_encoder")
+
+
+class ContrastiveTrainer(_Trainer):
+    """SimCLR-style training of ``network`` (see :func:`build_contrastive`) on ``TwoViewStream`` batches.
+
+    Logs ``loss`` (NT-Xent); validation data, if any, is scored the same way.
+    """
+
+    def __init__(self, network: keras.Model, temperature: float = 0.2, **kwargs):
+        super().__init__(network, **kwargs)
+        if not float(temperature) > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature!r}")
+        self.temperature = float(temperature)
+
+    def _loss(self, views, training: bool):
+        first, second = views
+        z = self.network(tf.concat([first, second], axis=0), training=training)
+        n = tf.shape(first)[0]
+        return nt_xent(z[:n], z[n:], self.temperature)
+
+    def train_step(self, data):
+        views, _ = data
+        with tf.GradientTape() as tape:
+            loss = self._loss(views, training=True)
+        gradients = tape.gradient(loss, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+        return self._step(loss, {})
+
+    def test_step(self, data):
+        views, _ = data
+        return self._step(self._loss(views, training=False), {})

@@ -1,0 +1,177 @@
+"""Ways of using unlabeled audio beyond the CAE (esc_lib.semi): FixMatch-style consistency, contrastive pre-training.
+
+Tiny synthetic data (no audio): the unsupervised losses fall, pseudo-labels
+respect the threshold, the test fold never reaches the unlabeled stream, and a
+killed run resumes to the same weights.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+from numpy.testing import assert_array_equal
+
+from esc_lib import semi, training
+from esc_lib.experiment import Experiment
+from esc_lib.settings import Settings
+
+SHAPE = (8, 12, 1)
+TINY = "(4)3c-2p"
+
+
+def _data(n=64, seed=0):
+    """Two classes told apart by the sign of the features' mean."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, *SHAPE)).astype("float32")
+    y = (X.mean(axis=(1, 2, 3)) > 0).astype("int64")
+    X += (2 * y - 1)[:, None, None, None].astype("float32")
+    return X, y
+
+
+def _settings(**changes):
+    values = dict(encoder=TINY, head="8fc", batch_size=8, max_epochs=2, cae_max_epochs=2, fixmatch_epochs=3,
+                  fixmatch_ratio=2, fixmatch_threshold=0.6, fixmatch_weak="shift:max_shift=1",
+                  fixmatch_strong="shift:max_shift=3 + mask:max_freq_width=2:max_time_width=2",
+                  contrastive_epochs=3, contrastive_batch_size=8, contrastive_augment="shift:max_shift=3 + mask:max_freq_width=2",
+                  methods=["supervised", "fixmatch", "contrastive"])
+    values.update(changes)
+    return Settings(**values)
+
+
+class _KillAfter(keras.callbacks.Callback):
+    def __init__(self, k):
+        super().__init__()
+        self.k = k
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.k:
+            raise KeyboardInterrupt(f"killed after epoch {self.k}")
+
+
+@pytest.mark.parametrize("threshold", [0.0, 0.5, 0.8, 1.0])
+def test_pseudo_labels_respect_the_threshold(threshold):
+    probabilities = np.array([[0.9, 0.1], [0.55, 0.45], [0.2, 0.8], [0.5, 0.5]], "float32")
+    targets, mask = pseudo_labels = semi.pseudo_labels(probabilities, threshold)
+    assert_array_equal(targets.numpy(), [0, 0, 1, 0])
+    assert_array_equal(mask.numpy(), (probabilities.max(axis=1) >= threshold).astype("float32"))
+    assert pseudo_labels
+
+
+def test_pseudo_labels_reject_a_bad_threshold():
+    with pytest.raises(ValueError, match="threshold"):
+        semi.pseudo_labels(np.ones((1, 2), "float32") / 2, 1.5)
+
+
+def test_nt_xent_is_low_when_views_agree_and_high_when_they_do_not():
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(16, 8)).astype("float32")
+    same = float(semi.nt_xent(z, z, 0.1))
+    other = float(semi.nt_xent(z, rng.normal(size=(16, 8)).astype("float32"), 0.1))
+    assert same < 0.5 < 2.0 < other  # about log(2b - 1) = 3.4 for unrelated views
+
+
+def test_semi_supervised_stream_pairs_each_unlabeled_clip_with_two_views_and_repeats_by_epoch():
+    X, y = _data(10)
+    U = np.random.default_rng(1).normal(size=(25, *SHAPE)).astype("float32")
+    from esc_lib.augment import from_spec
+
+    stream = semi.SemiSupervisedStream(X, training.one_hot(y, 2), U, batch_size=4, ratio=2, seed=3,
+                                       weak=from_spec("shift:max_shift=1"), strong=from_spec("mask:max_freq_width=3"))
+    assert stream.steps_per_epoch == 4  # ceil(25 / 8)
+    batches = list(stream.epoch(0))
+    assert len(batches) == 4
+    (x, weak, strong), targets = batches[0]
+    assert x.shape == (4, *SHAPE) and weak.shape == strong.shape == (8, *SHAPE) and targets.shape == (4, 2)
+    assert sum(len(b[0][1]) for b in batches) == 25  # every unlabeled clip once per epoch
+    again = list(stream.epoch(0))
+    assert all(np.array_equal(a[0][2], b[0][2]) for a, b in zip(batches, again))
+    assert not np.array_equal(list(stream.epoch(1))[0][0][1], batches[0][0][1])
+
+
+def test_fixmatch_unlabeled_loss_falls_and_confident_share_rises(tmp_path):
+    X, y = _data(96)
+    settings = _settings(fixmatch_epochs=6, fixmatch_threshold=0.0, learning_rate=0.01)
+    run = training.train_classifier((X[:8], y[:8]), (X[8:24], y[8:24]), 2, tmp_path / "fixmatch", settings,
+                                    seeds=[0], unlabeled=X[24:], score=X[8:24])
+    history = run.histories[0]
+    assert {"unlabeled_loss", "mask_rate"} <= set(history.columns)
+    assert "val_unlabeled_loss" not in history.columns
+    assert history["unlabeled_loss"].iloc[-1] < history["unlabeled_loss"].iloc[0]
+    assert (history["mask_rate"] == 1.0).all()  # threshold 0: every clip gets a target
+    assert run.scored.shape == (16, 2)
+    assert (tmp_path / "fixmatch" / "settings.json").read_text().count('"stage": "fixmatch"') == 1
+
+
+def test_a_threshold_of_one_masks_every_unlabeled_clip(tmp_path):
+    X, y = _data(48)
+    run = training.train_classifier((X[:8], y[:8]), (X[8:16], y[8:16]), 2, tmp_path / "r", _settings(fixmatch_threshold=1.0),
+                                    seeds=[0], unlabeled=X[16:])
+    history = run.histories[0]
+    assert (history["mask_rate"] < 1.0).all() and (history["unlabeled_loss"] <= history["mask_rate"] * 10).all()
+
+
+def test_contrastive_loss_falls_and_its_encoder_initialises_the_classifier(tmp_path):
+    from esc_lib import models
+
+    X, _ = _data(64)
+    settings = _settings(contrastive_epochs=6, learning_rate=0.01)
+    network, history = training.train_contrastive(X, tmp_path / "simclr", settings)
+    assert history["loss"].iloc[-1] < history["loss"].iloc[0]
+    classifier = models.build_classifier(SHAPE, 2, encoder=TINY, head="8fc")
+    copied = models.transfer_encoder(network, classifier)
+    assert copied and all(name.startswith("encoder_") for name in copied)
+    assert_array_equal(classifier.get_layer(copied[0]).get_weights()[0], network.get_layer(copied[0]).get_weights()[0])
+    # A finished run is loaded, not trained again.
+    again, history_again = training.train_contrastive(X, tmp_path / "simclr", settings)
+    assert len(history_again) == len(history)
+    assert all(np.array_equal(a, b) for a, b in zip(again.get_weights(), network.get_weights()))
+
+
+def test_killed_fixmatch_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
+    X, y = _data(64)
+    settings = _settings(fixmatch_epochs=4, lr_schedule="cosine", augment="mixup:alpha=0.4")
+    arguments = dict(seeds=[2], unlabeled=X[24:], score=X[8:24])
+    train, validation = (X[:8], y[:8]), (X[8:24], y[8:24])
+    uninterrupted = training.train_classifier(train, validation, 2, tmp_path / "a", settings, **arguments)
+
+    real = training.fit
+    monkeypatch.setattr(training, "fit", lambda *a, callbacks=(), **k: real(*a, callbacks=[*callbacks, _KillAfter(2)], **k))
+    with pytest.raises(KeyboardInterrupt):
+        training.train_classifier(train, validation, 2, tmp_path / "b", settings, **arguments)
+    monkeypatch.setattr(training, "fit", real)
+    resumed = training.train_classifier(train, validation, 2, tmp_path / "b", settings, **arguments)
+    assert all(np.array_equal(a, b) for a, b in zip(resumed.models[0].get_weights(), uninterrupted.models[0].get_weights()))
+    assert_array_equal(resumed.scored, uninterrupted.scored)
+
+
+def test_the_test_fold_never_enters_the_unlabeled_stream(synthetic, tmp_path, monkeypatch):
+    """FixMatch's and the contrastive encoder's unlabeled clips: the pool and the non-test folds, never the test fold."""
+    dataset, features, pool = synthetic
+    seen = {}
+    real_classifier, real_contrastive = training.train_classifier, training.train_contrastive
+
+    def spy_classifier(*args, unlabeled=None, **kwargs):
+        if unlabeled is not None:
+            seen["fixmatch"] = unlabeled
+        return real_classifier(*args, unlabeled=unlabeled, **kwargs)
+
+    def spy_contrastive(X, *args, **kwargs):
+        seen["contrastive"] = X
+        return real_contrastive(X, *args, **kwargs)
+
+    monkeypatch.setattr(training, "train_classifier", spy_classifier)
+    monkeypatch.setattr(training, "train_contrastive", spy_contrastive)
+    settings = _settings(folds=[3], run_dir=str(tmp_path / "run"), fixmatch_epochs=1, contrastive_epochs=1)
+    experiment = Experiment(settings, dataset=dataset, features=features, pool=pool, verbose=0)
+    experiment.cross_validate(methods=["fixmatch", "contrastive"])
+    scaler = experiment.standardizer(3)
+    test_clips = scaler.transform(features[dataset.folds == 3])
+    others = scaler.transform(features[dataset.folds != 3])
+    for method in ("fixmatch", "contrastive"):
+        unlabeled = seen[method]
+        assert len(unlabeled) == len(pool.X) + len(others), method
+        for clip in test_clips:
+            assert not np.any(np.all(np.isclose(unlabeled, clip), axis=(1, 2, 3))), method
+    metrics = experiment.cross_validate(methods=["fixmatch", "contrastive"])[0]
+    assert set(metrics["method"]) == {"fixmatch", "contrastive"} and (metrics["pool_size"] == len(pool.X)).all()

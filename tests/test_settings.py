@@ -1,0 +1,158 @@
+"""The one schema (esc_lib.settings): validation, profiles, run identity, notebooks' parameters cells."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from esc_lib import config
+from esc_lib.settings import (NOTEBOOK_SECTIONS, SECTIONS, STAGE_SECTIONS, Settings, SettingsError, describe,
+                              parameters_cell)
+
+
+def test_importing_the_schema_does_not_import_tensorflow():
+    code = "import sys, esc_lib.settings, esc_lib.protocol; print('tensorflow' in sys.modules or 'keras' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "False", result.stderr
+
+
+def test_every_parameter_has_a_section_type_default_and_description():
+    rows = describe()
+    assert {row["section"] for row in rows} == set(SECTIONS)
+    for row in rows:
+        assert row["description"] and row["type"] and row["default"], row
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"filterz": 16}, "unknown parameter 'filterz'; did you mean 'filters'"),
+        ({"clips_per_clas": 1}, "did you mean 'clips_per_class'"),
+        ({"batch_size": "abc"}, "batch_size"),
+        ({"batch_norm": "false"}, "batch_norm"),
+        ({"folds": []}, "folds"),
+        ({"dataset": "esc20"}, "dataset='esc20': expected 'esc10' or 'esc50'"),
+        ({"dropout": 1.5}, "dropout"),
+        ({"lr_schedule": "step"}, "lr_schedule"),
+        ({"ensemble": 0}, "ensemble"),
+        ({"methods": ["pretraind"]}, "methods"),
+        ({"label_budgets": [-1]}, "label_budgets"),
+        ({"augment": "shfit"}, "augment.*unknown augmentation 'shfit'"),
+        ({"score": "validation", "refit_on_validation": True}, "score='validation'"),
+        ({"unlabeled": "none", "pretrain_on_train_folds": False}, r"\['pretrained'\] need unlabeled audio"),
+    ],
+)
+def test_bad_settings_name_the_parameter_in_one_line(values, message):
+    with pytest.raises(SettingsError, match=message) as raised:
+        Settings.from_mapping(values)
+    assert "\n" not in str(raised.value)
+
+
+def test_safe_coercions_only():
+    settings = Settings(folds=2, learning_rate=1, dropout=0)
+    assert settings.folds == [2] and settings.learning_rate == 1.0 and isinstance(settings.dropout, float)
+    assert Settings(methods=("supervised",)).methods == ["supervised"]
+
+
+def test_settings_are_frozen_and_replace_validates():
+    settings = Settings()
+    with pytest.raises(Exception):
+        settings.filters = 3
+    assert settings.replace(filters=16).filters == 16
+    with pytest.raises(SettingsError, match="filters"):
+        settings.replace(filters=0)
+
+
+def test_from_namespace_takes_a_notebooks_globals_and_rejects_unknown_names():
+    import math
+
+    namespace = {"filters": 16, "__name__": "__main__", "In": [], "math": math, "Settings": Settings, "_": 1}
+    assert Settings.from_namespace(namespace).filters == 16
+    with pytest.raises(SettingsError, match="clips_per_clas"):
+        Settings.from_namespace({**namespace, "clips_per_clas": 1})
+
+
+def test_profiles_load_with_overrides():
+    settings = Settings.from_profile("smoke", {"filters": 4})
+    assert settings.filters == 4 and settings.clips_per_class == 1
+    with pytest.raises(SettingsError, match="did you mean 'filters'"):
+        Settings.from_profile("smoke", {"filterz": 4})
+
+
+# ---------------------------------------------------------------- run identity
+
+
+@pytest.mark.parametrize("name", list(Settings.model_fields))
+def test_each_stage_key_changes_exactly_with_the_sections_it_depends_on(name):
+    """No hand-kept lists: a parameter changes a stage's key iff its section is one the stage depends on."""
+    base = Settings()
+    default = Settings.model_fields[name].default
+    changed = {
+        bool: lambda v: not v, int: lambda v: v + 1, float: lambda v: v / 2 if v else 0.25,
+        str: lambda v: {"esc10": "esc50", "folder": "escus", "unpool": "upsample", "constant": "cosine", "test": "validation",
+                        "tsne": "pca", "": "(8)3c-2p", "128fc": "64fc"}.get(v, v + "x"),
+        list: lambda v: v[:1] if len(v) > 1 else [4],
+    }[type(default)](default)
+    if name in ("augment", "contrastive_augment", "fixmatch_weak", "fixmatch_strong"):
+        changed = "mixup"
+    other = base.replace(**{name: changed})
+    section = Settings.section_of(name)
+    for stage, sections in STAGE_SECTIONS.items():
+        matters = section in sections
+        assert (base.key(stage) != other.key(stage)) == matters, (name, stage)
+
+
+def test_filters_stop_mattering_once_an_encoder_is_given():
+    a = Settings(encoder="(8)3c-2p", filters=16)
+    b = Settings(encoder="(8)3c-2p", filters=64)
+    assert a.key("cae") == b.key("cae") and a.config_id == b.config_id
+    assert "f16" not in a.config_id and a.architecture == "(8)3c-2p"
+    assert Settings().architecture.startswith("(f)5c-2p-(f)3c-2p-(f)3c-2p")
+
+
+def test_names_are_readable_and_end_in_the_key():
+    settings = Settings()
+    assert settings.config_id == "bs32-f64-unpool-bn0"
+    assert settings.cae_id() == f"f64-unpool-bn0-cbs32-{settings.key('cae')}"
+    assert settings.classifier_id("supervised") == f"bs32-f64-bn0-{settings.key('supervised')}"
+    assert settings.classifier_id("pretrained").endswith(settings.key("pretrained"))
+    assert settings.cae_id("upsample") == settings.replace(decoder="upsample").cae_id()
+    assert Settings(refit_on_validation=True, ensemble=3).config_id == "bs32-f64-unpool-bn0-refit-ens3"
+
+
+def test_settings_json_holds_what_the_stage_depends_on():
+    payload = json.loads(Settings().to_json("supervised"))
+    assert payload["stage"] == "supervised" and payload["key"] == Settings().key("supervised")
+    assert set(payload) - {"stage", "key"} == set(STAGE_SECTIONS["supervised"])
+    everything = json.loads(Settings().to_json())
+    assert set(everything) == set(SECTIONS)
+
+
+# ---------------------------------------------------------------- notebooks
+
+
+@pytest.mark.parametrize("stem", sorted(NOTEBOOK_SECTIONS))
+def test_notebook_parameters_cells_are_generated_from_the_schema(stem):
+    """Names, defaults and types of each parameters cell are the schema's (scripts/sync_parameters.py writes them)."""
+    notebook = nbformat.read(config.notebooks_dir() / f"{stem}.ipynb", as_version=4)
+    cell = next(c for c in notebook.cells if c.cell_type == "code")
+    assert "parameters" in cell.metadata.get("tags", [])
+    assert cell.source == parameters_cell(stem), f"run .venv/bin/python scripts/sync_parameters.py ({stem})"
+
+
+def test_papermill_shows_real_types():
+    papermill = pytest.importorskip("papermill")
+    declared = papermill.inspect_notebook(str(config.notebooks_dir() / "03_finetuning.ipynb"))
+    assert declared["filters"]["inferred_type_name"] == "int"
+    assert declared["folds"]["inferred_type_name"] == "list[int]"
+    assert all(spec["inferred_type_name"] != "None" and spec["help"] for spec in declared.values())
+
+
+def test_the_schema_lists_itself():
+    result = subprocess.run([sys.executable, "-m", "esc_lib.settings", "--markdown"], capture_output=True, text=True,
+                            timeout=120, cwd=config.PROJECT_ROOT)
+    assert result.returncode == 0 and "| `filters` | network | int |" in result.stdout
