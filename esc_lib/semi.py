@@ -22,13 +22,13 @@ bit-identically through :func:`esc_lib.training.fit`.
 
 from __future__ import annotations
 
-import itertools
 import math
-import threading
 
 import keras
 import numpy as np
 import tensorflow as tf
+
+from esc_lib.streams import epochs_dataset
 
 __all__ = [
     "pseudo_labels",
@@ -84,21 +84,6 @@ def nt_xent(z1, z2, temperature: float):
 
 # ---------------------------------------------------------------------------
 # Streams
-
-
-def _dataset(stream, initial_epoch: int, signature):
-    """One ``tf.data`` pass per iteration: epoch ``initial_epoch``, then the next (as BatchStream.as_dataset)."""
-    epochs = itertools.count(int(initial_epoch))
-    lock = threading.Lock()
-
-    def generator():
-        with lock:
-            epoch = next(epochs)
-        yield from stream.epoch(epoch)
-
-    dataset = tf.data.Dataset.from_generator(generator, output_signature=signature)
-    dataset = dataset.apply(tf.data.experimental.assert_cardinality(stream.steps_per_epoch))
-    return dataset.prefetch(tf.data.AUTOTUNE)
 
 
 def _spec(array) -> tf.TensorSpec:
@@ -170,7 +155,7 @@ class SemiSupervisedStream:
     def as_dataset(self, initial_epoch: int = 0):
         x = self.X[:1].astype("float32")
         signature = ((_spec(x), _spec(x), _spec(x)), _spec(self.Y[:1].astype("float32")))
-        return _dataset(self, initial_epoch, signature)
+        return epochs_dataset(self, initial_epoch, signature)
 
 
 class TwoViewStream:
@@ -205,7 +190,7 @@ class TwoViewStream:
 
     def as_dataset(self, initial_epoch: int = 0):
         x = self.X[:1].astype("float32")
-        return _dataset(self, initial_epoch, ((_spec(x), _spec(x)), tf.TensorSpec((None,), tf.float32)))
+        return epochs_dataset(self, initial_epoch, ((_spec(x), _spec(x)), tf.TensorSpec((None,), tf.float32)))
 
 
 # ---------------------------------------------------------------------------

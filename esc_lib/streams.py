@@ -29,7 +29,7 @@ from typing import Callable, Iterator
 import numpy as np
 import pescador
 
-__all__ = ["Augmentation", "BatchStream"]
+__all__ = ["Augmentation", "BatchStream", "epochs_dataset"]
 
 #: ``(x_batch, y_batch, rng) -> (x_batch, y_batch)``; ``y_batch`` is None when
 #: the stream's target is its input.  See :mod:`esc_lib.augment`.
@@ -206,14 +206,28 @@ class BatchStream:
             tf.TensorSpec(shape=(None, *np.shape(part)[1:]), dtype=tf.as_dtype(np.asarray(part).dtype))
             for part in (x_probe, t_probe)
         )
-        epochs = itertools.count(int(initial_epoch))
-        lock = threading.Lock()
+        return epochs_dataset(self, initial_epoch, signature)
 
-        def generator():
-            with lock:
-                epoch = next(epochs)
-            yield from self.epoch(epoch)
 
-        dataset = tf.data.Dataset.from_generator(generator, output_signature=signature)
-        dataset = dataset.apply(tf.data.experimental.assert_cardinality(self.steps_per_epoch))
-        return dataset.prefetch(tf.data.AUTOTUNE)
+def epochs_dataset(stream, initial_epoch: int, signature):
+    """``stream`` as a prefetched ``tf.data.Dataset``: each iteration yields its next epoch.
+
+    ``stream`` has ``epoch(e)`` (a generator of batches matching
+    ``signature``) and ``steps_per_epoch``; the first iteration is epoch
+    ``initial_epoch``, the next ``initial_epoch + 1``, ... (what
+    :func:`esc_lib.training.fit` relies on to resume).  Shared by
+    :class:`BatchStream` and the streams of :mod:`esc_lib.semi`.
+    """
+    import tensorflow as tf
+
+    epochs = itertools.count(int(initial_epoch))
+    lock = threading.Lock()
+
+    def generator():
+        with lock:
+            epoch = next(epochs)
+        yield from stream.epoch(epoch)
+
+    dataset = tf.data.Dataset.from_generator(generator, output_signature=signature)
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(stream.steps_per_epoch))
+    return dataset.prefetch(tf.data.AUTOTUNE)

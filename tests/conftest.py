@@ -125,3 +125,15 @@ def synthetic():
     """``(dataset, features, pool)``: 4 classes x 5 folds x 2 clips of made-up 8x12 features and 20 pool windows."""
     dataset, features = synthetic_dataset()
     return dataset, features, SyntheticPool()
+
+
+def kill_after(k: int):
+    """A Keras callback standing in for a killed process: raises at the end of epoch ``k`` (after its checkpoint)."""
+    import keras
+
+    class KillAfter(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch + 1 == k:
+                raise KeyboardInterrupt(f"killed after epoch {k}")
+
+    return KillAfter()

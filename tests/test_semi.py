@@ -7,11 +7,11 @@ killed run resumes to the same weights.
 
 from __future__ import annotations
 
-import keras
 import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
 
+from conftest import kill_after
 from esc_lib import semi, training
 from esc_lib.experiment import Experiment
 from esc_lib.settings import Settings
@@ -37,16 +37,6 @@ def _settings(**changes):
                   methods=["supervised", "fixmatch", "contrastive"])
     values.update(changes)
     return Settings(**values)
-
-
-class _KillAfter(keras.callbacks.Callback):
-    def __init__(self, k):
-        super().__init__()
-        self.k = k
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch + 1 == self.k:
-            raise KeyboardInterrupt(f"killed after epoch {self.k}")
 
 
 @pytest.mark.parametrize("threshold", [0.0, 0.5, 0.8, 1.0])
@@ -136,7 +126,7 @@ def test_killed_fixmatch_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
     uninterrupted = training.train_classifier(train, validation, 2, tmp_path / "a", settings, **arguments)
 
     real = training.fit
-    monkeypatch.setattr(training, "fit", lambda *a, callbacks=(), **k: real(*a, callbacks=[*callbacks, _KillAfter(2)], **k))
+    monkeypatch.setattr(training, "fit", lambda *a, callbacks=(), **k: real(*a, callbacks=[*callbacks, kill_after(2)], **k))
     with pytest.raises(KeyboardInterrupt):
         training.train_classifier(train, validation, 2, tmp_path / "b", settings, **arguments)
     monkeypatch.setattr(training, "fit", real)

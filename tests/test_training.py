@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from numpy.testing import assert_array_equal
 
+from conftest import kill_after
 from esc_lib import models, training
 from esc_lib.settings import Settings
 from esc_lib.training import TrainingError
@@ -36,18 +37,6 @@ def _classifier(seed=0, dropout=0.3, learning_rate=1e-3):
 
 def _same_weights(a, b):
     return all(np.array_equal(u, v) for u, v in zip(a.get_weights(), b.get_weights()))
-
-
-class _KillAfter(keras.callbacks.Callback):
-    """Stands in for a killed process: raises at the end of epoch ``k`` (after its checkpoint)."""
-
-    def __init__(self, k):
-        super().__init__()
-        self.k = k
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch + 1 == self.k:
-            raise KeyboardInterrupt(f"killed after epoch {self.k}")
 
 
 class _CountEpochs(keras.callbacks.Callback):
@@ -253,7 +242,7 @@ def test_resumed_run_ends_with_the_same_weights(tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         training.fit(_classifier(), (X, y), validation, tmp_path / "b", max_epochs=5, patience=None, verbose=0,
-                     callbacks=[_KillAfter(2)])
+                     callbacks=[kill_after(2)])
     assert json.loads((tmp_path / "b" / "checkpoint.json").read_text())["epoch"] == 2
     assert not (tmp_path / "b" / "done.json").exists()
 
@@ -319,7 +308,7 @@ def test_resuming_with_another_seed_or_model_raises(tmp_path, change, message):
     X, y = _data()
     with pytest.raises(KeyboardInterrupt):
         training.fit(_classifier(), (X, y), (X[:32], y[:32]), tmp_path, max_epochs=3, verbose=0,
-                     callbacks=[_KillAfter(1)])
+                     callbacks=[kill_after(1)])
     model = change["model"]() if "model" in change else _classifier()
     with pytest.raises(TrainingError, match=message):
         training.fit(model, (X, y), (X[:32], y[:32]), tmp_path, max_epochs=3, verbose=0, seed=change.get("seed", 0))
@@ -604,7 +593,7 @@ def test_killed_train_classifier_resumes_to_the_same_weights(tmp_path, monkeypat
     settings = _settings(lr_schedule="cosine", max_epochs=4, dropout=0.3, augment="shift:max_shift=2 + mixup:alpha=0.4")
     uninterrupted = training.train_classifier(train, validation, 4, tmp_path / "a", settings, seeds=[5], score=X[:16])
 
-    real = _inject_callbacks(monkeypatch, _KillAfter(2))
+    real = _inject_callbacks(monkeypatch, kill_after(2))
     with pytest.raises(KeyboardInterrupt):
         training.train_classifier(train, validation, 4, tmp_path / "b", settings, seeds=[5], score=X[:16])
     assert training.run_state(tmp_path / "b")["checkpoint"]["epoch"] == 2
