@@ -418,11 +418,9 @@ class Experiment:
         return metrics, predictions
 
     def run(self) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """:meth:`cross_validate` with every label, then at each of the settings' ``label_budgets``."""
-        metrics, predictions = self.cross_validate()
+        """:meth:`cross_validate` at each of the settings' ``label_budgets`` (0: every labelled clip), in order."""
         for budget in self.settings.label_budgets:
-            if budget:
-                metrics, predictions = self.cross_validate(labels_per_class=budget)
+            metrics, predictions = self.cross_validate(labels_per_class=budget)
         return metrics, predictions
 
     def _merge(self, new: pd.DataFrame, name: str, keys: list[str]) -> pd.DataFrame:

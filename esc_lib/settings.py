@@ -187,7 +187,8 @@ class Settings(BaseModel):
     methods: list[_Method] = _p(
         ["supervised", "pretrained"], "evaluation", "ways of training to compare: supervised, pretrained (CAE), contrastive, fixmatch",
         min_length=1)
-    label_budgets: list[int] = _p([], "evaluation", "extra runs with this many labelled clips per class (0 means all)")
+    label_budgets: list[int] = _p(
+        [0], "evaluation", "labelled clips per class of each cross-validation run; 0 means every labelled clip", min_length=1)
     refit_on_validation: bool = _p(
         False, "evaluation", "retrain on the training + validation folds and score that model")
     ensemble: int = _p(1, "evaluation", "classifiers per fold with different seeds, probabilities averaged", gt=0)
@@ -241,6 +242,8 @@ class Settings(BaseModel):
     def _budgets_non_negative(cls, value: list[int]) -> list[int]:
         if any(v < 0 for v in value):
             raise ValueError("label budgets are clips per class: integers >= 0 (0 = all)")
+        if len(set(value)) != len(value):
+            raise ValueError("label budgets must not repeat")
         return value
 
     @model_validator(mode="after")
