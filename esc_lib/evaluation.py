@@ -549,7 +549,10 @@ def paired_test(a, b, confidence: float = 0.95, *, value: str = "accuracy") -> d
         else:
             method = "auto"
             how = "scipy 'auto' method"
-        test = stats.wilcoxon(differences, zero_method="wilcox", method=method)
+        # Zeros are dropped *before* the test: scipy's permutation method would
+        # otherwise flip the signs of all n differences, and 2**nonzero
+        # resamples of 2**n flips is a random sample, not the exact distribution.
+        test = stats.wilcoxon(differences[differences != 0], zero_method="wilcox", method=method)
         result["wilcoxon_statistic"] = float(test.statistic)
         result["wilcoxon_pvalue"] = float(test.pvalue)
         smallest = min(1.0, 2.0 / 2**nonzero)

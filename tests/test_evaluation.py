@@ -636,3 +636,14 @@ def test_table2_caption_takes_the_dataset_label():
     assert table.attrs["caption"].startswith("Table 2 (ESC-10, 5-fold CV at 22.05 kHz)")
     with pytest.raises(ValueError, match="dataset_label"):
         table2(metrics, "esc10", dataset_label="")
+
+
+def test_wilcoxon_with_a_zero_difference_is_exact_and_repeatable():
+    """One tied fold: the exact two-sided p-value with the zero dropped (4 positive differences: 2/16), every call."""
+    from esc_lib.evaluation import paired_test
+
+    a = [0.70, 0.72, 0.75, 0.80, 0.66]
+    b = [0.74, 0.77, 0.75, 0.86, 0.73]  # differences +4, +5, 0, +6, +7 points
+    p_values = {paired_test(a, b)["wilcoxon_pvalue"] for _ in range(6)}
+    assert p_values == {pytest.approx(0.125)}
+    assert "1 zero difference(s) dropped" in paired_test(a, b)["wilcoxon_note"]
