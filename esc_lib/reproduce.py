@@ -121,6 +121,14 @@ def config_id(parameters: dict) -> str:
     return _settings(parameters, "parameters").config_id
 
 
+def _failure_line(label: str, output: Path, error: Exception) -> str:
+    """One line for a failed notebook: the stage, the error's own message, where the full traceback is."""
+    name = getattr(error, "ename", None) or type(error).__name__
+    message = str(getattr(error, "evalue", None) or error).strip().splitlines()
+    text = message[-1] if message else ""
+    return f"run_all: {label} failed: {name}: {text} (the executed notebook with the traceback: {output})"
+
+
 def _format_seconds(seconds: float) -> str:
     minutes, seconds = divmod(int(round(seconds)), 60)
     return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
@@ -229,7 +237,10 @@ def main(argv: list[str] | None = None) -> int:
             label = f"stage {stage} {notebook.stem}" + (f" [{config_id(stage_parameters)}] {index}/{len(points)}" if per_point else "")
             print(f"run_all: {label} ...", flush=True)
             start = time.monotonic()
-            _execute(notebook, output, stage_parameters)
+            try:
+                _execute(notebook, output, stage_parameters)
+            except Exception as error:  # papermill's PapermillExecutionError, or a kernel that died
+                raise SystemExit(_failure_line(label, output, error)) from None
             print(f"run_all: {label} done in {_format_seconds(time.monotonic() - start)} -> {output}", flush=True)
     print(f"run_all: finished in {_format_seconds(time.monotonic() - total_start)}; run folder {run_dir}")
     return 0

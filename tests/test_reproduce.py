@@ -120,3 +120,20 @@ def test_papermill_sees_every_parameter_of_every_notebook():
             f"{path.name}: parameters must be annotated literals"
         assert set(papermill.inspect_notebook(str(path))) == assigned, path.name
         assert all(not c.get("outputs") and c.get("execution_count") is None for c in code_cells), f"{path.name} has outputs"
+
+
+def test_a_failing_notebook_is_one_line_naming_the_stage_and_the_executed_notebook(tmp_path, monkeypatch):
+    """A notebook that raises reaches the runner's user as one line, not papermill's traceback."""
+    from papermill.exceptions import PapermillExecutionError
+
+    def failing(notebook, output, parameters):
+        raise PapermillExecutionError(cell_index=2, exec_count=2, source="x", ename="SettingsError",
+                                      evalue="parameter filters=0: Input should be greater than 0", traceback=["..."])
+
+    monkeypatch.setenv("ESC_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setattr(reproduce, "_execute", failing)
+    with pytest.raises(SystemExit) as stopped:
+        reproduce.main(["--profile", "smoke", "--run-name", "failing", "--stages", "1"])
+    line = str(stopped.value)
+    assert "\n" not in line and "stage 1 01_preprocessing failed: SettingsError: parameter filters=0" in line
+    assert str(tmp_path / "runs" / "failing" / "notebooks" / "01_preprocessing.ipynb") in line
