@@ -137,3 +137,20 @@ def test_a_failing_notebook_is_one_line_naming_the_stage_and_the_executed_notebo
     line = str(stopped.value)
     assert "\n" not in line and "stage 1 01_preprocessing failed: SettingsError: parameter filters=0" in line
     assert str(tmp_path / "runs" / "failing" / "notebooks" / "01_preprocessing.ipynb") in line
+
+
+@pytest.mark.slow
+def test_papermill_rejects_an_unknown_parameter_in_the_first_cell(tmp_path):
+    """``papermill -p clips_per_clas 1`` stops before any work, naming the closest known parameter."""
+    papermill = pytest.importorskip("papermill")
+    from papermill.exceptions import PapermillExecutionError
+
+    with pytest.raises(PapermillExecutionError) as failed:
+        papermill.execute_notebook(
+            str(config.notebooks_dir() / "01_preprocessing.ipynb"), str(tmp_path / "out.ipynb"),
+            parameters={"clips_per_clas": 1, "run_dir": str(tmp_path / "run")}, kernel_name=reproduce.KERNEL_NAME,
+            cwd=str(config.notebooks_dir()), progress_bar=False,
+        )
+    assert failed.value.ename == "SettingsError"
+    assert "unknown parameter 'clips_per_clas'; did you mean 'clips_per_class'" in failed.value.evalue
+    assert not (tmp_path / "run").exists()
