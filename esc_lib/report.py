@@ -48,10 +48,11 @@ class Results:
     metrics, predictions : pd.DataFrame
         Every configuration's rows in the run folder.
     full : pd.DataFrame
-        Rows with every label (``labels_per_class == 0``) at the profile's own
-        unlabeled pool: what the tables compare.
+        Rows at the reference budget (every label, ``labels_per_class == 0``,
+        when it was run: :attr:`esc_lib.settings.Settings.reference_budget`)
+        and the profile's own unlabeled pool: what the tables compare.
     every_pool : pd.DataFrame
-        Rows with every label, at any pool size.
+        Rows at the reference budget, at any pool size.
     figure_dir, table_dir : Path
     """
 
@@ -66,7 +67,7 @@ class Results:
     @classmethod
     def collect(cls, experiment: Experiment, figure_dir, table_dir) -> "Results":
         metrics, predictions = collect_results(experiment.run_dir)
-        every_pool = metrics[metrics["labels_per_class"] == evaluation.ALL_LABELS]
+        every_pool = metrics[metrics["labels_per_class"] == experiment.settings.reference_budget]
         full = every_pool[every_pool["pool"].astype(str) == experiment.settings.pool_label]
         return cls(experiment, metrics, predictions, full, every_pool, Path(figure_dir), Path(table_dir))
 
@@ -76,8 +77,9 @@ class Results:
 
     @property
     def method(self) -> str:
-        """The method figures show: the pre-trained classifier when it was run."""
-        return "pretrained" if "pretrained" in set(self.full["method"]) else "supervised"
+        """The method figures show: the pre-trained classifier when it was run, else the first method run."""
+        run = [m for m in self.experiment.settings.methods if m in set(self.full["method"])]
+        return "pretrained" if "pretrained" in run else run[0]
 
     def describe(self) -> str:
         return (f"{len(self.full)} fold results from {self.full['config'].nunique()} configuration(s) "
@@ -109,7 +111,7 @@ def fold_accuracies(results: Results) -> None:
 def _scored_predictions(results: Results) -> pd.DataFrame:
     p = results.predictions
     return p[(p["config"] == results.config_id) & (p["method"] == results.method)
-             & (p["labels_per_class"] == evaluation.ALL_LABELS)]
+             & (p["labels_per_class"] == results.experiment.settings.reference_budget)]
 
 
 def confusion_and_per_class(results: Results) -> pd.DataFrame:
@@ -129,7 +131,8 @@ def learning_curves(results: Results) -> None:
     experiment = results.experiment
     full = results.full
     methods = sorted(set(full[full["config"] == results.config_id]["method"]))
-    histories = {m: [experiment.history(m, fold) for fold in experiment.settings.folds] for m in methods}
+    budget = experiment.settings.reference_budget
+    histories = {m: [experiment.history(m, fold, budget) for fold in experiment.settings.folds] for m in methods}
     plots.save_figure(plots.plot_learning_curves(histories), "04_learning_curves", results.figure_dir)
 
 
@@ -188,7 +191,8 @@ def export_bundle(results: Results) -> Path:
     from esc_lib import predict
 
     experiment = results.experiment
-    return predict.export_from_experiment(experiment, experiment.settings.folds[0], method=results.method, overwrite=True)
+    return predict.export_from_experiment(experiment, experiment.settings.folds[0], method=results.method,
+                                          labels_per_class=experiment.settings.reference_budget, overwrite=True)
 
 
 def method_comparison(results: Results) -> pd.DataFrame | None:

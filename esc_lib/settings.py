@@ -351,6 +351,11 @@ class Settings(BaseModel):
         return self.encoder or PAPER_ENCODER.format(f="f")
 
     @property
+    def reference_budget(self) -> int:
+        """The label budget tables and figures report: every label (0) when it was run, else the largest budget."""
+        return 0 if 0 in self.label_budgets else max(self.label_budgets)
+
+    @property
     def pool_label(self) -> str:
         """The unlabeled pool in words: ``all``, ``none`` or the number of files."""
         if self.unlabeled == "none":
