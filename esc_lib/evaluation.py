@@ -541,6 +541,11 @@ def paired_test(a, b, confidence: float = 0.95, *, value: str = "accuracy") -> d
         result["wilcoxon_note"] = f"undefined: n = {n} < 2 pairs"
     elif all_zero:
         result["wilcoxon_note"] = "undefined: all differences are zero (the two methods scored identically)"
+    elif nonzero == 1:
+        # One non-zero difference: its two sign flips are equally likely, so the exact two-sided p is 1.
+        result["wilcoxon_statistic"] = 0.0
+        result["wilcoxon_pvalue"] = 1.0
+        result["wilcoxon_note"] = f"exact; {n - 1} zero difference(s) dropped, one left: p = 1"
     else:
         if nonzero <= 13:
             # Exact null distribution over all 2**nonzero sign flips (ties allowed).

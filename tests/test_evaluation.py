@@ -647,3 +647,10 @@ def test_wilcoxon_with_a_zero_difference_is_exact_and_repeatable():
     p_values = [paired_test(a, b)["wilcoxon_pvalue"] for _ in range(6)]
     assert len(set(p_values)) == 1 and p_values[0] == pytest.approx(0.125)
     assert "1 zero difference(s) dropped" in paired_test(a, b)["wilcoxon_note"]
+
+
+def test_wilcoxon_with_one_non_zero_difference_is_one():
+    from esc_lib.evaluation import paired_test
+
+    result = paired_test([0.7, 0.8, 0.9], [0.7, 0.85, 0.9])
+    assert result["wilcoxon_pvalue"] == 1.0 and "one left" in result["wilcoxon_note"]
