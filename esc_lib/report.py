@@ -93,7 +93,9 @@ def paper_tables(results: Results) -> dict[str, pd.DataFrame]:
     tables = {
         "table1": evaluation.table1(full, results.experiment.dataset_label, architecture=s.architecture,
                                     with_paper=(s.dataset == "esc50" and not s.encoder)),
-        "table2": evaluation.table2(full, s.dataset, dataset_label=results.experiment.dataset_label),
+        # The profile's own configuration, chosen before the run (not the best on the test folds).
+        "table2": evaluation.table2(full, s.dataset, dataset_label=results.experiment.dataset_label,
+                                    configs={method: results.config_id for method in set(full["method"])}),
         "summary": evaluation.summarise(full),
     }
     if set(full["method"]) >= {evaluation.BASELINE, evaluation.TREATMENT}:
@@ -146,6 +148,9 @@ def embedding(results: Results) -> None:
     experiment = results.experiment
     if "pretrained" not in experiment.settings.methods:
         print("no CAE in this run (methods without 'pretrained'): no embedding")
+        return
+    if experiment.settings.score == "validation":
+        print("score='validation': the test folds are not touched, so no embedding of test clips")
         return
     fold = experiment.settings.folds[0]
     cae, _ = experiment.pretrain(fold)

@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
             stage_parameters["publish_figures"] = is_base and base.publish_figures
             if not is_base and "label_budgets" not in point:
                 # Label-budget runs belong to the profile's own point; the grid is about Table 1 (every label).
-                stage_parameters["label_budgets"] = [0]
+                stage_parameters["label_budgets"] = [base.reference_budget]
             suffix = f"__{config_id(stage_parameters)}" if per_point else ""
             output = run_dir / "notebooks" / f"{notebook.stem}{suffix}.ipynb"
             label = f"stage {stage} {notebook.stem}" + (f" [{config_id(stage_parameters)}] {index}/{len(points)}" if per_point else "")

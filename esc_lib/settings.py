@@ -188,7 +188,8 @@ class Settings(BaseModel):
         ["supervised", "pretrained"], "evaluation", "ways of training to compare: supervised, pretrained (CAE), contrastive, fixmatch",
         min_length=1)
     label_budgets: list[int] = _p(
-        [0], "evaluation", "labelled clips per class of each cross-validation run; 0 means every labelled clip", min_length=1)
+        [0], "evaluation", "labelled clips per class kept in the training folds and in the validation fold, one run each; 0 means all",
+        min_length=1)
     refit_on_validation: bool = _p(
         False, "evaluation", "retrain on the training + validation folds and score that model")
     ensemble: int = _p(1, "evaluation", "classifiers per fold with different seeds, probabilities averaged", gt=0)
@@ -252,6 +253,10 @@ class Settings(BaseModel):
             raise ValueError(
                 "score='validation' needs the validation fold held out, but refit_on_validation trains on it; "
                 "set refit_on_validation to false for a search")
+        if self.score == "validation" and self.pretrain_on_train_folds and set(self.methods) - {"supervised"}:
+            raise ValueError(
+                "score='validation' with pretrain_on_train_folds would pre-train (and feed FixMatch) on the scored "
+                "validation fold's audio; set pretrain_on_train_folds to false for a search")
         needs_unlabeled = sorted(set(self.methods) - {"supervised"})
         if self.unlabeled == "none" and not self.pretrain_on_train_folds and needs_unlabeled:
             raise ValueError(
@@ -498,7 +503,7 @@ class Profile(BaseModel):
         return grid_points(self.sweep)
 
 
-def load_profile(profile: str | Path) -> Profile:
+def load_profile(profile: str | Path, _seen: tuple = ()) -> Profile:
     """Read and check a profile: ``profiles/<name>.yaml`` or a path to a YAML file.
 
     Every parameter and every sweep point is validated against the schema
@@ -534,7 +539,10 @@ def load_profile(profile: str | Path) -> Profile:
         # Another profile's parameters (a name in profiles/ or a path relative to this file), these on top.
         base = str(content["extends"])
         relative = path.parent / base
-        base_profile = load_profile(relative if relative.suffix in (".yaml", ".yml") and relative.is_file() else base)
+        if path.resolve() in _seen:
+            raise SettingsError(f"{path}: profiles extend each other in a circle ({' -> '.join(p.name for p in _seen)})")
+        target = relative if relative.suffix in (".yaml", ".yml") and relative.is_file() else base
+        base_profile = load_profile(target, (*_seen, path.resolve()))
         parameters = {**base_profile.parameters, **parameters}
     if not set(sweep) <= {"grid", "variants"}:
         raise SettingsError(f"{path}: sweep takes 'grid' (a mapping of lists) and 'variants' (a list of mappings)")

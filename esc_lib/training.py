@@ -594,9 +594,23 @@ def fit(model: keras.Model, train, validation=None, run_dir=None, max_epochs: in
 
 
 def _write_settings(run_dir: Path, settings, stage: str) -> None:
-    """``settings.json``: what this run folder's models depend on (the sections its key hashes)."""
+    """``settings.json``: what this run folder's models depend on (the sections its key hashes).
+
+    Written when the folder is new; a folder that already holds other
+    settings is an error rather than a model silently reused.
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
-    atomic.write_text(run_dir / "settings.json", settings.to_json(stage))
+    path, text = run_dir / "settings.json", settings.to_json(stage)
+    if path.is_file() and path.read_text() != text:
+        stored = json.loads(path.read_text())
+        wanted = json.loads(text)
+        differ = sorted(f"{section}.{name}" for section in wanted if isinstance(wanted[section], dict)
+                        for name in wanted[section] if stored.get(section, {}).get(name) != wanted[section][name])
+        raise TrainingError(
+            f"{run_dir} was trained with other settings (differ: {', '.join(differ) or 'stage/key'}); "
+            f"remove the folder or use another run folder")
+    if not path.is_file():
+        atomic.write_text(path, text)
 
 
 def train_cae(X, run_dir, settings, *, decoder: str | None = None, verbose: int = 0) -> tuple[keras.Model, pd.DataFrame]:
