@@ -16,6 +16,7 @@ there, so re-running a notebook reuses what exists::
 
     <run_dir>/
       cae/<cae_id>/<fold1|...|shared>/                     CAE run (checkpoints, history.csv, model.keras, settings.json)
+      contrastive/<contrastive_id>/<fold1|...|shared>/     contrastive encoder run (method "contrastive")
       classifiers/<classifier_id>/<method>/fold<k>[-lpc<n>][-m<member>][-refit]/   classifier runs
       results/<config_id>/metrics.csv                      one row per (method, fold, budget)
       results/<config_id>/predictions.csv                  one row per scored clip
@@ -288,11 +289,11 @@ class Experiment:
         return histories
 
     # ------------------------------------------------------------ fine-tuning
-    def classifier_dir(self, method: str, test_fold: int, labels_per_class: int = 0, member: int = 0) -> Path:
-        """Run folder of one classifier; ensemble members after the first get ``-m<member>``."""
+    def classifier_dir(self, method: str, test_fold: int, labels_per_class: int = 0) -> Path:
+        """Run folder of member 0 of one classifier; the other members and refits are derived from it
+        (:func:`esc_lib.training.member_runs`)."""
         budget = f"-lpc{labels_per_class}" if labels_per_class else ""
-        suffix = f"-m{member}" if member else ""
-        return self.run_dir / "classifiers" / self.settings.classifier_id(method) / method / f"fold{test_fold}{budget}{suffix}"
+        return self.run_dir / "classifiers" / self.settings.classifier_id(method) / method / f"fold{test_fold}{budget}"
 
     def scored_runs(self, method: str, test_fold: int, labels_per_class: int = 0) -> list[Path]:
         """The run folders whose models give the score: one per ensemble member, refit ones with a refit."""
@@ -313,8 +314,10 @@ class Experiment:
 
         Parameters
         ----------
-        method : {"supervised", "pretrained"}
-            From random initialisation, or with the encoder of this fold's CAE.
+        method : {"supervised", "pretrained", "contrastive", "fixmatch"}
+            From random initialisation, from this fold's CAE encoder, from its
+            contrastive encoder, or from scratch with FixMatch-style
+            consistency on the fold's unlabeled clips.
         labels_per_class : int >= 0
             Keep only this many labelled clips per class in the training and
             the validation fold (nested across budgets, :func:`esc_lib.protocol.label_budget`);

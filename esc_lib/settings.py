@@ -10,7 +10,9 @@ section         what it shapes
 ``features``    the log-mel front end
 ``network``     the encoder both stages share, and their optimiser
 ``pretraining`` the autoencoder only
+``selfsupervised`` the contrastive encoder only (method ``contrastive``)
 ``classifier``  the classifier only
+``semisupervised`` FixMatch-style consistency training only (method ``fixmatch``)
 ``evaluation``  what is scored and how: test folds, methods, budgets, refit, ensembles
 ``output``      where results go and what is drawn; never changes a trained model
 ==============  ===========================================================================
@@ -18,7 +20,8 @@ section         what it shapes
 A stage's run folder is named by a hash of the sections it depends on
 (:meth:`Settings.key`): the CAE of ``data + features + network + pretraining``,
 the supervised classifier of ``data + features + network + classifier``, the
-pre-trained classifier of all five.  So a changed setting never reuses a model
+CAE-pre-trained classifier of those and ``pretraining``, and so on
+(:data:`STAGE_SECTIONS`).  So a changed setting never reuses a model
 trained with the old value, and nothing else has to be listed anywhere.
 
 This module imports no TensorFlow (only pydantic, PyYAML and the standard
@@ -322,7 +325,7 @@ class Settings(BaseModel):
         return {field: value for field, value in self.model_dump().items() if self.section_of(field) == name}
 
     def stage_settings(self, stage: str) -> dict[str, dict[str, Any]]:
-        """``{section: values}`` of what ``stage`` ("cae", "supervised", "pretrained") depends on.
+        """``{section: values}`` of what ``stage`` (a key of :data:`STAGE_SECTIONS`) depends on.
 
         The encoder is given as the notation actually built, so ``filters`` stops
         mattering once ``encoder`` is set.

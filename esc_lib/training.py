@@ -27,9 +27,9 @@ Run folder layout::
         history.csv               epoch, loss, ..., val_loss, ..., seconds, improved
         done.json                 written when the run has finished
 
-:func:`train_cae` and :func:`train_classifier` are the paper's two stages
-and the only training path of the project (notebooks, tests and benchmarks
-call them): the CAE learns to reconstruct unlabeled features; a classifier
+:func:`train_cae` (or :func:`train_contrastive`) and :func:`train_classifier`
+are the two stages and the only training path of the project (notebooks,
+tests and benchmarks call them): the CAE learns to reconstruct unlabeled features; a classifier
 takes its encoder (or starts from scratch, the supervised baseline) and
 trains all weights on labelled data, with the schedule, augmentation, refit
 and ensemble its settings ask for.
