@@ -386,7 +386,10 @@ class Experiment:
             "validation_accuracy": validation_accuracy,
             "accuracy": float(np.mean(predicted == truth)),
             "epochs": int(round(np.mean(outcome.epochs))),
-            "seconds": round(time.monotonic() - start, 1),
+            # Training time from the runs' histories (the same when a finished run is loaded);
+            # wall_seconds is this call's, with loading or training the encoder it starts from.
+            "seconds": round(outcome.seconds, 1),
+            "wall_seconds": round(time.monotonic() - start, 1),
         }
         meta = self.dataset.meta.iloc[scored]
         predictions = pd.DataFrame({

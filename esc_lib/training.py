@@ -742,6 +742,9 @@ class ClassifierRun:
         Per member, the scored model.
     runs : list of Path
         Per member, the scored model's run folder (see :func:`member_runs`).
+    seconds : float
+        Training time of every run folder involved (members and refits), from
+        their histories: what the classifier cost, also when it was loaded.
     """
 
     validation: np.ndarray | None
@@ -750,6 +753,7 @@ class ClassifierRun:
     epochs: list
     models: list
     runs: list
+    seconds: float = 0.0
 
 
 def train_classifier(train, validation, n_classes: int, run_dir, settings, *, seeds: Sequence[int],
@@ -816,6 +820,7 @@ def train_classifier(train, validation, n_classes: int, run_dir, settings, *, se
     Y_train, Y_validation = one_hot(y_train, n_classes), one_hot(y_validation, n_classes)
 
     def build_and_fit(X, Y, run: Path, seed: int, epochs: int, watch, patience, restore_best: bool):
+        trained_runs.append(run)
         _write_settings(run, settings, stage)
         set_seed(seed)
         model = models.build_classifier(
@@ -843,6 +848,7 @@ def train_classifier(train, validation, n_classes: int, run_dir, settings, *, se
     X_both = np.concatenate([X_train, X_validation])
     Y_both = np.concatenate([Y_train, Y_validation])
     first_runs = member_runs(run_dir, len(seeds))
+    trained_runs = []
     validation_probabilities, scored, histories, epochs_used, models_used = [], [], [], [], []
     for member, (seed, run) in enumerate(zip(seeds, first_runs)):
         refit_run = run.with_name(run.name + "-refit")
@@ -878,6 +884,7 @@ def train_classifier(train, validation, n_classes: int, run_dir, settings, *, se
         scored=np.mean(scored, axis=0) if scored else None,
         histories=histories, epochs=epochs_used, models=models_used,
         runs=member_runs(run_dir, len(seeds), refit=settings.refit_on_validation),
+        seconds=float(sum(load_history(run).get("seconds", pd.Series(dtype=float)).sum() for run in trained_runs)),
     )
 
 
