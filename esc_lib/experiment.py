@@ -16,6 +16,7 @@ there, so re-running a notebook reuses what exists::
 
     <run_dir>/
       cae/<cae_id>/<fold1|...|shared>/                     CAE run (checkpoints, history.csv, model.keras, settings.json)
+      contrastive/<contrastive_id>/<fold1|...|shared>/     contrastive encoder run (method "contrastive")
       classifiers/<classifier_id>/<method>/fold<k>[-lpc<n>][-m<member>][-refit]/   classifier runs
       results/<config_id>/metrics.csv                      one row per (method, fold, budget)
       results/<config_id>/predictions.csv                  one row per scored clip
@@ -288,11 +289,11 @@ class Experiment:
         return histories
 
     # ------------------------------------------------------------ fine-tuning
-    def classifier_dir(self, method: str, test_fold: int, labels_per_class: int = 0, member: int = 0) -> Path:
-        """Run folder of one classifier; ensemble members after the first get ``-m<member>``."""
+    def classifier_dir(self, method: str, test_fold: int, labels_per_class: int = 0) -> Path:
+        """Run folder of member 0 of one classifier; the other members and refits are derived from it
+        (:func:`esc_lib.training.member_runs`)."""
         budget = f"-lpc{labels_per_class}" if labels_per_class else ""
-        suffix = f"-m{member}" if member else ""
-        return self.run_dir / "classifiers" / self.settings.classifier_id(method) / method / f"fold{test_fold}{budget}{suffix}"
+        return self.run_dir / "classifiers" / self.settings.classifier_id(method) / method / f"fold{test_fold}{budget}"
 
     def scored_runs(self, method: str, test_fold: int, labels_per_class: int = 0) -> list[Path]:
         """The run folders whose models give the score: one per ensemble member, refit ones with a refit."""
@@ -313,8 +314,10 @@ class Experiment:
 
         Parameters
         ----------
-        method : {"supervised", "pretrained"}
-            From random initialisation, or with the encoder of this fold's CAE.
+        method : {"supervised", "pretrained", "contrastive", "fixmatch"}
+            From random initialisation, from this fold's CAE encoder, from its
+            contrastive encoder, or from scratch with FixMatch-style
+            consistency on the fold's unlabeled clips.
         labels_per_class : int >= 0
             Keep only this many labelled clips per class in the training and
             the validation fold (nested across budgets, :func:`esc_lib.protocol.label_budget`);
@@ -383,7 +386,10 @@ class Experiment:
             "validation_accuracy": validation_accuracy,
             "accuracy": float(np.mean(predicted == truth)),
             "epochs": int(round(np.mean(outcome.epochs))),
-            "seconds": round(time.monotonic() - start, 1),
+            # Training time from the runs' histories (the same when a finished run is loaded);
+            # wall_seconds is this call's, with loading or training the encoder it starts from.
+            "seconds": round(outcome.seconds, 1),
+            "wall_seconds": round(time.monotonic() - start, 1),
         }
         meta = self.dataset.meta.iloc[scored]
         predictions = pd.DataFrame({
@@ -418,11 +424,9 @@ class Experiment:
         return metrics, predictions
 
     def run(self) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """:meth:`cross_validate` with every label, then at each of the settings' ``label_budgets``."""
-        metrics, predictions = self.cross_validate()
+        """:meth:`cross_validate` at each of the settings' ``label_budgets`` (0: every labelled clip), in order."""
         for budget in self.settings.label_budgets:
-            if budget:
-                metrics, predictions = self.cross_validate(labels_per_class=budget)
+            metrics, predictions = self.cross_validate(labels_per_class=budget)
         return metrics, predictions
 
     def _merge(self, new: pd.DataFrame, name: str, keys: list[str]) -> pd.DataFrame:

@@ -32,6 +32,8 @@ __all__ = [
     "pool_size_curve",
     "label_budget_curve",
     "export_bundle",
+    "method_comparison",
+    "cost",
 ]
 
 
@@ -46,10 +48,11 @@ class Results:
     metrics, predictions : pd.DataFrame
         Every configuration's rows in the run folder.
     full : pd.DataFrame
-        Rows with every label (``labels_per_class == 0``) at the profile's own
-        unlabeled pool: what the tables compare.
+        Rows at the reference budget (every label, ``labels_per_class == 0``,
+        when it was run: :attr:`esc_lib.settings.Settings.reference_budget`)
+        and the profile's own unlabeled pool: what the tables compare.
     every_pool : pd.DataFrame
-        Rows with every label, at any pool size.
+        Rows at the reference budget, at any pool size.
     figure_dir, table_dir : Path
     """
 
@@ -64,7 +67,7 @@ class Results:
     @classmethod
     def collect(cls, experiment: Experiment, figure_dir, table_dir) -> "Results":
         metrics, predictions = collect_results(experiment.run_dir)
-        every_pool = metrics[metrics["labels_per_class"] == evaluation.ALL_LABELS]
+        every_pool = metrics[metrics["labels_per_class"] == experiment.settings.reference_budget]
         full = every_pool[every_pool["pool"].astype(str) == experiment.settings.pool_label]
         return cls(experiment, metrics, predictions, full, every_pool, Path(figure_dir), Path(table_dir))
 
@@ -74,8 +77,9 @@ class Results:
 
     @property
     def method(self) -> str:
-        """The method figures show: the pre-trained classifier when it was run."""
-        return "pretrained" if "pretrained" in set(self.full["method"]) else "supervised"
+        """The method figures show: the pre-trained classifier when it was run, else the first method run."""
+        run = [m for m in self.experiment.settings.methods if m in set(self.full["method"])]
+        return "pretrained" if "pretrained" in run else run[0]
 
     def describe(self) -> str:
         return (f"{len(self.full)} fold results from {self.full['config'].nunique()} configuration(s) "
@@ -89,7 +93,9 @@ def paper_tables(results: Results) -> dict[str, pd.DataFrame]:
     tables = {
         "table1": evaluation.table1(full, results.experiment.dataset_label, architecture=s.architecture,
                                     with_paper=(s.dataset == "esc50" and not s.encoder)),
-        "table2": evaluation.table2(full, s.dataset, dataset_label=results.experiment.dataset_label),
+        # The profile's own configuration, chosen before the run (not the best on the test folds).
+        "table2": evaluation.table2(full, s.dataset, dataset_label=results.experiment.dataset_label,
+                                    configs=_own_configuration(results)),
         "summary": evaluation.summarise(full),
     }
     if set(full["method"]) >= {evaluation.BASELINE, evaluation.TREATMENT}:
@@ -97,6 +103,14 @@ def paper_tables(results: Results) -> dict[str, pd.DataFrame]:
     for name, table in tables.items():
         evaluation.write_table(table, results.table_dir / name)
     return tables
+
+
+def _own_configuration(results: Results) -> dict | None:
+    """Table 2's rows: the profile's own configuration for the paper's two methods (chosen before the run)."""
+    paper = (evaluation.BASELINE, evaluation.TREATMENT)
+    if not set(paper) <= set(results.full["method"]):
+        return None
+    return {method: results.config_id for method in paper}
 
 
 def fold_accuracies(results: Results) -> None:
@@ -107,7 +121,7 @@ def fold_accuracies(results: Results) -> None:
 def _scored_predictions(results: Results) -> pd.DataFrame:
     p = results.predictions
     return p[(p["config"] == results.config_id) & (p["method"] == results.method)
-             & (p["labels_per_class"] == evaluation.ALL_LABELS)]
+             & (p["labels_per_class"] == results.experiment.settings.reference_budget)]
 
 
 def confusion_and_per_class(results: Results) -> pd.DataFrame:
@@ -127,7 +141,8 @@ def learning_curves(results: Results) -> None:
     experiment = results.experiment
     full = results.full
     methods = sorted(set(full[full["config"] == results.config_id]["method"]))
-    histories = {m: [experiment.history(m, fold) for fold in experiment.settings.folds] for m in methods}
+    budget = experiment.settings.reference_budget
+    histories = {m: [experiment.history(m, fold, budget) for fold in experiment.settings.folds] for m in methods}
     plots.save_figure(plots.plot_learning_curves(histories), "04_learning_curves", results.figure_dir)
 
 
@@ -141,6 +156,9 @@ def embedding(results: Results) -> None:
     experiment = results.experiment
     if "pretrained" not in experiment.settings.methods:
         print("no CAE in this run (methods without 'pretrained'): no embedding")
+        return
+    if experiment.settings.score == "validation":
+        print("score='validation': the test folds are not touched, so no embedding of test clips")
         return
     fold = experiment.settings.folds[0]
     cae, _ = experiment.pretrain(fold)
@@ -186,4 +204,92 @@ def export_bundle(results: Results) -> Path:
     from esc_lib import predict
 
     experiment = results.experiment
-    return predict.export_from_experiment(experiment, experiment.settings.folds[0], method=results.method, overwrite=True)
+    return predict.export_from_experiment(experiment, experiment.settings.folds[0], method=results.method,
+                                          labels_per_class=experiment.settings.reference_budget, overwrite=True)
+
+
+def method_comparison(results: Results) -> pd.DataFrame | None:
+    """Every method against the supervised baseline at each label budget, paired by fold.
+
+    Rows: budget (``all`` for every label), method, both means ± t half-width,
+    the paired difference in points with its interval, the paired t and the
+    Wilcoxon p-values.  None unless the profile's configuration ran
+    ``supervised`` and at least one other method.  Written as ``methods_by_budget``.
+    """
+    from esc_lib.settings import METHODS
+
+    m = results.metrics
+    m = m[(m["config"] == results.config_id) & (m["pool"].astype(str) == results.experiment.settings.pool_label)]
+    others = [method for method in METHODS if method != evaluation.BASELINE and method in set(m["method"])]
+    if evaluation.BASELINE not in set(m["method"]) or not others:
+        return None
+    rows = []
+    for method in others:
+        compared = evaluation.compare_methods(m, by="labels_per_class", treatment=method)
+        for _, row in compared.iterrows():
+            rows.append({
+                "labels per class": evaluation.budget_label(row["labels_per_class"]),
+                "method": method,
+                "supervised (%)": row[evaluation.BASELINE],
+                "method (%)": row[method],
+                "difference (pp)": _difference(row),
+                "p (paired t)": row["t_pvalue"],
+                "p (Wilcoxon)": row["wilcoxon_pvalue"],
+                "folds": row["n_folds"],
+                "_order": evaluation.budget_order(row["labels_per_class"]),
+            })
+    table = pd.DataFrame(rows).sort_values(["_order", "method"], kind="stable").drop(columns="_order").reset_index(drop=True)
+    table.attrs["caption"] = (
+        f"Each way of using unlabeled audio against the same network trained from scratch ({results.experiment.dataset_label}, "
+        f"{results.experiment.settings.architecture}), by labelled clips per class; mean ± half-width of the 95% t interval "
+        f"over folds, difference = method − supervised in points, paired by fold. Scored on the "
+        f"{results.experiment.settings.score} folds.")
+    evaluation.write_table(table, results.table_dir / "methods_by_budget")
+    return table
+
+
+def _difference(row) -> str:
+    values = [row["difference"], row["difference_ci_low"], row["difference_ci_high"]]
+    if any(pd.isna(v) for v in values):
+        return "-"
+    mean, low, high = (100 * v for v in values)
+    return f"{mean:+.1f} [{low:+.1f}, {high:+.1f}]"
+
+
+def _pretraining_seconds(experiment: Experiment, method: str) -> float:
+    """Seconds per test fold spent training the encoder ``method`` starts from (0 for none), from its histories."""
+    from esc_lib import protocol, training
+
+    folders = {"pretrained": experiment.cae_dir, "contrastive": experiment.contrastive_dir}
+    if method not in folders:
+        return 0.0
+    folds = experiment.settings.folds
+    trained = folds[:1] if protocol.shared_pretraining(experiment.settings.pretrain_on_train_folds) else folds
+    seconds = [training.load_history(folders[method](fold)).get("seconds", pd.Series(dtype=float)).sum() for fold in trained]
+    return float(sum(seconds)) / len(folds)
+
+
+def cost(results: Results) -> pd.DataFrame:
+    """Wall time of each method per test fold: pre-training its encoder, then one classifier per budget.
+
+    ``pre-training s/fold`` sums the encoder's epochs (a shared encoder is
+    spread over the folds); ``s/fold at <budget>`` is a classifier's training
+    time from its histories (members and refit included, the same when it was
+    loaded rather than trained);
+    ``s/fold, all budgets`` adds them up, and ``min, whole study`` is that
+    times the folds.  Written as ``cost``.
+    """
+    m = results.metrics[results.metrics["config"] == results.config_id]
+    per_budget = m.groupby(["method", "labels_per_class"])["seconds"].mean().unstack("labels_per_class")
+    per_budget = per_budget[sorted(per_budget.columns, key=evaluation.budget_order)]
+    per_budget.columns = [f"s/fold at {evaluation.budget_label(c)}" for c in per_budget.columns]
+    pretraining = pd.Series({method: _pretraining_seconds(results.experiment, method) for method in per_budget.index})
+    per_budget.insert(0, "pre-training s/fold", pretraining)
+    per_budget["s/fold, all budgets"] = per_budget.sum(axis=1)
+    per_budget["min, whole study"] = per_budget["s/fold, all budgets"] * m["fold"].nunique() / 60
+    table = per_budget.round(1).reset_index()
+    table.attrs["caption"] = (
+        "Wall time of each method on this machine: seconds per test fold to pre-train its encoder and to train one "
+        "classifier at each label budget; minutes for every fold and budget.")
+    evaluation.write_table(table, results.table_dir / "cost")
+    return table

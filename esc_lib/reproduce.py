@@ -230,8 +230,8 @@ def main(argv: list[str] | None = None) -> int:
             is_base = config_id(stage_parameters) == base.config_id
             stage_parameters["publish_figures"] = is_base and base.publish_figures
             if not is_base and "label_budgets" not in point:
-                # Label-budget runs belong to the profile's own point; the grid is about Table 1.
-                stage_parameters["label_budgets"] = []
+                # Label-budget runs belong to the profile's own point; the grid is about Table 1 (every label).
+                stage_parameters["label_budgets"] = [base.reference_budget]
             suffix = f"__{config_id(stage_parameters)}" if per_point else ""
             output = run_dir / "notebooks" / f"{notebook.stem}{suffix}.ipynb"
             label = f"stage {stage} {notebook.stem}" + (f" [{config_id(stage_parameters)}] {index}/{len(points)}" if per_point else "")

@@ -10,7 +10,9 @@ section         what it shapes
 ``features``    the log-mel front end
 ``network``     the encoder both stages share, and their optimiser
 ``pretraining`` the autoencoder only
+``selfsupervised`` the contrastive encoder only (method ``contrastive``)
 ``classifier``  the classifier only
+``semisupervised`` FixMatch-style consistency training only (method ``fixmatch``)
 ``evaluation``  what is scored and how: test folds, methods, budgets, refit, ensembles
 ``output``      where results go and what is drawn; never changes a trained model
 ==============  ===========================================================================
@@ -18,7 +20,8 @@ section         what it shapes
 A stage's run folder is named by a hash of the sections it depends on
 (:meth:`Settings.key`): the CAE of ``data + features + network + pretraining``,
 the supervised classifier of ``data + features + network + classifier``, the
-pre-trained classifier of all five.  So a changed setting never reuses a model
+CAE-pre-trained classifier of those and ``pretraining``, and so on
+(:data:`STAGE_SECTIONS`).  So a changed setting never reuses a model
 trained with the old value, and nothing else has to be listed anywhere.
 
 This module imports no TensorFlow (only pydantic, PyYAML and the standard
@@ -187,7 +190,9 @@ class Settings(BaseModel):
     methods: list[_Method] = _p(
         ["supervised", "pretrained"], "evaluation", "ways of training to compare: supervised, pretrained (CAE), contrastive, fixmatch",
         min_length=1)
-    label_budgets: list[int] = _p([], "evaluation", "extra runs with this many labelled clips per class (0 means all)")
+    label_budgets: list[int] = _p(
+        [0], "evaluation", "labelled clips per class kept in the training folds and in the validation fold, one run each; 0 means all",
+        min_length=1)
     refit_on_validation: bool = _p(
         False, "evaluation", "retrain on the training + validation folds and score that model")
     ensemble: int = _p(1, "evaluation", "classifiers per fold with different seeds, probabilities averaged", gt=0)
@@ -241,6 +246,8 @@ class Settings(BaseModel):
     def _budgets_non_negative(cls, value: list[int]) -> list[int]:
         if any(v < 0 for v in value):
             raise ValueError("label budgets are clips per class: integers >= 0 (0 = all)")
+        if len(set(value)) != len(value):
+            raise ValueError("label budgets must not repeat")
         return value
 
     @model_validator(mode="after")
@@ -249,6 +256,10 @@ class Settings(BaseModel):
             raise ValueError(
                 "score='validation' needs the validation fold held out, but refit_on_validation trains on it; "
                 "set refit_on_validation to false for a search")
+        if self.score == "validation" and self.pretrain_on_train_folds and set(self.methods) - {"supervised"}:
+            raise ValueError(
+                "score='validation' with pretrain_on_train_folds would pre-train (and feed FixMatch) on the scored "
+                "validation fold's audio; set pretrain_on_train_folds to false for a search")
         needs_unlabeled = sorted(set(self.methods) - {"supervised"})
         if self.unlabeled == "none" and not self.pretrain_on_train_folds and needs_unlabeled:
             raise ValueError(
@@ -314,7 +325,7 @@ class Settings(BaseModel):
         return {field: value for field, value in self.model_dump().items() if self.section_of(field) == name}
 
     def stage_settings(self, stage: str) -> dict[str, dict[str, Any]]:
-        """``{section: values}`` of what ``stage`` ("cae", "supervised", "pretrained") depends on.
+        """``{section: values}`` of what ``stage`` (a key of :data:`STAGE_SECTIONS`) depends on.
 
         The encoder is given as the notation actually built, so ``filters`` stops
         mattering once ``encoder`` is set.
@@ -346,6 +357,11 @@ class Settings(BaseModel):
     def architecture(self) -> str:
         """The encoder for captions: the paper's with its filters named ``f``, or the custom notation."""
         return self.encoder or PAPER_ENCODER.format(f="f")
+
+    @property
+    def reference_budget(self) -> int:
+        """The label budget tables and figures report: every label (0) when it was run, else the largest budget."""
+        return 0 if 0 in self.label_budgets else max(self.label_budgets)
 
     @property
     def pool_label(self) -> str:
@@ -490,7 +506,7 @@ class Profile(BaseModel):
         return grid_points(self.sweep)
 
 
-def load_profile(profile: str | Path) -> Profile:
+def load_profile(profile: str | Path, _seen: tuple = ()) -> Profile:
     """Read and check a profile: ``profiles/<name>.yaml`` or a path to a YAML file.
 
     Every parameter and every sweep point is validated against the schema
@@ -526,7 +542,10 @@ def load_profile(profile: str | Path) -> Profile:
         # Another profile's parameters (a name in profiles/ or a path relative to this file), these on top.
         base = str(content["extends"])
         relative = path.parent / base
-        base_profile = load_profile(relative if relative.suffix in (".yaml", ".yml") and relative.is_file() else base)
+        if path.resolve() in _seen:
+            raise SettingsError(f"{path}: profiles extend each other in a circle ({' -> '.join(p.name for p in _seen)})")
+        target = relative if relative.suffix in (".yaml", ".yml") and relative.is_file() else base
+        base_profile = load_profile(target, (*_seen, path.resolve()))
         parameters = {**base_profile.parameters, **parameters}
     if not set(sweep) <= {"grid", "variants"}:
         raise SettingsError(f"{path}: sweep takes 'grid' (a mapping of lists) and 'variants' (a list of mappings)")

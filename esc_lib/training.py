@@ -27,9 +27,9 @@ Run folder layout::
         history.csv               epoch, loss, ..., val_loss, ..., seconds, improved
         done.json                 written when the run has finished
 
-:func:`train_cae` and :func:`train_classifier` are the paper's two stages
-and the only training path of the project (notebooks, tests and benchmarks
-call them): the CAE learns to reconstruct unlabeled features; a classifier
+:func:`train_cae` (or :func:`train_contrastive`) and :func:`train_classifier`
+are the two stages and the only training path of the project (notebooks,
+tests and benchmarks call them): the CAE learns to reconstruct unlabeled features; a classifier
 takes its encoder (or starts from scratch, the supervised baseline) and
 trains all weights on labelled data, with the schedule, augmentation, refit
 and ensemble its settings ask for.
@@ -594,9 +594,23 @@ def fit(model: keras.Model, train, validation=None, run_dir=None, max_epochs: in
 
 
 def _write_settings(run_dir: Path, settings, stage: str) -> None:
-    """``settings.json``: what this run folder's models depend on (the sections its key hashes)."""
+    """``settings.json``: what this run folder's models depend on (the sections its key hashes).
+
+    Written when the folder is new; a folder that already holds other
+    settings is an error rather than a model silently reused.
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
-    atomic.write_text(run_dir / "settings.json", settings.to_json(stage))
+    path, text = run_dir / "settings.json", settings.to_json(stage)
+    if path.is_file() and path.read_text() != text:
+        stored = json.loads(path.read_text())
+        wanted = json.loads(text)
+        differ = sorted(f"{section}.{name}" for section in wanted if isinstance(wanted[section], dict)
+                        for name in wanted[section] if stored.get(section, {}).get(name) != wanted[section][name])
+        raise TrainingError(
+            f"{run_dir} was trained with other settings (differ: {', '.join(differ) or 'stage/key'}); "
+            f"remove the folder or use another run folder")
+    if not path.is_file():
+        atomic.write_text(path, text)
 
 
 def train_cae(X, run_dir, settings, *, decoder: str | None = None, verbose: int = 0) -> tuple[keras.Model, pd.DataFrame]:
@@ -728,6 +742,9 @@ class ClassifierRun:
         Per member, the scored model.
     runs : list of Path
         Per member, the scored model's run folder (see :func:`member_runs`).
+    seconds : float
+        Training time of every run folder involved (members and refits), from
+        their histories: what the classifier cost, also when it was loaded.
     """
 
     validation: np.ndarray | None
@@ -736,6 +753,7 @@ class ClassifierRun:
     epochs: list
     models: list
     runs: list
+    seconds: float = 0.0
 
 
 def train_classifier(train, validation, n_classes: int, run_dir, settings, *, seeds: Sequence[int],
@@ -802,6 +820,7 @@ def train_classifier(train, validation, n_classes: int, run_dir, settings, *, se
     Y_train, Y_validation = one_hot(y_train, n_classes), one_hot(y_validation, n_classes)
 
     def build_and_fit(X, Y, run: Path, seed: int, epochs: int, watch, patience, restore_best: bool):
+        trained_runs.append(run)
         _write_settings(run, settings, stage)
         set_seed(seed)
         model = models.build_classifier(
@@ -829,6 +848,7 @@ def train_classifier(train, validation, n_classes: int, run_dir, settings, *, se
     X_both = np.concatenate([X_train, X_validation])
     Y_both = np.concatenate([Y_train, Y_validation])
     first_runs = member_runs(run_dir, len(seeds))
+    trained_runs = []
     validation_probabilities, scored, histories, epochs_used, models_used = [], [], [], [], []
     for member, (seed, run) in enumerate(zip(seeds, first_runs)):
         refit_run = run.with_name(run.name + "-refit")
@@ -864,6 +884,7 @@ def train_classifier(train, validation, n_classes: int, run_dir, settings, *, se
         scored=np.mean(scored, axis=0) if scored else None,
         histories=histories, epochs=epochs_used, models=models_used,
         runs=member_runs(run_dir, len(seeds), refit=settings.refit_on_validation),
+        seconds=float(sum(load_history(run).get("seconds", pd.Series(dtype=float)).sum() for run in trained_runs)),
     )
 
 

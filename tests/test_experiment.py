@@ -269,7 +269,7 @@ def test_run_names_stay_short_and_tell_encoders_and_augmentations_apart():
         ({"folds": [2, 3]}, True, True, True),
         ({"methods": ["supervised"]}, True, True, True),
         ({"label_budgets": [4, 8]}, True, True, True),
-        ({"score": "validation"}, True, True, True),
+        ({"score": "validation", "methods": ["supervised"]}, True, True, True),
         ({"profile": "other"}, True, True, True),
         ({"run_dir": "/tmp/elsewhere"}, True, True, True),
         ({"publish_figures": False}, True, True, True),

@@ -89,7 +89,8 @@ def test_profiles_load_with_overrides():
 @pytest.mark.parametrize("name", list(Settings.model_fields))
 def test_each_stage_key_changes_exactly_with_the_sections_it_depends_on(name):
     """No hand-kept lists: a parameter changes a stage's key iff its section is one the stage depends on."""
-    base = Settings()
+    # A search (score: validation) may not pre-train on the labelled folds: start from a pool-only base.
+    base = Settings(pretrain_on_train_folds=False) if name == "score" else Settings()
     default = Settings.model_fields[name].default
     changed = {
         bool: lambda v: not v, int: lambda v: v + 1, float: lambda v: v / 2 if v else 0.25,
@@ -156,3 +157,22 @@ def test_the_schema_lists_itself():
     result = subprocess.run([sys.executable, "-m", "esc_lib.settings", "--markdown"], capture_output=True, text=True,
                             timeout=120, cwd=config.PROJECT_ROOT)
     assert result.returncode == 0 and "| `filters` | network | int |" in result.stdout
+
+
+def test_profiles_extend_others_and_a_circle_is_an_error(tmp_path):
+    from esc_lib.settings import load_profile
+
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\nparameters: {filters: 16}\n")
+    (tmp_path / "b.yaml").write_text("extends: smoke\nparameters: {batch_size: 8}\n")
+    profile = load_profile(tmp_path / "a.yaml")
+    assert profile.parameters["filters"] == 16 and profile.parameters["batch_size"] == 8
+    assert profile.parameters["clips_per_class"] == 1  # from smoke
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\nparameters: {}\n")
+    with pytest.raises(SettingsError, match="circle"):
+        load_profile(tmp_path / "a.yaml")
+
+
+def test_a_search_may_not_pretrain_on_the_fold_it_scores():
+    with pytest.raises(SettingsError, match="scored validation fold"):
+        Settings(score="validation", pretrain_on_train_folds=True, methods=["supervised", "fixmatch"])
+    assert Settings(score="validation", pretrain_on_train_folds=True, methods=["supervised"]).score == "validation"

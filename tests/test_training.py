@@ -656,3 +656,15 @@ def test_paper_classifier_learns_esc10_fold1(esc10_root, isolated_cache):
     print(f"ESC-10 fold 1, {len(run.histories[0])} epochs: test accuracy {result['accuracy']:.3f}")
     assert result["n"] == 80
     assert result["accuracy"] >= 0.30  # chance is 0.10
+
+
+def test_a_run_folder_trained_with_other_settings_is_an_error(tmp_path):
+    """settings.json guards the folder: the same key with other values (a collision) is refused, not reused."""
+    X, y = _data(32)
+    settings = _settings(max_epochs=1)
+    training.train_classifier((X[:16], y[:16]), (X[16:], y[16:]), 4, tmp_path / "run", settings, seeds=[0])
+    stored = json.loads((tmp_path / "run" / "settings.json").read_text())
+    stored["classifier"]["dropout"] = 0.5  # as if another configuration had written this folder
+    (tmp_path / "run" / "settings.json").write_text(json.dumps(stored))
+    with pytest.raises(TrainingError, match="other settings .*classifier.dropout"):
+        training.train_classifier((X[:16], y[:16]), (X[16:], y[16:]), 4, tmp_path / "run", settings, seeds=[0])

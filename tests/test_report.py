@@ -1,0 +1,66 @@
+"""Notebook 04's tables and figures (esc_lib.report) from a run folder made on synthetic data, no audio."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from esc_lib import report
+from esc_lib.experiment import Experiment
+from esc_lib.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    from conftest import SyntheticPool, synthetic_dataset
+
+    root = tmp_path_factory.mktemp("report")
+    dataset, features = synthetic_dataset()
+    settings = Settings(
+        encoder="(4)3c-2p", head="8fc", batch_size=8, max_epochs=2, cae_max_epochs=1, fixmatch_epochs=1,
+        fixmatch_ratio=1, methods=["supervised", "pretrained", "fixmatch"], label_budgets=[1, 0], folds=[1, 2, 3],
+        run_dir=str(root / "run"), embedding_method="pca",
+    )
+    experiment = Experiment(settings, dataset=dataset, features=features, pool=SyntheticPool(), verbose=0)
+    experiment.run()
+    return report.Results.collect(experiment, root / "figures", root / "tables")
+
+
+def test_paper_tables_name_the_dataset_and_architecture_that_ran(results):
+    tables = report.paper_tables(results)
+    assert set(tables) == {"table1", "table2", "summary", "paired_test"}
+    caption = tables["table1"].attrs["caption"]
+    assert "(4)3c-2p" in caption and "synthetic (4 classes, ESC-50 layout)" in caption
+    assert "ESC-50)" not in caption
+    for name in tables:
+        assert (results.table_dir / f"{name}.csv").is_file() and (results.table_dir / f"{name}.md").is_file()
+
+
+def test_method_comparison_pairs_every_method_with_supervised_at_every_budget(results):
+    table = report.method_comparison(results)
+    assert list(table["labels per class"]) == ["1", "1", "all", "all"]  # every label last
+    assert set(table["method"]) == {"pretrained", "fixmatch"}
+    assert (table["folds"] == 3).all()
+    assert table["p (paired t)"].between(0, 1).all() or table["p (paired t)"].isna().any()
+    assert (results.table_dir / "methods_by_budget.md").read_text().startswith("Each way of using unlabeled audio")
+
+
+def test_cost_gives_seconds_per_fold_for_each_method_and_budget(results):
+    table = report.cost(results).set_index("method")
+    assert set(table.index) == {"supervised", "pretrained", "fixmatch"}
+    assert {"pre-training s/fold", "s/fold at 1", "s/fold at all", "s/fold, all budgets", "min, whole study"} <= set(table.columns)
+    assert (table["s/fold, all budgets"] > 0).all()
+    assert table.loc["pretrained", "pre-training s/fold"] > 0 == table.loc["supervised", "pre-training s/fold"]
+
+
+def test_figures_and_curves(results):
+    report.fold_accuracies(results)
+    report.learning_curves(results)
+    report.embedding(results)
+    curve = report.label_budget_curve(results)
+    assert set(curve["method"]) == {"supervised", "pretrained", "fixmatch"}
+    assert report.pool_size_curve(results) is None  # one pool size
+    names = {p.name for p in results.figure_dir.glob("*.png")}
+    assert {"04_fold_accuracies.png", "04_learning_curves.png", "04_embedding.png", "04_label_budget.png"} <= names
+    per_class = report.confusion_and_per_class(results)
+    assert len(per_class) == 4 and isinstance(per_class, pd.DataFrame)
