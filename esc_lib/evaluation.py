@@ -1217,5 +1217,6 @@ def budget_curve(metrics: pd.DataFrame, x: str = "labels_per_class", *, by: str 
     metrics[x] = np.array([_budget_int(v, x) for v in metrics[x]], dtype=np.int64)
     # summarise sorts labels_per_class by budget_order (0 last); other columns ascend as numbers.
     curve = summarise(metrics, by=(*by, x), value=value, confidence=confidence)
-    curve.insert(curve.columns.get_loc(x) + 1, "budget", [budget_label(v, x) for v in curve[x]])
+    if x == _BUDGET_COLUMN:  # "all" for 0; other columns (pool_size) read as they are
+        curve.insert(curve.columns.get_loc(x) + 1, "budget", [budget_label(v, x) for v in curve[x]])
     return curve

@@ -166,6 +166,8 @@ class Settings(BaseModel):
     contrastive_epochs: int = _p(50, "selfsupervised", "contrastive pre-training epochs at most", gt=0)
     contrastive_batch_size: int = _p(64, "selfsupervised", "clips per contrastive batch (each gives two views)", gt=1)
     contrastive_temperature: float = _p(0.2, "selfsupervised", "temperature of the NT-Xent loss", gt=0)
+    contrastive_validation_fraction: float = _p(
+        0.1, "selfsupervised", "share of the unlabeled clips held out for early stopping", gt=0, lt=1)
     contrastive_augment: str = _p(
         "", "selfsupervised", "augmentation making each of a clip's two views; empty: shift 30 frames + 2+2 masks")
     # ---------------------------------------------------------- classifier
@@ -227,6 +229,7 @@ class Settings(BaseModel):
         return list(value) if isinstance(value, tuple) else value
 
     @field_validator("learning_rate", "dropout", "cae_validation_fraction", "contrastive_temperature",
+                     "contrastive_validation_fraction",
                      "fixmatch_threshold", "fixmatch_weight", mode="before")
     @classmethod
     def _int_is_float(cls, value):
@@ -336,6 +339,10 @@ class Settings(BaseModel):
         network = sections["network"]
         network["encoder"] = self.encoder_notation
         del network["filters"]
+        # An empty augmentation stands for a default spec: hash the spec actually used.
+        for section in sections.values():
+            for name in DEFAULT_AUGMENTATIONS.keys() & section.keys():
+                section[name] = self.augmentation(name)
         return sections
 
     def key(self, stage: str) -> str:

@@ -671,7 +671,7 @@ def train_contrastive(X, run_dir, settings, *, verbose: int = 0) -> tuple[keras.
 
     Two views of each clip (``settings.contrastive_augment``) through the
     encoder and a projection head; the NT-Xent loss on a held-out share
-    (``cae_validation_fraction``, the CAE's hold-out rule) decides early stopping.
+    (``contrastive_validation_fraction``, chosen as the CAE's hold-out) decides early stopping.
 
     Parameters
     ----------
@@ -695,7 +695,7 @@ def train_contrastive(X, run_dir, settings, *, verbose: int = 0) -> tuple[keras.
         raise TrainingError(f"train_contrastive: X must be [n, n_mels, n_frames, channels], got shape {X.shape}")
     run_dir = Path(run_dir)
     try:
-        train, validation = protocol.holdout(len(X), settings.cae_validation_fraction, settings.seed)
+        train, validation = protocol.holdout(len(X), settings.contrastive_validation_fraction, settings.seed)
     except ValueError as error:
         raise TrainingError(f"train_contrastive: pre-training data: {error}") from None
     views = augmentations.from_spec(settings.augmentation("contrastive_augment"))

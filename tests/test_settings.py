@@ -176,3 +176,12 @@ def test_a_search_may_not_pretrain_on_the_fold_it_scores():
     with pytest.raises(SettingsError, match="scored validation fold"):
         Settings(score="validation", pretrain_on_train_folds=True, methods=["supervised", "fixmatch"])
     assert Settings(score="validation", pretrain_on_train_folds=True, methods=["supervised"]).score == "validation"
+
+
+def test_keys_hash_the_augmentation_actually_used():
+    """An empty fixmatch/contrastive augmentation stands for its default spec, and the key says which spec ran."""
+    from esc_lib.settings import DEFAULT_AUGMENTATIONS
+
+    for name, stage in (("fixmatch_weak", "fixmatch"), ("fixmatch_strong", "fixmatch"), ("contrastive_augment", "contrastive")):
+        assert Settings().key(stage) == Settings(**{name: DEFAULT_AUGMENTATIONS[name]}).key(stage)
+        assert Settings().key(stage) != Settings(**{name: "shift:max_shift=2"}).key(stage)
