@@ -58,6 +58,10 @@ profiles (profiles/<name>.yaml; --profile also takes a path to your own file):
           This is what runs on a 2-core machine with ../shared/data.
   smoke   a handful of clips and one epoch: checks the whole pipeline in minutes.
   strong  larger log-mels, augmentation and pre-training: the beyond-the-paper preset.
+  budgets the strong network with every way of using unlabeled audio (CAE, contrastive,
+          FixMatch) at 4, 8, 16 and all labelled clips per class.
+  search/strong  the strong preset's search, scored on the validation folds only (--sweep).
+  --list-profiles shows every profile; `python -m esc_lib.settings` every parameter.
 
 data options: each sets the environment variable named in brackets, which a
 notebook opened in JupyterLab reads too.  Default locations derive from the
