@@ -417,7 +417,9 @@ def find_audio_files(folder: str | Path, extensions: Iterable[str] | None = None
     """Every audio file under ``folder``, recursively, sorted by relative path.
 
     Hidden files and folders (name starting with ``.``, e.g. macOS ``._x.wav``
-    resource forks or partial downloads) are ignored.
+    resource forks or partial downloads) are ignored.  Symbolic links are
+    followed, but a real folder is walked once and a real file listed once,
+    so a link loop (``sub/loop -> ..``) cannot count files twice.
 
     Parameters
     ----------
@@ -444,12 +446,25 @@ def find_audio_files(folder: str | Path, extensions: Iterable[str] | None = None
         accepted = {("." + e.lower().lstrip(".")) for e in extensions}
         if not accepted:
             raise ValueError("extensions must name at least one suffix, e.g. ['.wav', '.ogg']")
-    found = []
+    found, seen_files = [], set()
+    # Links are followed, but each real folder is walked once and each real file listed
+    # once: a link back up the tree (sub/loop -> ..) would otherwise list every file again
+    # at every level of the loop.
+    seen_folders = {os.path.realpath(folder)}
     for directory, subdirectories, files in os.walk(folder, followlinks=True):
-        subdirectories[:] = [d for d in subdirectories if not d.startswith(".")]
-        for name in files:
+        kept = []
+        for name in sorted(subdirectories):
+            real = os.path.realpath(os.path.join(directory, name))
+            if not name.startswith(".") and real not in seen_folders:
+                seen_folders.add(real)
+                kept.append(name)
+        subdirectories[:] = kept
+        for name in sorted(files):
             if not name.startswith(".") and os.path.splitext(name)[1].lower() in accepted:
-                found.append(Path(directory) / name)
+                real = os.path.realpath(os.path.join(directory, name))
+                if real not in seen_files:
+                    seen_files.add(real)
+                    found.append(Path(directory) / name)
     return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
 
 

@@ -435,3 +435,16 @@ def test_non_finite_samples_are_a_counted_skip(tmp_path):
     soundfile.write(path, samples, 44100, subtype="FLOAT")
     with pytest.raises(audio.AudioError, match="nan.wav: holds non-finite samples"):
         audio.read_audio(path)
+
+
+def test_a_symlink_loop_lists_each_file_once(tmp_path):
+    """``sub/loop -> ..`` made every file count once per loop level (41 times); now once."""
+    from esc_lib.data import find_audio_files
+
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a.wav").write_bytes(b"")
+    (tmp_path / "sub" / "b.wav").write_bytes(b"")
+    (tmp_path / "sub" / "loop").symlink_to("..")
+    (tmp_path / "alias.wav").symlink_to(tmp_path / "a.wav")  # one real file, two names
+    files = find_audio_files(tmp_path)
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in files) == ["a.wav", "sub/b.wav"]
