@@ -41,6 +41,7 @@ From the command line (see :mod:`esc_lib.__main__`)::
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import os
 import shutil
@@ -511,6 +512,7 @@ def save_bundle(
         "info": dict(info or {}),
     }
     try:
+        payload["checksum"] = _checksum(payload)
         text = json.dumps(payload, indent=2, default=_jsonable, allow_nan=False) + "\n"
     except (TypeError, ValueError) as error:
         raise BundleError(f"{path}: info must be JSON-serialisable (plain numbers, strings, lists, dicts): {error}") from error
@@ -591,6 +593,11 @@ def load_bundle(path: str | Path) -> Bundle:
     missing = [name for name in _REQUIRED_FIELDS if name not in payload]
     if missing:
         raise BundleError(f"{manifest}: incomplete, lacks {', '.join(missing)}; export the bundle again")
+    if "checksum" in payload and payload["checksum"] != _checksum(payload):
+        raise BundleError(
+            f"{manifest}: its feature parameters, statistics, classes or windows are not the ones the model was "
+            f"exported with (was the file edited?); predictions would not match training: export the bundle again"
+        )
     if payload["feature_version"] != FEATURE_VERSION:
         raise BundleError(
             f"{manifest}: its features were computed by esc_lib feature code version {payload['feature_version']!r}, "
@@ -618,6 +625,16 @@ def load_bundle(path: str | Path) -> Bundle:
     _check_model(model, feature_params, standardizer, classes, str(path))
     info = {**info, "esc_lib_version": payload.get("esc_lib_version"), "created": payload.get("created")}
     return Bundle(model, feature_params, standardizer, classes, info=info, windows=windows, path=path)
+
+
+#: The fields of bundle.json that must stay as exported: how audio becomes the model's input.
+_CHECKED_FIELDS = ("feature_version", "feature_params", "input_shape", "standardizer", "classes", "windows")
+
+
+def _checksum(payload: dict) -> str:
+    """SHA-256 of the fields that turn audio into the model's input and its output into names."""
+    text = json.dumps({name: payload.get(name) for name in _CHECKED_FIELDS}, sort_keys=True, default=_jsonable)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _load_model(model_file: Path):

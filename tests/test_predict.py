@@ -407,6 +407,7 @@ def test_damaged_bundles_raise_bundle_error(trained, tmp_path, damage):
     if damage == "class_count":
         payload = json.loads((folder / BUNDLE_FILE).read_text())
         payload["classes"] = payload["classes"][:3]
+        payload.pop("checksum")  # without it (a hand-made bundle) the model itself is checked against the classes
         (folder / BUNDLE_FILE).write_text(json.dumps(payload))
         expected = "outputs (4,) values per input but the bundle names 3 classes"
     else:
@@ -573,3 +574,23 @@ def test_bundle_inputs_equal_the_training_inputs_on_real_clips(real_trained):
         features.extract_clips(real_trained.clips[:1], real_trained.experiment.feature_params, cache=False, progress=False)
     )
     np.testing.assert_allclose(X_bundle, X_train, atol=1e-5)
+
+
+def test_a_bundle_whose_feature_parameters_were_edited_is_refused(tmp_path):
+    """Editing n_fft in bundle.json (12288 -> 2048) made it load and predict other probabilities; now refused."""
+    import json
+
+    import keras
+
+    from esc_lib import predict
+    from esc_lib.features import PAPER, Standardizer
+
+    model = keras.Sequential([keras.Input(PAPER.shape), keras.layers.Flatten(), keras.layers.Dense(2, activation="softmax")])
+    standardizer = Standardizer().fit(np.random.default_rng(0).normal(size=(4, *PAPER.shape)).astype("float32"))
+    path = predict.save_bundle(tmp_path / "bundle", model, PAPER, standardizer, ["a", "b"])
+    assert predict.load_bundle(path).classes == ["a", "b"]
+    manifest = json.loads((path / "bundle.json").read_text())
+    manifest["feature_params"]["n_fft"] = 2048
+    (path / "bundle.json").write_text(json.dumps(manifest))
+    with pytest.raises(predict.BundleError, match="not the ones the model was exported with"):
+        predict.load_bundle(path)
