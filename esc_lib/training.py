@@ -440,6 +440,19 @@ def _check_same_run(saved: dict, model: keras.Model, seed: int, path: Path) -> N
         )
 
 
+def _remove_leftovers(run_dir: Path) -> None:
+    """Delete temporaries a killed process left half-written (``.<name>.<hex>.tmp[.suffix]``, esc_lib.atomic).
+
+    The run folder has one writer at a time, so any temporary found when a run
+    starts or resumes is a leftover: the file it was to become was never committed.
+    """
+    for folder in (run_dir, run_dir / CHECKPOINT_DIR):
+        if folder.is_dir():
+            for leftover in folder.glob(".*.tmp*"):
+                if leftover.is_file():
+                    leftover.unlink()
+
+
 def fit(model: keras.Model, train, validation=None, run_dir=None, max_epochs: int = 100, patience: int | None = 5,
         seed: int = 0, resume: bool = True, verbose: int = 1, callbacks: Sequence = (),
         batch_size: int = 32, restore_best: bool = True) -> pd.DataFrame:
@@ -513,6 +526,7 @@ def fit(model: keras.Model, train, validation=None, run_dir=None, max_epochs: in
 
     if not resume:
         _clear_run(run_dir)
+    _remove_leftovers(run_dir)
     saved = run_state(run_dir)
     done, checkpoint = saved["done"], saved["checkpoint"]
     if done is not None:

@@ -668,3 +668,19 @@ def test_a_run_folder_trained_with_other_settings_is_an_error(tmp_path):
     (tmp_path / "run" / "settings.json").write_text(json.dumps(stored))
     with pytest.raises(TrainingError, match="other settings .*classifier.dropout"):
         training.train_classifier((X[:16], y[:16]), (X[16:], y[16:]), 4, tmp_path / "run", settings, seeds=[0])
+
+
+def test_resume_removes_the_temporaries_a_kill_left(tmp_path, monkeypatch):
+    """kill -9 during a checkpoint write leaves .epoch-NNNN.npz.<hex>.tmp; the resumed run removes it."""
+    X, y = _data(32)
+    settings = _settings(max_epochs=2)
+    real = _inject_callbacks(monkeypatch, kill_after(1))
+    with pytest.raises(KeyboardInterrupt):
+        training.train_classifier((X[:16], y[:16]), (X[16:], y[16:]), 4, tmp_path / "run", settings, seeds=[0])
+    leftover = tmp_path / "run" / "checkpoints" / ".epoch-0002.npz.1a2b3c4d.tmp"
+    leftover.write_bytes(b"half a checkpoint")
+    (tmp_path / "run" / ".history.csv.5e6f7a8b.tmp").write_text("epoch\n")
+    monkeypatch.setattr(training, "fit", real)
+    training.train_classifier((X[:16], y[:16]), (X[16:], y[16:]), 4, tmp_path / "run", settings, seeds=[0])
+    assert not list((tmp_path / "run").rglob(".*.tmp*"))
+    assert training.run_state(tmp_path / "run")["done"]["epochs"] == 2
