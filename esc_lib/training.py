@@ -729,6 +729,11 @@ def train_contrastive(X, run_dir, settings, *, verbose: int = 0) -> tuple[keras.
     return network, history
 
 
+def _loaded_or(run_dir: Path, message: str) -> str:
+    """The line to print before a run: ``message``, or that the finished run is loaded instead."""
+    return f"  load the finished run {run_dir}" if run_state(run_dir)["done"] is not None else message
+
+
 def member_runs(run_dir, ensemble: int = 1, refit: bool = False) -> list[Path]:
     """The run folders whose models are scored: ``run_dir`` for member 0, ``<run_dir>-m<k>`` for the others,
     each with ``-refit`` appended when the refit model is the scored one."""
@@ -870,11 +875,11 @@ def train_classifier(train, validation, n_classes: int, run_dir, settings, *, se
         if cosine and settings.refit_on_validation:
             # A cosine schedule has nothing to choose on the validation fold (it
             # always trains max_epochs): train once on train + validation.
-            say(f"  train on {len(X_both)} train + validation clips for {max_epochs} epochs -> {refit_run}")
+            say(_loaded_or(refit_run, f"  train on {len(X_both)} train + validation clips for {max_epochs} epochs -> {refit_run}"))
             model, history = build_and_fit(X_both, Y_both, refit_run, seed, max_epochs, None, None, False)
             epochs = max_epochs
         else:
-            say(f"  train on {len(X_train)} clips, watch {len(X_validation)} validation clips -> {run}")
+            say(_loaded_or(run, f"  train on {len(X_train)} clips, watch {len(X_validation)} validation clips -> {run}"))
             # A cosine schedule is trained to its end; the constant rate stops early on the validation loss.
             model, history = build_and_fit(
                 X_train, Y_train, run, seed, max_epochs, (X_validation, Y_validation),
@@ -886,7 +891,7 @@ def train_classifier(train, validation, n_classes: int, run_dir, settings, *, se
                 # Both folds are training folds: retrain from the same start for
                 # the epochs early stopping chose, keeping the last weights.
                 epochs = int(history.loc[history["val_loss"].idxmin(), "epoch"])
-                say(f"  refit on {len(X_both)} train + validation clips for {epochs} epochs -> {refit_run}")
+                say(_loaded_or(refit_run, f"  refit on {len(X_both)} train + validation clips for {epochs} epochs -> {refit_run}"))
                 model, _ = build_and_fit(X_both, Y_both, refit_run, seed, epochs, None, None, False)
         if score is not None:
             scored.append(predict_proba(model, score))
