@@ -52,6 +52,7 @@ __all__ = [
     "confusion",
     "per_class_accuracy",
     "budget_curve",
+    "format_difference",
     "budget_order",
     "budget_label",
     "as_class_names",
@@ -746,8 +747,19 @@ def compare_methods(metrics: pd.DataFrame, config: str | None = None, *, by: str
 # tables
 
 
-def _format_difference(mean: float, low: float, high: float) -> str:
-    """``"+1.5 [-2.0, +5.0]"`` in percentage points."""
+def format_difference(mean: float, low: float, high: float) -> str:
+    """A difference of fractions with its interval, ``"+1.5 [-2.0, +5.0]"`` in percentage points.
+
+    Parameters
+    ----------
+    mean, low, high : float
+        The difference and its interval as fractions (``0.015`` = 1.5 points).
+
+    Returns
+    -------
+    text : str
+        Without the interval when it is not finite; ``"-"`` when the mean is missing.
+    """
     if _is_missing(mean) or not np.isfinite(mean):
         return _MISSING_TEXT
     if not (np.isfinite(low) and np.isfinite(high)):
@@ -875,7 +887,7 @@ def table1(metrics: pd.DataFrame, dataset_label: str, *, architecture: str, deco
     table["Supervised"] = comparison[BASELINE]
     table["Pre-training with CAE"] = comparison[TREATMENT]
     table["Difference (pp)"] = [
-        _format_difference(*values)
+        format_difference(*values)
         for values in comparison[["difference", "difference_ci_low", "difference_ci_high"]].to_numpy()
     ]
     table["p (paired t)"] = comparison["t_pvalue"]

@@ -232,7 +232,8 @@ def method_comparison(results: Results) -> pd.DataFrame | None:
                 "method": method,
                 "supervised (%)": row[evaluation.BASELINE],
                 "method (%)": row[method],
-                "difference (pp)": _difference(row),
+                "difference (pp)": evaluation.format_difference(
+                    row["difference"], row["difference_ci_low"], row["difference_ci_high"]),
                 "p (paired t)": row["t_pvalue"],
                 "p (Wilcoxon)": row["wilcoxon_pvalue"],
                 "folds": row["n_folds"],
@@ -246,14 +247,6 @@ def method_comparison(results: Results) -> pd.DataFrame | None:
         f"{results.experiment.settings.score} folds.")
     evaluation.write_table(table, results.table_dir / "methods_by_budget")
     return table
-
-
-def _difference(row) -> str:
-    values = [row["difference"], row["difference_ci_low"], row["difference_ci_high"]]
-    if any(pd.isna(v) for v in values):
-        return "-"
-    mean, low, high = (100 * v for v in values)
-    return f"{mean:+.1f} [{low:+.1f}, {high:+.1f}]"
 
 
 def _pretraining_seconds(experiment: Experiment, method: str) -> float:
