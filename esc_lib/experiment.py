@@ -200,10 +200,12 @@ class Experiment:
         return protocol.split(self.dataset.folds, test_fold)
 
     def pretraining_data(self, test_fold: int) -> np.ndarray:
-        """Un-normalised inputs the CAE of this fold trains on: the pool, plus the non-test folds' audio."""
+        """Un-normalised inputs the CAE of this fold trains on: the pool, plus the non-test folds' audio
+        (in a search scored on the validation fold, the training folds' audio only)."""
         s = self.settings
         fold = None if protocol.shared_pretraining(s.pretrain_on_train_folds) else test_fold
-        labelled = protocol.pretraining_clips(self.dataset.folds, fold, s.pretrain_on_train_folds)
+        labelled = protocol.pretraining_clips(
+            self.dataset.folds, fold, s.pretrain_on_train_folds, hold_out_validation=s.holds_out_validation)
         parts = ([self.pool.X] if self._has_pool() else []) + [self.features[labelled]]
         data = np.concatenate(parts)
         if len(data) == 0:
@@ -220,7 +222,8 @@ class Experiment:
         """
         s = self.settings
         use_pool, labelled = protocol.statistics_clips(
-            self.dataset.folds, test_fold, has_pool=self._has_pool(), include_labelled_folds=s.pretrain_on_train_folds
+            self.dataset.folds, test_fold, has_pool=self._has_pool(), include_labelled_folds=s.pretrain_on_train_folds,
+            hold_out_validation=s.holds_out_validation,
         )
         key = "shared" if (use_pool and len(labelled) == 0) else test_fold
         if key not in self._standardizers:

@@ -321,7 +321,7 @@ def shared_pretraining(include_labelled_folds: bool) -> bool:
     return not _flag("include_labelled_folds", include_labelled_folds)
 
 
-def pretraining_clips(folds, test_fold: int | None, include_labelled_folds: bool) -> np.ndarray:
+def pretraining_clips(folds, test_fold: int | None, include_labelled_folds: bool, *, hold_out_validation: bool = False) -> np.ndarray:
     """Labelled clips whose audio (labels dropped) joins pre-training for one test fold.
 
     Parameters
@@ -332,11 +332,16 @@ def pretraining_clips(folds, test_fold: int | None, include_labelled_folds: bool
         The fold the CAE must not see; None for one CAE shared by every fold.
     include_labelled_folds : bool
         Whether the non-test folds' audio joins the unlabeled pool.
+    hold_out_validation : bool
+        Leave the validation fold of ``test_fold`` out too: a search scored
+        on the validation fold (``score="validation"``) must not pre-train
+        (or feed FixMatch) on the audio it scores.
 
     Returns
     -------
     np.ndarray [shape=(m,), dtype=int64]
-        In clip order: every clip not in ``test_fold`` when
+        In clip order: every clip not in ``test_fold`` (nor, with
+        ``hold_out_validation``, in its validation fold) when
         ``include_labelled_folds``, else none.
 
     Raises
@@ -346,6 +351,7 @@ def pretraining_clips(folds, test_fold: int | None, include_labelled_folds: bool
         would have seen some test fold), or ``test_fold`` not among ``folds``.
     """
     include_labelled_folds = _flag("include_labelled_folds", include_labelled_folds)
+    hold_out_validation = _flag("hold_out_validation", hold_out_validation)
     folds = _fold_array(folds)
     if test_fold is None:
         if include_labelled_folds:
@@ -357,10 +363,15 @@ def pretraining_clips(folds, test_fold: int | None, include_labelled_folds: bool
     test_fold = _member_of(folds, test_fold)
     if not include_labelled_folds:
         return np.zeros(0, dtype=np.int64)
-    return np.flatnonzero(folds != test_fold)
+    kept = folds != test_fold
+    if hold_out_validation:
+        kept &= folds != validation_fold(folds, test_fold)
+    return np.flatnonzero(kept)
 
 
-def statistics_clips(folds, test_fold: int, *, has_pool: bool, include_labelled_folds: bool) -> tuple[bool, np.ndarray]:
+def statistics_clips(
+    folds, test_fold: int, *, has_pool: bool, include_labelled_folds: bool, hold_out_validation: bool = False
+) -> tuple[bool, np.ndarray]:
     """Where one test fold's per-band input statistics come from.
 
     With an unlabeled pool or ``include_labelled_folds``, from the
@@ -380,6 +391,8 @@ def statistics_clips(folds, test_fold: int, *, has_pool: bool, include_labelled_
         Whether there is an unlabeled pool.
     include_labelled_folds : bool
         Whether the non-test folds' audio joins pre-training.
+    hold_out_validation : bool
+        As in :func:`pretraining_clips`: the validation fold is left out too.
 
     Returns
     -------
@@ -397,7 +410,7 @@ def statistics_clips(folds, test_fold: int, *, has_pool: bool, include_labelled_
     has_pool = _flag("has_pool", has_pool)
     include_labelled_folds = _flag("include_labelled_folds", include_labelled_folds)
     if has_pool or include_labelled_folds:
-        return has_pool, pretraining_clips(folds, test_fold, include_labelled_folds)
+        return has_pool, pretraining_clips(folds, test_fold, include_labelled_folds, hold_out_validation=hold_out_validation)
     return False, np.array(split(folds, test_fold).train)
 
 

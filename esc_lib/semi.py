@@ -100,10 +100,13 @@ def _check_positive(value, name: str) -> int:
 class SemiSupervisedStream:
     """Labelled and unlabeled batches side by side, for consistency training.
 
-    One epoch is one pass over the unlabeled clips in a seeded order, in
-    steps of ``ratio * batch_size`` of them; each step also takes
-    ``batch_size`` labelled clips, drawn from seeded permutations repeated as
-    often as needed (with few labels they recur many times per epoch).
+    One epoch is one pass over the labelled clips in a seeded order, in
+    steps of ``batch_size`` (the last one smaller), exactly as supervised
+    training's :class:`esc_lib.streams.BatchStream`, so FixMatch trains as many
+    optimiser steps as the baseline it is compared with.  Each step also takes
+    ``ratio * batch_size`` unlabeled clips, drawn from seeded permutations
+    repeated as often as needed (with few unlabeled clips they recur within
+    an epoch, with many a pass takes several epochs).
 
     Each step yields ``((x_labelled, x_weak, x_strong), y_labelled)``:
     the labelled batch through ``augment`` (e.g. mixup, so ``y`` may be soft),
@@ -132,16 +135,16 @@ class SemiSupervisedStream:
 
     @property
     def steps_per_epoch(self) -> int:
-        return math.ceil(len(self.X_unlabeled) / (self.ratio * self.batch_size))
+        return math.ceil(len(self.X) / self.batch_size)
 
     def epoch(self, epoch: int):
         rng = np.random.default_rng([self.seed, int(epoch)])
-        unlabeled = rng.permutation(len(self.X_unlabeled))
-        needed = self.steps_per_epoch * self.batch_size
-        cycles = math.ceil(needed / len(self.X))
-        labelled = np.concatenate([rng.permutation(len(self.X)) for _ in range(cycles)])[:needed]
-        augment_rng = np.random.default_rng([self.seed, int(epoch), 1])
+        labelled = rng.permutation(len(self.X))
         step_u = self.ratio * self.batch_size
+        needed = self.steps_per_epoch * step_u
+        cycles = math.ceil(needed / len(self.X_unlabeled))
+        unlabeled = np.concatenate([rng.permutation(len(self.X_unlabeled)) for _ in range(cycles)])[:needed]
+        augment_rng = np.random.default_rng([self.seed, int(epoch), 1])
         for step in range(self.steps_per_epoch):
             rows = labelled[step * self.batch_size:(step + 1) * self.batch_size]
             x, y = self.X[rows], self.Y[rows]

@@ -183,7 +183,8 @@ class Settings(BaseModel):
         0.95, "semisupervised", "confidence a weak view's prediction needs to become a target", ge=0, le=1)
     fixmatch_weight: float = _p(1.0, "semisupervised", "weight of the unlabeled loss", ge=0)
     fixmatch_ratio: int = _p(3, "semisupervised", "unlabeled clips per labelled clip in a step", gt=0)
-    fixmatch_epochs: int = _p(30, "semisupervised", "epochs, each one pass over the unlabeled clips", gt=0)
+    fixmatch_epochs: int = _p(
+        0, "semisupervised", "epochs, each one pass over the labelled clips as in supervised training; 0: max_epochs", ge=0)
     fixmatch_weak: str = _p("", "semisupervised", "the weak augmentation of an unlabeled clip; empty: shift 8 frames")
     fixmatch_strong: str = _p(
         "", "semisupervised", "the strong augmentation of an unlabeled clip; empty: shift 30 frames + 2+2 masks")
@@ -259,10 +260,6 @@ class Settings(BaseModel):
             raise ValueError(
                 "score='validation' needs the validation fold held out, but refit_on_validation trains on it; "
                 "set refit_on_validation to false for a search")
-        if self.score == "validation" and self.pretrain_on_train_folds and set(self.methods) - {"supervised"}:
-            raise ValueError(
-                "score='validation' with pretrain_on_train_folds would pre-train (and feed FixMatch) on the scored "
-                "validation fold's audio; set pretrain_on_train_folds to false for a search")
         needs_unlabeled = sorted(set(self.methods) - {"supervised"})
         if self.unlabeled == "none" and not self.pretrain_on_train_folds and needs_unlabeled:
             raise ValueError(
@@ -339,6 +336,9 @@ class Settings(BaseModel):
         network = sections["network"]
         network["encoder"] = self.encoder_notation
         del network["filters"]
+        if self.holds_out_validation:
+            # A search's unlabeled clips (and input statistics) leave out the scored validation fold.
+            sections["data"]["unlabeled_folds"] = "training folds only"
         # An empty augmentation stands for a default spec: hash the spec actually used.
         for section in sections.values():
             for name in DEFAULT_AUGMENTATIONS.keys() & section.keys():
@@ -354,6 +354,15 @@ class Settings(BaseModel):
     def augmentation(self, name: str) -> str:
         """The augmentation spec of ``contrastive_augment``, ``fixmatch_weak`` or ``fixmatch_strong`` (its default when empty)."""
         return getattr(self, name) or DEFAULT_AUGMENTATIONS[name]
+
+    @property
+    def holds_out_validation(self) -> bool:
+        """Whether the non-test folds' audio used without labels leaves out the validation fold too.
+
+        So with ``score="validation"`` (a search) and ``pretrain_on_train_folds``: the
+        scored fold's audio never enters pre-training, FixMatch or the input statistics.
+        """
+        return self.score == "validation" and self.pretrain_on_train_folds
 
     @property
     def encoder_notation(self) -> str:
@@ -394,20 +403,45 @@ class Settings(BaseModel):
             tags += f"-{self.lr_schedule}{self.max_epochs}"
         return tags
 
+    def _method_tags(self) -> str:
+        """The non-default settings of the methods run (FixMatch's, the contrastive encoder's), so search points differ.
+
+        E.g. ``-fm-t0.7-u1`` (threshold 0.7, 1 unlabeled clip per labelled one);
+        augmentation specs and the other values are named by a short hash.
+        """
+        readable = {"fixmatch_threshold": "t", "fixmatch_ratio": "u", "fixmatch_epochs": "e", "fixmatch_weight": "w",
+                    "contrastive_epochs": "e", "contrastive_batch_size": "b", "contrastive_temperature": "t"}
+        tags = ""
+        for method, section, prefix in (("fixmatch", "semisupervised", "fm"), ("contrastive", "selfsupervised", "cl")):
+            if method not in self.methods:
+                continue
+            changed = {name: value for name, value in self.section(section).items()
+                       if value != type(self).model_fields[name].default}
+            if not changed:
+                continue
+            parts = [f"{readable[name]}{value:g}" if isinstance(value, float) else f"{readable[name]}{value}"
+                     for name, value in changed.items() if name in readable]
+            rest = {name: value for name, value in changed.items() if name not in readable}
+            if rest:
+                parts.append(hashlib.sha256(json.dumps(rest, sort_keys=True).encode()).hexdigest()[:4])
+            tags += f"-{prefix}-" + "-".join(parts)
+        return tags
+
     @property
     def config_id(self) -> str:
         """Readable name of this configuration, e.g. ``bs32-f64-unpool-bn0``; notebooks and results are named by it.
 
         Names the batch size, the encoder (``f64`` for the paper's, else its
         filters and a hash), the decoder, batch norm, and the non-default pool,
-        augmentation, schedule, refit and ensemble, so sweep points differ.
+        augmentation, schedule, refit, ensemble and settings of the methods run
+        (FixMatch's, the contrastive encoder's), so sweep points differ.
         """
         name = f"bs{self.batch_size}-{self._encoder_tag()}-{self.decoder}-bn{int(self.batch_norm)}" + self._classifier_tags()
         if self.refit_on_validation:
             name += "-refit"
         if self.ensemble > 1:
             name += f"-ens{self.ensemble}"
-        return name
+        return name + self._method_tags()
 
     def cae_id(self, decoder: str | None = None) -> str:
         """Run-folder name of the CAE: readable part + :meth:`key` of ``"cae"`` (shared across batch sizes)."""

@@ -809,7 +809,8 @@ def train_classifier(train, validation, n_classes: int, run_dir, settings, *, se
     unlabeled : np.ndarray [shape=(m, n_mels, n_frames, channels)], optional
         Standardised unlabeled clips: train with FixMatch-style consistency
         (:class:`esc_lib.semi.ConsistencyTrainer`, the ``fixmatch_*`` settings;
-        ``fixmatch_epochs`` passes over these clips) instead of on labels alone.
+        ``fixmatch_epochs`` passes over the labelled clips, ``max_epochs`` when 0)
+        instead of on labels alone.
     stage : str, optional
         The method, for ``settings.json`` (default: ``pretrained`` with a
         pre-trained encoder, ``fixmatch`` with unlabeled clips, else ``supervised``).
@@ -833,7 +834,7 @@ def train_classifier(train, validation, n_classes: int, run_dir, settings, *, se
     say = say or (lambda message: None)
     augment = augmentations.from_spec(settings.augment, n_classes=n_classes) if settings.augment else None
     cosine = settings.lr_schedule == "cosine"
-    max_epochs = settings.max_epochs if unlabeled is None else settings.fixmatch_epochs
+    max_epochs = settings.max_epochs if unlabeled is None else (settings.fixmatch_epochs or settings.max_epochs)
     # One-hot targets for training and validation alike, so soft targets from
     # mixing and plain ones go through the same loss and metric.
     Y_train, Y_validation = one_hot(y_train, n_classes), one_hot(y_validation, n_classes)

@@ -174,6 +174,14 @@ def test_pretraining_clips(name, test_fold):
     assert np.array_equal(pre, np.flatnonzero(folds != test_fold))  # today's boolean mask, clip order
     assert len(protocol.pretraining_clips(folds, test_fold, False)) == 0
     assert protocol.pretraining_clips(folds, test_fold, False).dtype == np.int64
+    # A search scored on the validation fold leaves that fold's audio out too.
+    scored = protocol.validation_fold(folds, test_fold)
+    held = protocol.pretraining_clips(folds, test_fold, True, hold_out_validation=True)
+    assert np.array_equal(held, np.flatnonzero(~np.isin(folds, [test_fold, scored])))
+    assert np.array_equal(held, protocol.split(folds, test_fold).train)
+    assert len(protocol.pretraining_clips(folds, test_fold, False, hold_out_validation=True)) == 0
+    _, stats = protocol.statistics_clips(folds, test_fold, has_pool=True, include_labelled_folds=True, hold_out_validation=True)
+    assert np.array_equal(stats, held)
 
 
 def test_shared_cae_cannot_see_labelled_folds():

@@ -65,15 +65,27 @@ def test_semi_supervised_stream_pairs_each_unlabeled_clip_with_two_views_and_rep
     X, y = _data(10)
     U = np.random.default_rng(1).normal(size=(25, *SHAPE)).astype("float32")
     from esc_lib.augment import from_spec
+    from esc_lib.streams import BatchStream
 
     stream = semi.SemiSupervisedStream(X, training.one_hot(y, 2), U, batch_size=4, ratio=2, seed=3,
                                        weak=from_spec("shift:max_shift=1"), strong=from_spec("mask:max_freq_width=3"))
-    assert stream.steps_per_epoch == 4  # ceil(25 / 8)
+    # An epoch is a pass over the labelled clips, as many steps as supervised training takes.
+    assert stream.steps_per_epoch == BatchStream(X, training.one_hot(y, 2), batch_size=4, seed=3).steps_per_epoch == 3
     batches = list(stream.epoch(0))
-    assert len(batches) == 4
+    assert len(batches) == 3
     (x, weak, strong), targets = batches[0]
     assert x.shape == (4, *SHAPE) and weak.shape == strong.shape == (8, *SHAPE) and targets.shape == (4, 2)
-    assert sum(len(b[0][1]) for b in batches) == 25  # every unlabeled clip once per epoch
+    assert sum(len(b[0][0]) for b in batches) == 10  # every labelled clip once per epoch
+    # 3 steps x 8 unlabeled clips: 24 different ones of the 25 (a permutation, no clip twice).
+    marked = U.copy()
+    marked[:, 0, 0, 0] = np.arange(len(U))
+    plain = semi.SemiSupervisedStream(X, training.one_hot(y, 2), marked, batch_size=4, ratio=2, seed=3)
+    seen = np.concatenate([b[0][1][:, 0, 0, 0] for b in plain.epoch(0)])
+    assert len(seen) == 24 and len(set(seen.tolist())) == 24
+    # With more steps than unlabeled clips the permutations repeat: every clip once per pass.
+    few = semi.SemiSupervisedStream(X, training.one_hot(y, 2), marked[:5], batch_size=4, ratio=2, seed=3)
+    seen = np.concatenate([b[0][1][:, 0, 0, 0] for b in few.epoch(0)])
+    assert len(seen) == 24 and all(sorted(seen[i:i + 5].tolist()) == [0, 1, 2, 3, 4] for i in range(0, 20, 5))
     again = list(stream.epoch(0))
     assert all(np.array_equal(a[0][2], b[0][2]) for a, b in zip(batches, again))
     assert not np.array_equal(list(stream.epoch(1))[0][0][1], batches[0][0][1])
@@ -81,7 +93,7 @@ def test_semi_supervised_stream_pairs_each_unlabeled_clip_with_two_views_and_rep
 
 def test_fixmatch_unlabeled_loss_falls_and_confident_share_rises(tmp_path):
     X, y = _data(96)
-    settings = _settings(fixmatch_epochs=6, fixmatch_threshold=0.0, learning_rate=0.01)
+    settings = _settings(fixmatch_epochs=30, fixmatch_threshold=0.0, learning_rate=0.01)  # 30 steps of 8 + 16
     run = training.train_classifier((X[:8], y[:8]), (X[8:24], y[8:24]), 2, tmp_path / "fixmatch", settings,
                                     seeds=[0], unlabeled=X[24:], score=X[8:24])
     history = run.histories[0]
@@ -135,9 +147,7 @@ def test_killed_fixmatch_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
     assert_array_equal(resumed.scored, uninterrupted.scored)
 
 
-def test_the_test_fold_never_enters_the_unlabeled_stream(synthetic, tmp_path, monkeypatch):
-    """FixMatch's and the contrastive encoder's unlabeled clips: the pool and the non-test folds, never the test fold."""
-    dataset, features, pool = synthetic
+def _spy_unlabeled(monkeypatch):
     seen = {}
     real_classifier, real_contrastive = training.train_classifier, training.train_contrastive
 
@@ -152,6 +162,13 @@ def test_the_test_fold_never_enters_the_unlabeled_stream(synthetic, tmp_path, mo
 
     monkeypatch.setattr(training, "train_classifier", spy_classifier)
     monkeypatch.setattr(training, "train_contrastive", spy_contrastive)
+    return seen
+
+
+def test_the_test_fold_never_enters_the_unlabeled_stream(synthetic, tmp_path, monkeypatch):
+    """FixMatch's and the contrastive encoder's unlabeled clips: the pool and the non-test folds, never the test fold."""
+    dataset, features, pool = synthetic
+    seen = _spy_unlabeled(monkeypatch)
     settings = _settings(folds=[3], run_dir=str(tmp_path / "run"), fixmatch_epochs=1, contrastive_epochs=1)
     experiment = Experiment(settings, dataset=dataset, features=features, pool=pool, verbose=0)
     experiment.cross_validate(methods=["fixmatch", "contrastive"])
@@ -165,3 +182,25 @@ def test_the_test_fold_never_enters_the_unlabeled_stream(synthetic, tmp_path, mo
             assert not np.any(np.all(np.isclose(unlabeled, clip), axis=(1, 2, 3))), method
     metrics = experiment.cross_validate(methods=["fixmatch", "contrastive"])[0]
     assert set(metrics["method"]) == {"fixmatch", "contrastive"} and (metrics["pool_size"] == len(pool.X)).all()
+
+
+def test_a_search_scored_on_the_validation_fold_leaves_its_audio_out_of_the_unlabeled_stream(synthetic, tmp_path, monkeypatch):
+    """score='validation' with pretrain_on_train_folds: neither the test nor the (scored) validation fold is unlabeled data."""
+    dataset, features, pool = synthetic
+    seen = _spy_unlabeled(monkeypatch)
+    settings = _settings(folds=[3], run_dir=str(tmp_path / "run"), fixmatch_epochs=1, contrastive_epochs=1,
+                         unlabeled="none", pretrain_on_train_folds=True, score="validation")
+    experiment = Experiment(settings, dataset=dataset, features=features, pool=pool, verbose=0)
+    validation_fold = experiment.split(3).validation_fold
+    metrics = experiment.cross_validate(methods=["fixmatch", "contrastive"])[0]
+    assert (metrics["scored_on"] == "validation").all()
+    scaler = experiment.standardizer(3)
+    training_folds = ~np.isin(dataset.folds, [3, validation_fold])
+    for method in ("fixmatch", "contrastive"):
+        unlabeled = seen[method]
+        assert len(unlabeled) == training_folds.sum(), method
+        np.testing.assert_allclose(unlabeled, scaler.transform(features[training_folds]), rtol=1e-6)
+    # The statistics too come from the training folds alone, and the runs are not those of a test-scored study.
+    np.testing.assert_allclose(scaler.mean_, features[training_folds].mean(axis=(0, 2)).reshape(scaler.mean_.shape), rtol=1e-4)
+    assert settings.key("fixmatch") != settings.replace(score="test").key("fixmatch")
+    assert settings.replace(score="test", refit_on_validation=False).key("supervised") != settings.key("supervised")

@@ -172,10 +172,17 @@ def test_profiles_extend_others_and_a_circle_is_an_error(tmp_path):
         load_profile(tmp_path / "a.yaml")
 
 
-def test_a_search_may_not_pretrain_on_the_fold_it_scores():
-    with pytest.raises(SettingsError, match="scored validation fold"):
-        Settings(score="validation", pretrain_on_train_folds=True, methods=["supervised", "fixmatch"])
-    assert Settings(score="validation", pretrain_on_train_folds=True, methods=["supervised"]).score == "validation"
+def test_a_search_on_the_training_folds_audio_holds_the_scored_validation_fold_out():
+    search = Settings(score="validation", pretrain_on_train_folds=True, methods=["supervised", "fixmatch"])
+    assert search.holds_out_validation
+    assert not search.replace(score="test").holds_out_validation
+    assert not search.replace(pretrain_on_train_folds=False, unlabeled="folder").holds_out_validation
+    # Its models are other models than the test-scored study's (other unlabeled clips and statistics).
+    for stage in ("cae", "supervised", "fixmatch"):
+        assert search.key(stage) != search.replace(score="test").key(stage)
+    # Scoring does not change a stage's identity otherwise.
+    pool = Settings(unlabeled="folder", pretrain_on_train_folds=False)
+    assert pool.key("cae") == pool.replace(score="validation").key("cae")
 
 
 def test_keys_hash_the_augmentation_actually_used():
