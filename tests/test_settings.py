@@ -192,3 +192,17 @@ def test_keys_hash_the_augmentation_actually_used():
     for name, stage in (("fixmatch_weak", "fixmatch"), ("fixmatch_strong", "fixmatch"), ("contrastive_augment", "contrastive")):
         assert Settings().key(stage) == Settings(**{name: DEFAULT_AUGMENTATIONS[name]}).key(stage)
         assert Settings().key(stage) != Settings(**{name: "shift:max_shift=2"}).key(stage)
+
+
+def test_the_configuration_name_shows_the_settings_of_the_methods_run():
+    base = Settings(methods=["supervised", "fixmatch"])
+    assert base.config_id == Settings().config_id  # defaults add nothing
+    lower = base.replace(fixmatch_threshold=0.7)
+    cheaper = lower.replace(fixmatch_ratio=1)
+    assert lower.config_id.endswith("-fm-t0.7") and cheaper.config_id.endswith("-fm-t0.7-u1")
+    assert len({base.config_id, lower.config_id, cheaper.config_id}) == 3
+    # An augmentation spec is named by a hash; a method not run names nothing.
+    strong = base.replace(fixmatch_strong="shift:max_shift=3")
+    assert strong.config_id != base.config_id and "-fm-" in strong.config_id
+    assert Settings(fixmatch_threshold=0.7).config_id == Settings().config_id
+    assert Settings(methods=["contrastive"], pretrain_on_train_folds=True, contrastive_temperature=0.5).config_id.endswith("-cl-t0.5")
