@@ -12,6 +12,7 @@ function                  default                                     environmen
 :func:`esc10_dir`         ``<data_root>/esc10``                       ``ESC10_DIR``
 :func:`escus_dir`         ``<data_root>/ESC-US``                      ``ESCUS_DIR``
 :func:`unlabeled_dir`     ``<data_root>/unlabeled``                   ``ESC_UNLABELED_DIR``
+:func:`labelled_dir`      ``<data_root>/own``                         ``ESC_LABELLED_DIR``
 :func:`cache_dir`         ``<project>/cache``                         ``ESC_CACHE_DIR``
 :func:`runs_dir`          ``<project>/runs``                          ``ESC_RUNS_DIR``
 :func:`figures_dir`       ``<project>/figures``                       ``ESC_FIGURES_DIR``
@@ -35,6 +36,7 @@ __all__ = [
     "esc10_dir",
     "escus_dir",
     "unlabeled_dir",
+    "labelled_dir",
     "cache_dir",
     "runs_dir",
     "figures_dir",
@@ -54,6 +56,7 @@ ENVIRONMENT_VARIABLES = {
     "esc10_dir": "ESC10_DIR",
     "escus_dir": "ESCUS_DIR",
     "unlabeled_dir": "ESC_UNLABELED_DIR",
+    "labelled_dir": "ESC_LABELLED_DIR",
     "cache_dir": "ESC_CACHE_DIR",
     "runs_dir": "ESC_RUNS_DIR",
     "figures_dir": "ESC_FIGURES_DIR",
@@ -96,6 +99,11 @@ def unlabeled_dir() -> Path:
     return _from_env("unlabeled_dir", data_root() / "unlabeled")
 
 
+def labelled_dir() -> Path:
+    """Your own labelled recordings (``dataset: own``): a folder per class, a CSV/TSV table, or ESC-50 layout."""
+    return _from_env("labelled_dir", data_root() / "own")
+
+
 def cache_dir() -> Path:
     """Feature cache (safe to delete; see :func:`esc_lib.features.clear_cache`)."""
     return _from_env("cache_dir", PROJECT_ROOT / "cache")
@@ -134,6 +142,7 @@ def describe() -> dict[str, str]:
         "esc10_dir": esc10_dir,
         "escus_dir": escus_dir,
         "unlabeled_dir": unlabeled_dir,
+        "labelled_dir": labelled_dir,
         "cache_dir": cache_dir,
         "runs_dir": runs_dir,
         "figures_dir": figures_dir,

@@ -191,7 +191,7 @@ class LabelledDataset:
         return self.subset(self.meta["fold"].isin(wanted).to_numpy())
 
     def summary(self) -> pd.DataFrame:
-        """Clips per class and fold, with totals.
+        """Clips (files, for recordings cut into windows) per class and fold, with totals.
 
         Returns
         -------
@@ -199,10 +199,12 @@ class LabelledDataset:
             One row per class (in label order) and a ``total`` row; one column
             per fold and a ``total`` column.
         """
+        # One's own recordings: count files, not their 5 s windows.
+        meta = self.meta.drop_duplicates("file") if "file" in self.meta.columns else self.meta
         category = pd.Categorical(
-            [self.classes[label] for label in self.labels], categories=self.classes
+            [self.classes[label] for label in meta["label"].to_numpy(dtype=np.int64)], categories=self.classes
         )
-        table = pd.crosstab(category, self.meta["fold"].to_numpy(), dropna=False)
+        table = pd.crosstab(category, meta["fold"].to_numpy(), dropna=False)
         table = table.reindex(index=self.classes, fill_value=0)
         table.index.name = "category"
         table.columns = [int(c) for c in table.columns]

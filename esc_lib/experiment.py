@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn import metrics as sklearn_metrics
 
 from esc_lib import atomic, config, protocol
 from esc_lib.settings import METHODS, Settings
@@ -43,6 +44,20 @@ def load_dataset(settings: Settings):
     """The labelled dataset the settings name, from the configured paths (ESC-50 downloaded when asked)."""
     from esc_lib import data
 
+    if settings.dataset == "own":
+        from esc_lib import audio, recordings
+
+        report = audio.SkipReport()
+        run_dir = Path(settings.run_dir)
+        dataset = recordings.load_recordings(
+            config.labelled_dir(), settings.labelled_layout, n_folds=settings.n_folds, seed=settings.seed,
+            sr=settings.sample_rate, fold_file=run_dir / recordings.FOLDS_FILE, report=report,
+        )
+        report.n_used = int(dataset.meta["file"].nunique())
+        if report.n_skipped:
+            print(f"labelled data: {report.summary()} (listed in {run_dir / 'labelled_report.csv'})", flush=True)
+            report.to_csv(run_dir / "labelled_report.csv")
+        return dataset
     if settings.dataset == "esc10":
         return data.load_esc10(config.esc10_dir())
     root = config.esc50_dir()
@@ -54,10 +69,18 @@ def load_dataset(settings: Settings):
 
 
 def _miniature(meta: pd.DataFrame, clips_per_class: int) -> np.ndarray:
-    """Rows of the first ``clips_per_class`` clips of each class in each fold, by file name."""
+    """Rows of the first ``clips_per_class`` clips (files, with all their windows) of each class in each fold, by file name."""
     meta = meta.reset_index(drop=True)
-    keep = meta.sort_values("filename").groupby(["fold", "label"], sort=False).head(clips_per_class)
+    files = meta.drop_duplicates("file") if "file" in meta.columns else meta
+    keep = files.sort_values("filename").groupby(["fold", "label"], sort=False).head(clips_per_class)
+    if "file" in meta.columns:
+        return np.flatnonzero(meta["file"].isin(keep["file"]).to_numpy())
     return np.sort(keep.index.to_numpy())
+
+
+def _windowed(dataset) -> bool:
+    """Whether some file of the dataset gives several rows (5 s windows of a longer recording)."""
+    return "window" in dataset.meta.columns and bool((dataset.meta["window"] > 0).any())
 
 
 class _EmptyPool:
@@ -117,6 +140,9 @@ class Experiment:
         protocol.check_test_folds(dataset.folds, s.folds)  # before any work: a missing test fold is found now
         if "src_file" in dataset.meta.columns:
             protocol.check_groups_within_folds(dataset.meta["src_file"].to_numpy(), dataset.folds)
+        for column in ("file", "group"):  # one's own recordings: windows of a file, takes of a recording
+            if column in dataset.meta.columns:
+                protocol.check_groups_within_folds(dataset.meta[column].astype(str).to_numpy(), dataset.folds)
         self._dataset, self._features = dataset, features
         self._say(f"dataset: {len(dataset)} clips, {dataset.n_classes} classes, folds {sorted(int(f) for f in set(dataset.folds))}")
 
@@ -135,6 +161,9 @@ class Experiment:
         label = names.get((self.settings.dataset, dataset.n_classes))
         if label:
             return label
+        if self.settings.dataset == "own":
+            files = dataset.meta["file"].nunique() if "file" in dataset.meta.columns else len(dataset)
+            return f"{Path(dataset.root).name} ({dataset.n_classes} classes, {files} files)"
         return f"{Path(dataset.root).name} ({dataset.n_classes} classes, ESC-50 layout)"
 
     @property
@@ -150,8 +179,27 @@ class Experiment:
         if self._features is None:
             from esc_lib import features
 
-            self._features = features.extract_clips(self.dataset.paths, self.feature_params, progress=bool(self.verbose))
+            if _windowed(self.dataset):
+                self._features = self._window_features()
+            else:
+                self._features = features.extract_clips(self.dataset.paths, self.feature_params, progress=bool(self.verbose))
         return self._features
+
+    def _window_features(self) -> np.ndarray:
+        """Features of every 5 s window of every labelled file, in row order (recordings longer than a clip)."""
+        from esc_lib import features
+
+        meta = self.dataset.meta
+        files = meta.drop_duplicates("file")
+        extracted = features.extract_pool(list(files["path"]), self.feature_params, progress=bool(self.verbose))
+        counts = np.bincount(extracted.file_index, minlength=len(files)) if len(extracted.X) else np.zeros(len(files), int)
+        expected = meta.groupby("file", sort=False).size().to_numpy()
+        if extracted.report.n_skipped or not np.array_equal(counts, expected):
+            bad = files["path"].to_numpy()[counts != expected][:3].tolist()
+            raise ValueError(
+                f"labelled files changed since they were listed ({extracted.report.summary()}; window counts differ for "
+                f"{bad}); run again")
+        return extracted.X
 
     def unlabeled_files(self) -> list[Path]:
         """The files of the unlabeled pool (empty with ``unlabeled="none"``)."""
@@ -163,17 +211,22 @@ class Experiment:
             return []
         # Clips whose Freesound source is the source of a labelled clip never
         # reach pre-training; the labelled release's whole metadata file is
-        # used, not this run's possibly reduced dataset.
+        # used, not this run's possibly reduced dataset (one's own recordings:
+        # their file names, and the labelled files themselves are left out).
         metadata = Path(self.dataset.root) / "meta" / "esc50.csv"
+        source = metadata if metadata.is_file() else self.dataset
         if s.unlabeled == "folder":
-            banned = data.source_ids(metadata)
-            return data.unlabeled_pool(config.unlabeled_dir(), exclude_freesound_ids=banned, max_files=limit, seed=s.seed).files
-        root = config.escus_dir()
-        if s.download:
-            from esc_lib import download
+            banned = data.source_ids(source)
+            files = data.unlabeled_pool(config.unlabeled_dir(), exclude_freesound_ids=banned, max_files=limit, seed=s.seed).files
+        else:
+            root = config.escus_dir()
+            if s.download:
+                from esc_lib import download
 
-            root = download.download_escus(root, n_parts=s.escus_parts)
-        return data.escus_pool(root, esc50_meta=metadata, max_clips=limit, seed=s.seed).files
+                root = download.download_escus(root, n_parts=s.escus_parts)
+            files = data.escus_pool(root, esc50_meta=source, max_clips=limit, seed=s.seed).files
+        labelled = {str(Path(path).resolve()) for path in self.dataset.meta["path"]}
+        return [path for path in files if str(Path(path).resolve()) not in labelled]
 
     @property
     def pool(self):
@@ -343,8 +396,8 @@ class Experiment:
         split = self.split(test_fold)
         labels, X = self.dataset.labels, self.features
         seed = protocol.budget_seed(s.seed, test_fold)
-        train = protocol.label_budget(labels, split.train, labels_per_class, seed)
-        validation = protocol.label_budget(labels, split.validation, labels_per_class, seed)
+        train = self._label_budget(split.train, labels_per_class, seed)
+        validation = self._label_budget(split.validation, labels_per_class, seed)
         scored = split.test if s.score == "test" else validation
         start = time.monotonic()
         self._say(
@@ -368,7 +421,8 @@ class Experiment:
             validation_accuracy = float("nan")  # every labelled fold but the test fold trained
         else:
             validation_accuracy = float(np.mean(outcome.validation.argmax(axis=1) == labels[validation]))
-        predicted, truth = outcome.scored.argmax(axis=1), labels[scored]
+        probabilities, scored = self._per_file(outcome.scored, scored)
+        predicted, truth = probabilities.argmax(axis=1), labels[scored]
         metrics = {
             "config": s.config_id,
             "batch_size": s.batch_size,
@@ -388,6 +442,10 @@ class Experiment:
             "members": s.ensemble,
             "validation_accuracy": validation_accuracy,
             "accuracy": float(np.mean(predicted == truth)),
+            # Beside accuracy for classes of unequal size (equal to it where every class has as many clips).
+            "balanced_accuracy": float(sklearn_metrics.balanced_accuracy_score(truth, predicted)),
+            "macro_f1": float(sklearn_metrics.f1_score(
+                truth, predicted, average="macro", labels=np.unique(truth), zero_division=0)),
             "epochs": int(round(np.mean(outcome.epochs))),
             # Training time from the runs' histories (the same when a finished run is loaded);
             # wall_seconds is this call's, with loading or training the encoder it starts from.
@@ -398,11 +456,30 @@ class Experiment:
         predictions = pd.DataFrame({
             "config": s.config_id, "method": method, "fold": test_fold, "labels_per_class": int(labels_per_class),
             "filename": meta["filename"].to_numpy(), "y_true": truth, "y_pred": predicted,
-            "confidence": outcome.scored.max(axis=1),
+            "confidence": probabilities.max(axis=1),
         })
         watched = "" if np.isnan(validation_accuracy) or s.score == "validation" else f" (validation {validation_accuracy:.3f})"
         self._say(f"  {s.score} accuracy {metrics['accuracy']:.3f}{watched} after {metrics['epochs']} epochs ({metrics['seconds']} s)")
         return {"metrics": metrics, "predictions": predictions, "history": outcome.histories[0], "model": outcome.models[0]}
+
+    def _label_budget(self, indices, labels_per_class: int, seed: int) -> np.ndarray:
+        """:func:`esc_lib.protocol.label_budget` over files: a kept file keeps all its windows."""
+        if not _windowed(self.dataset):
+            return protocol.label_budget(self.dataset.labels, indices, labels_per_class, seed)
+        indices = np.asarray(indices)
+        file_of = self.dataset.meta["file"].to_numpy()
+        first = indices[~pd.Series(file_of[indices]).duplicated().to_numpy()]  # one row per file
+        kept = protocol.label_budget(self.dataset.labels, first, labels_per_class, seed)
+        return np.sort(indices[np.isin(file_of[indices], file_of[kept])])
+
+    def _per_file(self, probabilities: np.ndarray, rows) -> tuple[np.ndarray, np.ndarray]:
+        """Window probabilities averaged per file (as :mod:`esc_lib.predict` scores a recording) and one row per file."""
+        rows = np.asarray(rows)
+        if not _windowed(self.dataset):
+            return probabilities, rows
+        file_of = pd.Series(self.dataset.meta["file"].to_numpy()[rows])
+        averaged = pd.DataFrame(probabilities).groupby(file_of.to_numpy(), sort=False).mean().to_numpy()
+        return averaged, rows[~file_of.duplicated().to_numpy()]
 
     def results_dir(self) -> Path:
         return self.run_dir / "results" / self.settings.config_id

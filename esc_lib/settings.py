@@ -84,7 +84,7 @@ STAGE_SECTIONS = {
 
 #: The sections each notebook declares in its parameters cell.
 NOTEBOOK_SECTIONS = {
-    "01_preprocessing": ("data", "features", "output"),
+    "01_preprocessing": ("data", "features", "evaluation", "output"),  # evaluation: the test folds are checked up front
     "02_cae_pretraining": ("data", "features", "network", "pretraining", "selfsupervised", "evaluation", "output"),
     "03_finetuning": tuple(SECTIONS),
     "04_results": tuple(SECTIONS),
@@ -133,7 +133,11 @@ class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     # ---------------------------------------------------------------- data
-    dataset: Literal["esc10", "esc50"] = _p("esc10", "data", 'labelled data, "esc10" (ESC10_DIR) or "esc50" (ESC50_DIR)')
+    dataset: Literal["esc10", "esc50", "own"] = _p(
+        "esc10", "data", 'labelled data, "esc10" (ESC10_DIR), "esc50" (ESC50_DIR) or "own" (ESC_LABELLED_DIR)')
+    labelled_layout: Literal["auto", "esc50", "folders", "table"] = _p(
+        "auto", "data", 'layout of "own" data: a folder per class, a CSV/TSV of path,label[,fold][,group], ESC-50; auto detects')
+    n_folds: int = _p(5, "data", 'folds made for "own" data that lists none (stratified, grouped by recording)', ge=3)
     download: bool = _p(False, "data", "download ESC-50 / ESC-US when absent")
     unlabeled: Literal["folder", "escus", "none"] = _p(
         "folder", "data", 'unlabeled pool, "folder" (ESC_UNLABELED_DIR), "escus" (ESCUS_DIR) or "none"')
@@ -336,6 +340,10 @@ class Settings(BaseModel):
         network = sections["network"]
         network["encoder"] = self.encoder_notation
         del network["filters"]
+        if self.dataset != "own":
+            # Settings of one's own recordings change nothing else: keep the keys of ESC runs.
+            for name in ("labelled_layout", "n_folds"):
+                sections["data"].pop(name, None)
         if self.holds_out_validation:
             # A search's unlabeled clips (and input statistics) leave out the scored validation fold.
             sections["data"]["unlabeled_folds"] = "training folds only"

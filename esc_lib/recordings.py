@@ -1,0 +1,385 @@
+"""Your own labelled recordings: a folder per class or a CSV/TSV, folds made for you.
+
+Three layouts of labelled data reach the same :class:`esc_lib.data.LabelledDataset`:
+
+ESC-50 (``meta/esc50.csv`` beside ``audio/``)
+    As :func:`esc_lib.data.load_labelled` reads it, folds as listed.
+A folder per class (``root/<class name>/**/*.wav|ogg|flac|...``)
+    The class is the name of the top-level folder a file lies under (at any
+    depth); files directly in ``root`` are an error, hidden files are ignored.
+A table (``.csv``, or ``.tsv`` / ``.tab`` with tabs) of ``path,label[,fold][,group]``
+    Paths relative to the table's folder (absolute ones are refused when they
+    lie outside it); ``fold`` (integers) is used when present, else folds are
+    made; ``group`` names recordings that must stay in one fold.
+
+Files may have any length, sample rate and channel count: each becomes its
+5 s windows (:func:`esc_lib.audio.split_windows`: the last partial window is
+padded when at least 1 s long), every window carries the file's label and
+fold, and a classifier is scored per *file* (window probabilities averaged,
+as :mod:`esc_lib.predict` does).  So the dataset's rows are windows; the
+columns ``file`` (0-based file id), ``window`` (index in the file) and
+``group`` say where each comes from.
+
+Folds made for you
+    :func:`make_folds`: scikit-learn's ``StratifiedGroupKFold`` (shuffled,
+    seeded) over *files*, groups from the ``group`` column, else from a file
+    name following ESC's ``FOLD-SOURCE-TAKE-TARGET`` pattern (the takes of one
+    source recording together), else the file itself; so windows of one file
+    and takes of one recording never straddle folds.  The assignment is
+    written to the run folder (``folds.csv``) and reused by later runs.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import unicodedata
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from esc_lib import audio, data
+from esc_lib.data import DatasetError
+
+__all__ = [
+    "LAYOUTS",
+    "TABLE_SUFFIXES",
+    "detect_layout",
+    "read_class_folders",
+    "read_table",
+    "source_groups",
+    "make_folds",
+    "count_windows",
+    "load_recordings",
+    "FOLDS_FILE",
+]
+
+#: The labelled layouts; ``auto`` detects one of the others from the path.
+LAYOUTS = ("auto", "esc50", "folders", "table")
+
+#: Suffixes of table files and their separators.
+TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
+
+#: The fold assignment's file in the run folder.
+FOLDS_FILE = "folds.csv"
+
+# ESC-50's clip names: FOLD-SOURCE-TAKE-TARGET.ext (e.g. 1-100032-A-0.wav).
+_ESC_NAME = re.compile(r"^(\d+)-(\d+)-([A-Za-z]+)-(\d+)$")
+
+
+def detect_layout(path: str | Path) -> str:
+    """``esc50``, ``folders`` or ``table`` for a labelled path (see the module docstring).
+
+    Raises
+    ------
+    DatasetError
+        The path does not exist, or is a file that is not a table.
+    """
+    path = Path(path)
+    if path.is_file():
+        if path.suffix.lower() in TABLE_SUFFIXES:
+            return "table"
+        raise DatasetError(
+            f"{path}: a labelled file must be a table ({', '.join(TABLE_SUFFIXES)}) of path,label[,fold][,group]; "
+            "or point at a folder with a subfolder per class")
+    if not path.is_dir():
+        raise DatasetError(
+            f"{path}: labelled data not found; point ESC_LABELLED_DIR (run_all.sh --labelled-dir) at a folder "
+            "with a subfolder per class, a CSV/TSV of path,label, or a folder in ESC-50 layout")
+    if (path / "meta" / "esc50.csv").is_file():
+        return "esc50"
+    return "folders"
+
+
+def _clean_label(value, where: str) -> str:
+    """A class name: Unicode-normalised (NFC), surrounding white space removed; empty is an error."""
+    label = unicodedata.normalize("NFC", str(value)).strip()
+    if not label or label.lower() == "nan":
+        raise DatasetError(f"{where}: empty class label; give every file a label")
+    return label
+
+
+def read_class_folders(root: str | Path) -> pd.DataFrame:
+    """Files of a folder-per-class layout.
+
+    Returns
+    -------
+    pd.DataFrame
+        ``path`` (absolute, str), ``filename`` (relative to ``root``),
+        ``category`` (the class folder's name); sorted by class, then path.
+
+    Raises
+    ------
+    DatasetError
+        No class folder, audio directly in ``root``, or a class folder with no audio.
+    """
+    root = Path(root).expanduser().resolve()
+    classes = sorted(entry.name for entry in os.scandir(root) if entry.is_dir() and not entry.name.startswith("."))
+    loose = [entry.name for entry in os.scandir(root)
+             if entry.is_file() and os.path.splitext(entry.name)[1].lower() in data.AUDIO_EXTENSIONS]
+    if loose:
+        raise DatasetError(
+            f"{root}: {len(loose)} audio file(s) directly in the folder (e.g. {loose[0]}); "
+            "a folder-per-class layout keeps every file under its class folder, root/<class>/...")
+    if not classes:
+        raise DatasetError(f"{root}: no class folders; put each class's recordings in root/<class name>/")
+    rows = []
+    for name in classes:
+        files = data.find_audio_files(root / name)
+        if not files:
+            raise DatasetError(
+                f"{root / name}: class folder holds no audio file ({', '.join(data.AUDIO_EXTENSIONS[:4])}, ...); "
+                "add recordings or remove the folder")
+        label = _clean_label(name, str(root / name))
+        rows += [{"path": str(f), "filename": f.relative_to(root).as_posix(), "category": label} for f in files]
+    return pd.DataFrame(rows)
+
+
+def read_table(table: str | Path) -> pd.DataFrame:
+    """Rows of a ``path,label[,fold][,group]`` table (CSV, or TSV with tabs).
+
+    Returns
+    -------
+    pd.DataFrame
+        ``path`` (absolute, str), ``filename`` (relative to the table's folder), ``category``, and
+        ``fold`` (int) / ``group`` (str) when the table has them.
+
+    Raises
+    ------
+    DatasetError
+        Unreadable table, missing column, a path outside the table's folder or
+        not found, a file listed twice (with the same or another label), an
+        empty label, or non-integer folds.  Each names the table and the rows.
+    """
+    table = Path(table).expanduser().resolve()
+    separator = TABLE_SUFFIXES.get(table.suffix.lower(), ",")
+    try:
+        frame = pd.read_csv(table, sep=separator, dtype=str, keep_default_na=False, encoding="utf-8", quoting=csv.QUOTE_MINIMAL)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise DatasetError(f"{table}: cannot be read as a {'TSV' if separator == chr(9) else 'CSV'} table ({error})") from error
+    frame.columns = [str(c).strip().lower() for c in frame.columns]
+    missing = [c for c in ("path", "label") if c not in frame.columns]
+    if missing:
+        raise DatasetError(f"{table}: column(s) {missing} missing; expected path,label[,fold][,group], found {list(frame.columns)}")
+    if len(frame) == 0:
+        raise DatasetError(f"{table}: lists no file")
+    base = table.parent
+    rows, outside, absent = [], [], []
+    for number, row in enumerate(frame.itertuples(index=False), start=2):  # line 1 is the header
+        listed = str(row.path).strip()
+        where = f"{table}, line {number}"
+        if not listed:
+            raise DatasetError(f"{where}: empty path")
+        # Lexically under the table's folder (a link in it may point elsewhere, as links do).
+        resolved = Path(os.path.normpath(base / listed))
+        if os.path.commonpath([str(resolved), str(base)]) != str(base):
+            outside.append(f"line {number}: {listed}")
+            continue
+        if not resolved.is_file():
+            absent.append(f"line {number}: {listed}")
+            continue
+        entry = {"path": str(resolved), "filename": resolved.relative_to(base).as_posix(),
+                 "category": _clean_label(row.label, where), "line": number, "real": os.path.realpath(resolved)}
+        if "fold" in frame.columns:
+            entry["fold"] = str(row.fold).strip()
+        if "group" in frame.columns:
+            entry["group"] = str(row.group).strip()
+        rows.append(entry)
+    if outside:
+        raise DatasetError(f"{table}: {len(outside)} path(s) outside the table's folder {base} ({'; '.join(outside[:3])}); "
+                           "list files under the folder that holds the table")
+    if absent:
+        raise DatasetError(f"{table}: {len(absent)} listed file(s) not found ({'; '.join(absent[:3])}); "
+                           "fix the paths (relative to the table's folder) or remove the rows")
+    out = pd.DataFrame(rows)
+    repeated = out[out["real"].duplicated(keep=False)]
+    if len(repeated):
+        lines = repeated.groupby("real")["line"].apply(lambda s: ", ".join(map(str, s))).head(3)
+        raise DatasetError(f"{table}: file(s) listed twice ({'; '.join(f'{Path(p).name} on lines {l}' for p, l in lines.items())}); "
+                           "list each file once")
+    if "fold" in out.columns:
+        folds = pd.to_numeric(out["fold"], errors="coerce")
+        bad = out.loc[folds.isna() | (folds != folds.round()), ["line", "fold"]]
+        if len(bad):
+            raise DatasetError(f"{table}: column 'fold' must hold integers, found {bad['fold'].head(3).tolist()} "
+                               f"(lines {bad['line'].head(3).tolist()}); fill every fold or drop the column")
+        out["fold"] = folds.astype(np.int64)
+    if "group" in out.columns and (out["group"] == "").any():
+        lines = out.loc[out["group"] == "", "line"].head(3).tolist()
+        raise DatasetError(f"{table}: empty group on line(s) {lines}; fill every group or drop the column")
+    return out.drop(columns=["line", "real"])
+
+
+def source_groups(filenames: Sequence[str]) -> list[str]:
+    """A group per file: ``src:<SOURCE>`` where the name follows ESC's ``FOLD-SOURCE-TAKE-TARGET``, else the file itself.
+
+    >>> source_groups(["dog/1-100032-A-0.wav", "dog/1-100032-B-0.wav", "rain/field.wav"])
+    ['src:100032', 'src:100032', 'file:rain/field.wav']
+    """
+    groups = []
+    for name in filenames:
+        match = _ESC_NAME.match(Path(name).stem)
+        groups.append(f"src:{match.group(2)}" if match else f"file:{name}")
+    return groups
+
+
+def make_folds(labels: Sequence, groups: Sequence, k: int, seed: int) -> np.ndarray:
+    """Stratified, grouped K-fold over files: a fold number in ``1..k`` per file.
+
+    scikit-learn's ``StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)``:
+    files of one group share a fold, each fold's class mix is as close to the
+    whole as the groups allow.
+
+    Raises
+    ------
+    DatasetError
+        ``k`` < 3 (a test, a validation and a training fold are needed), or a
+        class with fewer than ``k`` groups (files), named with its count.
+    """
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 3:
+        raise DatasetError(f"parameter n_folds={k!r}: need an integer >= 3 (a test, a validation and a training fold)")
+    labels, groups = np.asarray(labels, dtype=object), np.asarray(groups, dtype=object)
+    per_class = pd.DataFrame({"label": labels, "group": groups}).groupby("label")["group"].nunique()
+    short = per_class[per_class < k]
+    if len(short):
+        named = ", ".join(f"{label!r} has {count}" for label, count in short.items())
+        raise DatasetError(
+            f"{k} folds need at least {k} files (recordings) per class: {named}; add recordings, "
+            "lower n_folds, or drop the class")
+    splitter = StratifiedGroupKFold(n_splits=int(k), shuffle=True, random_state=int(seed))
+    folds = np.zeros(len(labels), dtype=np.int64)
+    for fold, (_, test) in enumerate(splitter.split(np.zeros(len(labels)), labels, groups), start=1):
+        folds[test] = fold
+    return folds
+
+
+def count_windows(path: str | Path, sr: int = audio.SAMPLE_RATE, duration: float = audio.CLIP_SECONDS,
+                  min_last_seconds: float = 1.0) -> int:
+    """How many windows :func:`esc_lib.audio.load_windows` cuts from a file, from its header (not decoded).
+
+    The length after resampling to ``sr`` is soxr's, ``floor(frames * sr / rate + 0.5)``.
+
+    Raises
+    ------
+    esc_lib.audio.AudioError
+        The file cannot be opened as audio, or is shorter than ``min_last_seconds``.
+    """
+    import soundfile
+
+    try:
+        info = soundfile.info(str(path))
+    except (RuntimeError, soundfile.LibsndfileError) as error:
+        raise audio.AudioError(f"{path}: not readable as audio ({str(error).splitlines()[0][:120]})") from error
+    if info.frames <= 0 or info.samplerate <= 0:
+        raise audio.AudioError(f"{path}: the file holds no audio samples")
+    samples = info.frames if info.samplerate == sr else int(np.floor(info.frames * sr / info.samplerate + 0.5))
+    window = int(round(sr * duration))
+    full, remainder = divmod(samples, window)
+    n = full + (1 if remainder and remainder >= min_last_seconds * sr else 0)
+    if n == 0:
+        raise audio.AudioError(
+            f"{path}: {samples / sr:.2f} s long, shorter than {min_last_seconds} s: gives no {duration} s window")
+    return n
+
+
+def _read_fold_file(path: Path, files: pd.DataFrame) -> np.ndarray | None:
+    """The folds of an earlier run's ``folds.csv``, if it lists exactly these files (else an error)."""
+    if not path.is_file():
+        return None
+    saved = pd.read_csv(path, dtype={"filename": str})
+    if sorted(saved["filename"]) != sorted(files["filename"]):
+        raise DatasetError(
+            f"{path}: this run folder's folds were made for other files ({len(saved)} listed, {len(files)} now); "
+            "use a new run name (--run-name) for new data, or delete the file to make new folds")
+    return saved.set_index("filename").loc[files["filename"], "fold"].to_numpy(dtype=np.int64)
+
+
+def load_recordings(path: str | Path, layout: str = "auto", *, n_folds: int = 5, seed: int = 0, sr: int = audio.SAMPLE_RATE,
+                    fold_file: str | Path | None = None, report: audio.SkipReport | None = None):
+    """Load labelled recordings in any of :data:`LAYOUTS` as a :class:`~esc_lib.data.LabelledDataset` of windows.
+
+    Parameters
+    ----------
+    path : str or Path
+        A folder with a subfolder per class, a table, or an ESC-50-layout folder.
+    layout : {"auto", "esc50", "folders", "table"}
+    n_folds, seed : int
+        Folds made for you when the layout gives none (:func:`make_folds`).
+    sr : int
+        The sample rate features are computed at (windows are counted at it).
+    fold_file : str or Path, optional
+        Where the made folds are written (atomically) and, on later runs, read from.
+    report : esc_lib.audio.SkipReport, optional
+        Receives the files that cannot be read as audio (skipped and counted);
+        without one such a file is an error.
+
+    Returns
+    -------
+    esc_lib.data.LabelledDataset
+        One row per 5 s window, with ``file``, ``window`` and ``group``; classes in
+        sorted order of their names (ESC-50 layout: by target id).
+    """
+    path = Path(path).expanduser().resolve()
+    if layout not in LAYOUTS:
+        raise DatasetError(f"parameter labelled_layout={layout!r}: use one of {list(LAYOUTS)}")
+    layout = detect_layout(path) if layout == "auto" else layout
+    if layout == "esc50":
+        dataset = data.load_labelled(path)
+        meta = dataset.meta.copy()
+        meta["file"], meta["window"] = np.arange(len(meta)), 0
+        meta["group"] = meta["src_file"].astype(str) if "src_file" in meta.columns else source_groups(meta["filename"])
+        return data.LabelledDataset(root=dataset.root, meta=meta, classes=dataset.classes)
+    if layout == "folders":
+        if not path.is_dir():
+            raise DatasetError(f"{path}: labelled_layout 'folders' needs a folder with a subfolder per class")
+        files, root = read_class_folders(path), path
+    else:
+        if not path.is_file():
+            raise DatasetError(f"{path}: labelled_layout 'table' needs a CSV/TSV file of path,label[,fold][,group]")
+        files, root = read_table(path), path.parent
+
+    # Files that are not audio are skipped and counted (or an error without a report).
+    windows = []
+    for file_path in files["path"]:
+        try:
+            windows.append(count_windows(file_path, sr))
+        except audio.AudioError as error:
+            if report is None:
+                raise
+            report.skip(file_path, str(error).removeprefix(f"{file_path}: "))
+            windows.append(0)
+    listed_classes = set(files["category"])
+    files = files.assign(windows=windows)
+    files = files[files["windows"] > 0].reset_index(drop=True)
+    if len(files) == 0:
+        raise DatasetError(f"{path}: no readable audio file")
+    lost = sorted(listed_classes - set(files["category"]))
+    if lost:
+        raise DatasetError(f"{path}: class(es) {lost} have no readable audio file; add recordings or remove them")
+
+    if "group" not in files.columns:
+        files["group"] = source_groups(files["filename"])
+    classes = sorted(files["category"].unique())
+    label_of = {name: i for i, name in enumerate(classes)}
+    files["label"] = files["category"].map(label_of).astype(np.int64)
+    if "fold" not in files.columns:
+        folds = _read_fold_file(Path(fold_file), files) if fold_file else None
+        if folds is None:
+            folds = make_folds(files["category"], files["group"], n_folds, seed)
+            if fold_file:
+                from esc_lib.atomic import atomic_path
+
+                with atomic_path(fold_file) as temporary:
+                    files.assign(fold=folds)[["filename", "category", "group", "fold"]].to_csv(temporary, index=False)
+        files["fold"] = folds
+    files["file"] = np.arange(len(files))
+    files["target"] = files["label"]
+    meta = files.loc[files.index.repeat(files["windows"])].reset_index(drop=True)
+    meta["window"] = meta.groupby("file").cumcount().astype(np.int64)
+    meta = meta.drop(columns="windows")
+    return data.LabelledDataset(root=root, meta=meta, classes=classes)
