@@ -12,6 +12,7 @@ FUNCTIONS = {
     "esc10_dir": config.esc10_dir,
     "escus_dir": config.escus_dir,
     "unlabeled_dir": config.unlabeled_dir,
+    "labelled_dir": config.labelled_dir,
     "cache_dir": config.cache_dir,
     "runs_dir": config.runs_dir,
     "figures_dir": config.figures_dir,
@@ -42,6 +43,7 @@ def test_data_root_moves_the_datasets(monkeypatch, tmp_path):
     assert config.esc10_dir() == tmp_path.resolve() / "esc10"
     assert config.unlabeled_dir() == tmp_path.resolve() / "unlabeled"
     assert config.esc50_dir() == tmp_path.resolve() / "ESC-50"
+    assert config.labelled_dir() == tmp_path.resolve() / "own"
     assert set(config.describe()) == set(FUNCTIONS)
 
 

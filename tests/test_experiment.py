@@ -269,7 +269,11 @@ def test_run_names_stay_short_and_tell_encoders_and_augmentations_apart():
         ({"folds": [2, 3]}, True, True, True),
         ({"methods": ["supervised"]}, True, True, True),
         ({"label_budgets": [4, 8]}, True, True, True),
-        ({"score": "validation", "methods": ["supervised"]}, True, True, True),
+        # ... except a search on the non-test folds' audio: it holds the scored validation fold out
+        ({"score": "validation", "methods": ["supervised"]}, False, False, False),
+        # one's own recordings' settings, with ESC data: nothing
+        ({"n_folds": 3}, True, True, True),
+        ({"labelled_layout": "table"}, True, True, True),
         ({"profile": "other"}, True, True, True),
         ({"run_dir": "/tmp/elsewhere"}, True, True, True),
         ({"publish_figures": False}, True, True, True),

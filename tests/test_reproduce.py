@@ -16,7 +16,7 @@ def test_shipped_profiles_load_and_every_point_validates(path):
     profile = load_profile(path)
     for point in profile.points():
         settings = Settings(**{**profile.parameters, **point})
-        assert settings.dataset in {"esc10", "esc50"}
+        assert settings.dataset in {"esc10", "esc50", "own"}
 
 
 def test_profile_parameters_are_declared_by_the_notebooks():
