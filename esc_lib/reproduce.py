@@ -138,16 +138,64 @@ def _format_seconds(seconds: float) -> str:
     return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
 
 
+#: Prefix of the executed notebooks' paths for papermill: each save goes through :class:`_AtomicNotebookIO`.
+ATOMIC_SCHEME = "atomic://"
+
+
+class _AtomicNotebookIO:
+    """papermill I/O handler for the executed notebooks: every save replaces the file whole.
+
+    papermill rewrites the output notebook after each cell; a plain write that
+    stops half-way (a full disk, a kill) would leave invalid JSON.  Here each
+    save is a temporary file renamed over the notebook (:func:`esc_lib.atomic.write_bytes`),
+    so the file on disk is always the last complete save, and a failed save
+    raises an ``OSError`` naming the notebook.
+    """
+
+    @staticmethod
+    def _path(path: str) -> str:
+        return path[len(ATOMIC_SCHEME):] if path.startswith(ATOMIC_SCHEME) else path
+
+    def read(self, path):
+        with open(self._path(path), encoding="utf-8") as handle:
+            return handle.read()
+
+    def write(self, buf, path):
+        from esc_lib import atomic
+
+        target = self._path(path)
+        try:
+            atomic.write_bytes(target, buf.encode("utf-8"))
+        except OSError as error:
+            raise OSError(error.errno, f"cannot save the executed notebook {target} ({error.strerror or error}); "
+                                       "the last complete save is kept") from None
+
+    def listdir(self, path):
+        folder = self._path(path)
+        return [os.path.join(folder, name) for name in os.listdir(folder)]
+
+    def pretty_path(self, path):
+        return self._path(path)
+
+
+def _register_atomic_io() -> None:
+    from papermill.iorw import papermill_io
+
+    if not any(scheme == ATOMIC_SCHEME for scheme, _ in papermill_io._handlers):
+        papermill_io.register(ATOMIC_SCHEME, _AtomicNotebookIO())
+
+
 def _execute(notebook: Path, output: Path, parameters: dict) -> None:
     import papermill
 
+    _register_atomic_io()
     declared = papermill.inspect_notebook(str(notebook))
     # Each notebook receives only the parameters it declares, so papermill does
     # not warn about the others and a typo in a profile is reported below.
     passed = {k: v for k, v in parameters.items() if k in declared}
     papermill.execute_notebook(
         str(notebook),
-        str(output),
+        ATOMIC_SCHEME + str(output),
         parameters=passed,
         kernel_name=KERNEL_NAME,
         cwd=str(NOTEBOOKS_DIR),
@@ -156,6 +204,39 @@ def _execute(notebook: Path, output: Path, parameters: dict) -> None:
         stdout_file=sys.stdout,
         stderr_file=sys.stderr,
     )
+
+
+def _stop_on_sigterm() -> None:
+    """Make SIGTERM (``kill``, a scheduler's stop) stop the runner the way Ctrl-C does."""
+    import signal
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
+def _stop_kernels(timeout: float = 10.0) -> int:
+    """Shut down the notebook kernels this runner started (its child processes); returns how many there were.
+
+    papermill's own clean-up does not run when its event loop is interrupted, and a
+    kernel left behind would go on training.  SIGTERM first, SIGKILL after ``timeout`` s.
+    """
+    import psutil
+
+    children = psutil.Process().children(recursive=True)
+    for child in children:
+        try:
+            child.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(children, timeout=timeout)
+    for child in alive:
+        try:
+            child.kill()
+        except psutil.NoSuchProcess:
+            pass
+    return len(children)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -221,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, location in config.describe().items():
         print(f"run_all:   {name:14s} {location}")
     total_start = time.monotonic()
+    _stop_on_sigterm()
     for stage in stages:
         notebook_name, per_point = STAGES[stage]
         notebook = NOTEBOOKS_DIR / notebook_name
@@ -243,6 +325,11 @@ def main(argv: list[str] | None = None) -> int:
             start = time.monotonic()
             try:
                 _execute(notebook, output, stage_parameters)
+            except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (see _stop_on_sigterm)
+                stopped = _stop_kernels()
+                print(f"run_all: {label} stopped; {stopped} notebook kernel(s) shut down. Finished runs are kept: "
+                      f"the same command resumes (the executed notebook so far: {output})", flush=True)
+                return 130
             except Exception as error:  # papermill's PapermillExecutionError, or a kernel that died
                 raise SystemExit(_failure_line(label, output, error)) from None
             print(f"run_all: {label} done in {_format_seconds(time.monotonic() - start)} -> {output}", flush=True)

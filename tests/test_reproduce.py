@@ -1,7 +1,9 @@
 """The headless runner: profiles, sweeps and its command line."""
 
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -154,3 +156,86 @@ def test_papermill_rejects_an_unknown_parameter_in_the_first_cell(tmp_path):
     assert failed.value.ename == "SettingsError"
     assert "unknown parameter 'clips_per_clas'; did you mean 'clips_per_class'" in failed.value.evalue
     assert not (tmp_path / "run").exists()
+
+
+def _tiny_notebook(path: Path) -> Path:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    parameters = nbformat.v4.new_code_cell("x = 1")
+    parameters.metadata["tags"] = ["parameters"]
+    nb.cells = [parameters] + [nbformat.v4.new_code_cell(f"print('cell {i}', x * {i})") for i in range(4)]
+    nb.metadata["kernelspec"] = {"name": reproduce.KERNEL_NAME, "display_name": "esc-lib", "language": "python"}
+    nbformat.write(nb, str(path))
+    return path
+
+
+def _outputs(path: Path) -> list:
+    cells = json.loads(path.read_text())["cells"]
+    return [[o.get("text") for o in c.get("outputs", [])] for c in cells if c["cell_type"] == "code"]
+
+
+@pytest.mark.slow
+def test_a_full_disk_while_a_notebook_is_saved_leaves_the_last_complete_save(tmp_path, monkeypatch):
+    import errno
+
+    from esc_lib import atomic
+
+    notebook = _tiny_notebook(tmp_path / "tiny.ipynb")
+    reference = tmp_path / "reference" / "tiny.ipynb"
+    reference.parent.mkdir()
+    reproduce._execute(notebook, reference, {"x": 2})
+    assert _outputs(reference)[-1] == [["cell 3 6\n"]]
+
+    output = tmp_path / "full" / "tiny.ipynb"
+    output.parent.mkdir()
+    real_fsync, saves = atomic._fsync, []
+
+    def disk_fills_up(path):
+        saves.append(path)
+        if len(saves) >= 3:  # the third save of the executed notebook finds the disk full
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(path)
+
+    monkeypatch.setattr(atomic, "_fsync", disk_fills_up)
+    with pytest.raises(OSError, match=f"cannot save the executed notebook {output} \\(No space left on device\\)"):
+        reproduce._execute(notebook, output, {"x": 2})
+    json.loads(output.read_text())  # still valid JSON: the last complete save
+    assert sorted(p.name for p in output.parent.iterdir()) == ["tiny.ipynb"]  # no temporary file left
+    monkeypatch.setattr(atomic, "_fsync", real_fsync)
+    reproduce._execute(notebook, output, {"x": 2})  # space again: the rerun completes ...
+    assert _outputs(output) == _outputs(reference)  # ... as the uninterrupted run did
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_sigterm_stops_the_runner_and_the_kernel_it_started(esc10_root, unlabeled_root, tmp_path):
+    import os
+    import signal
+    import time
+
+    import psutil
+
+    environment = {**os.environ, "ESC_RUNS_DIR": str(tmp_path / "runs"), "ESC_CACHE_DIR": str(tmp_path / "cache"),
+                   "ESC_FIGURES_DIR": str(tmp_path / "figures"), "ESC_RESULTS_DIR": str(tmp_path / "results")}
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "esc_lib.reproduce", "--profile", "smoke", "--run-name", "stopped"],
+        cwd=config.PROJECT_ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        deadline, kernels = time.monotonic() + 120, []
+        while time.monotonic() < deadline and not kernels:
+            time.sleep(1)
+            kernels = [p for p in psutil.Process(runner.pid).children(recursive=True)
+                       if "ipykernel" in " ".join(p.cmdline())]
+        assert kernels, "the runner started no notebook kernel within 2 minutes"
+        time.sleep(3)  # the kernel is at work
+        runner.send_signal(signal.SIGTERM)
+        output, _ = runner.communicate(timeout=60)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+    assert runner.returncode == 130, output[-2000:]
+    assert "stopped;" in output and "the same command resumes" in output
+    time.sleep(1)
+    assert not [k for k in kernels if k.is_running() and k.status() != psutil.STATUS_ZOMBIE], "a kernel went on running"
