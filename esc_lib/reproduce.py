@@ -185,10 +185,35 @@ def _register_atomic_io() -> None:
         papermill_io.register(ATOMIC_SCHEME, _AtomicNotebookIO())
 
 
-def _execute(notebook: Path, output: Path, parameters: dict) -> None:
+#: Where, in a run folder, the kernels' own standard error goes (TensorFlow's C++ log lines, ipykernel's start-up notes).
+KERNEL_LOG = "kernels.log"
+
+
+def _kernel_manager(log: Path):
+    """A kernel manager class whose kernels write their standard error (file descriptor 2) to ``log``.
+
+    TensorFlow's C++ runtime logs to the process's stderr, not through Python, so
+    those lines (the oneDNN and CPU-feature banners, an ``E0000 ... use_unbounded_threadpool``
+    line per model that is not an error) never reach the notebook but flood a
+    run's log.  What Python prints, warnings included, still goes to the notebook.
+    """
+    from jupyter_client.manager import AsyncKernelManager
+
+    class QuietKernelManager(AsyncKernelManager):
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            log.parent.mkdir(parents=True, exist_ok=True)
+            with open(log, "ab") as handle:  # the kernel keeps its own copy of the descriptor
+                kw["stderr"] = handle
+                return await super()._async_launch_kernel(kernel_cmd, **kw)
+
+    return QuietKernelManager
+
+
+def _execute(notebook: Path, output: Path, parameters: dict, kernel_log: Path | None = None) -> None:
     import papermill
 
     _register_atomic_io()
+    extra = {"kernel_manager_class": _kernel_manager(kernel_log)} if kernel_log is not None else {}
     declared = papermill.inspect_notebook(str(notebook))
     # Each notebook receives only the parameters it declares, so papermill does
     # not warn about the others and a typo in a profile is reported below.
@@ -203,6 +228,7 @@ def _execute(notebook: Path, output: Path, parameters: dict) -> None:
         log_output=True,
         stdout_file=sys.stdout,
         stderr_file=sys.stderr,
+        **extra,
     )
 
 
@@ -298,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"run_all.sh: sweep points share the name(s) {repeated}; each point must change a setting the name shows")
     (run_dir / "notebooks").mkdir(parents=True, exist_ok=True)
 
-    print(f"run_all: profile {profile_name}, run folder {run_dir}")
+    print(f"run_all: profile {profile_name}, run folder {run_dir} (TensorFlow's own log lines: {run_dir / KERNEL_LOG})")
     for name, location in config.describe().items():
         print(f"run_all:   {name:14s} {location}")
     total_start = time.monotonic()
@@ -324,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"run_all: {label} ...", flush=True)
             start = time.monotonic()
             try:
-                _execute(notebook, output, stage_parameters)
+                _execute(notebook, output, stage_parameters, kernel_log=run_dir / KERNEL_LOG)
             except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (see _stop_on_sigterm)
                 stopped = _stop_kernels()
                 print(f"run_all: {label} stopped; {stopped} notebook kernel(s) shut down. Finished runs are kept: "
