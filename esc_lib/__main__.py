@@ -72,7 +72,8 @@ def _error(command: str, message: str) -> None:
 
 
 def _format_file(row, k: int) -> str:
-    lines = [f"{row['file']}  ({row['n_windows']} window{'s' if row['n_windows'] != 1 else ''})"]
+    lines = [f"{row['file']}  ({row['n_windows']} window{'s' if row['n_windows'] != 1 else ''})"
+             + (f"  [{row['note']}]" if row.get("note") else "")]
     names = [row[f"top{rank}_class"] for rank in range(1, k + 1)]
     width = max(len(name) for name in names)
     for rank, name in enumerate(names, start=1):
@@ -100,6 +101,10 @@ def _predict(args: argparse.Namespace) -> int:
     if table.empty:
         _error("predict", f"no file could be predicted ({skipped.n_skipped} skipped)")
         return 1
+    silent = table.loc[table["note"] == predict.SILENT_NOTE, "file"].tolist()
+    if silent:
+        print(f"warning: {len(silent)} file(s) are silent (every sample zero) and got a class that means nothing, "
+              f"e.g. {silent[0]}", file=sys.stderr)
     print(f"\n{len(table)} file(s) predicted, {skipped.n_skipped} skipped", file=sys.stderr)
     if args.csv is not None:
         try:

@@ -77,10 +77,25 @@ def read_audio(path: str | Path, sr: int = SAMPLE_RATE) -> np.ndarray:
     except MemoryError as error:
         raise AudioError(f"{path}: too large to decode in memory") from error
     except (soundfile.LibsndfileError, RuntimeError, ValueError, TypeError, EOFError, OSError) as error:
-        raise AudioError(f"{path}: cannot decode as audio ({error})") from error
+        raise AudioError(f"{path}: {_decode_failure(path, error)}") from error
     if not np.isfinite(y).all():
         raise AudioError(f"{path}: holds non-finite samples (NaN or infinity)")
     return np.ascontiguousarray(y, dtype=np.float32)
+
+
+def _decode_failure(path: Path, error: Exception) -> str:
+    """Why a file that exists could not be decoded, in words a person can act on.
+
+    libsndfile answers a file whose bytes are no audio format it knows (random
+    bytes named ``.ogg``, a text file named ``.wav``) with "File does not exist or
+    is not a regular file" or "Format not recognised", which misleads when the file
+    is right there.
+    """
+    text = " ".join(str(error).split())
+    if "not a regular file" in text or "Format not recognised" in text or "unknown format" in text.lower():
+        return (f"not a recognised audio file: its bytes are in no format libsndfile decodes (WAV, FLAC, Ogg, MP3, ...) "
+                f"whatever its name ({path.suffix or 'no extension'}) says; damaged, or another kind of file")
+    return f"cannot decode as audio ({text})"
 
 
 def fix_length(y: np.ndarray, n_samples: int) -> np.ndarray:
@@ -193,7 +208,12 @@ class SkipReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
     def skip(self, path: str | Path, reason: str) -> None:
-        self.skipped.append((str(path), reason))
+        """Count ``path`` as skipped; a reason that starts with the path (an error's message) is listed without it."""
+        path = str(path)
+        reason = " ".join(str(reason).split())  # one line, whatever the error printed
+        if reason.startswith(f"{path}: "):
+            reason = reason[len(path) + 2:]
+        self.skipped.append((path, reason))
 
     @property
     def n_skipped(self) -> int:

@@ -415,7 +415,8 @@ def load_esc10(root: str | Path | None = None, verify: bool = True) -> LabelledD
 # ----------------------------------------------------------------------------
 
 
-def find_audio_files(folder: str | Path, extensions: Iterable[str] | None = None) -> list[Path]:
+def find_audio_files(folder: str | Path, extensions: Iterable[str] | None = None, *,
+                     unreadable: list | None = None) -> list[Path]:
     """Every audio file under ``folder``, recursively, sorted by relative path.
 
     Hidden files and folders (name starting with ``.``, e.g. macOS ``._x.wav``
@@ -429,6 +430,10 @@ def find_audio_files(folder: str | Path, extensions: Iterable[str] | None = None
     extensions : iterable of str, optional
         Suffixes to accept, case-insensitive, with or without the dot;
         default :data:`AUDIO_EXTENSIONS`.
+    unreadable : list, optional
+        Receives ``(folder, reason)`` for every folder that could not be listed
+        (no permission, vanished while walked): left out, but counted by the
+        caller instead of silently missing.
 
     Returns
     -------
@@ -453,7 +458,11 @@ def find_audio_files(folder: str | Path, extensions: Iterable[str] | None = None
     # once: a link back up the tree (sub/loop -> ..) would otherwise list every file again
     # at every level of the loop.
     seen_folders = {os.path.realpath(folder)}
-    for directory, subdirectories, files in os.walk(folder, followlinks=True):
+    def not_listed(error: OSError) -> None:
+        if unreadable is not None:
+            unreadable.append((str(error.filename), f"folder not readable ({error.strerror or error}); its files are left out"))
+
+    for directory, subdirectories, files in os.walk(folder, followlinks=True, onerror=not_listed):
         kept = []
         for name in sorted(subdirectories):
             real = os.path.realpath(os.path.join(directory, name))
@@ -529,6 +538,8 @@ class UnlabeledPool:
         Files dropped because their Freesound id is the source of a labelled clip.
     n_found : int
         Audio files found before exclusion and sampling.
+    unreadable : list of (str, str)
+        Folders that could not be listed, with the reason (their files are missing from the pool).
     """
 
     root: Path
@@ -536,6 +547,7 @@ class UnlabeledPool:
     n_excluded_leakage: int = 0
     n_found: int = 0
     description: str = field(default="")
+    unreadable: list = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.files)
@@ -550,6 +562,8 @@ class UnlabeledPool:
         left_out = self.n_found - self.n_excluded_leakage - len(self.files)
         if left_out > 0:
             parts.append(f"{left_out} left out by sampling")
+        if self.unreadable:
+            parts.append(f"{len(self.unreadable)} folder(s) could not be read (e.g. {self.unreadable[0][0]})")
         if self.description:
             parts.append(self.description)
         return "; ".join(parts)
@@ -635,10 +649,12 @@ def unlabeled_pool(
         If the folder is missing or holds no audio file.
     """
     root = Path(folder).expanduser().resolve() if folder is not None else config.unlabeled_dir()
-    files = find_audio_files(root)
+    unreadable: list = []
+    files = find_audio_files(root, unreadable=unreadable)
     if not files:
+        why = f"; {len(unreadable)} folder(s) could not be read, e.g. {unreadable[0][0]}: {unreadable[0][1]}" if unreadable else ""
         raise DatasetError(
-            f"{root}: no audio file found (looked recursively for {', '.join(AUDIO_EXTENSIONS)})"
+            f"{root}: no audio file found (looked recursively for {', '.join(AUDIO_EXTENSIONS)}){why}"
         )
     n_found = len(files)
     excluded = 0
@@ -648,7 +664,7 @@ def unlabeled_pool(
         excluded = len(files) - len(kept)
         files = kept
     files = _sample(files, max_files, seed)
-    return UnlabeledPool(root=root, files=files, n_excluded_leakage=excluded, n_found=n_found)
+    return UnlabeledPool(root=root, files=files, n_excluded_leakage=excluded, n_found=n_found, unreadable=unreadable)
 
 
 def _default_leakage_meta() -> Path:

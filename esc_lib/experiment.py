@@ -217,14 +217,16 @@ class Experiment:
         source = metadata if metadata.is_file() else self.dataset
         if s.unlabeled == "folder":
             banned = data.source_ids(source)
-            files = data.unlabeled_pool(config.unlabeled_dir(), exclude_freesound_ids=banned, max_files=limit, seed=s.seed).files
+            found = data.unlabeled_pool(config.unlabeled_dir(), exclude_freesound_ids=banned, max_files=limit, seed=s.seed)
         else:
             root = config.escus_dir()
             if s.download:
                 from esc_lib import download
 
                 root = download.download_escus(root, n_parts=s.escus_parts)
-            files = data.escus_pool(root, esc50_meta=source, max_clips=limit, seed=s.seed).files
+            found = data.escus_pool(root, esc50_meta=source, max_clips=limit, seed=s.seed)
+        self._unreadable_folders = list(found.unreadable)  # counted in the pool report
+        files = found.files
         labelled = {str(Path(path).resolve()) for path in self.dataset.meta["path"]}
         return [path for path in files if str(Path(path).resolve()) not in labelled]
 
@@ -239,6 +241,8 @@ class Experiment:
 
             self._pool = features.extract_pool(self.unlabeled_files(), self.feature_params, progress=bool(self.verbose))
             report = self._pool.report
+            for folder, reason in getattr(self, "_unreadable_folders", []):
+                report.skip(folder, reason)
             self._say(f"unlabeled pool: {len(self._pool.X)} windows from {report.summary()}")
             self.run_dir.mkdir(parents=True, exist_ok=True)
             report.to_csv(self.run_dir / f"pool_report-{self.settings.pool_label}.csv")

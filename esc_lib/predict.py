@@ -89,6 +89,10 @@ _REQUIRED_FIELDS = ("format_version", "feature_params", "feature_version", "stan
 _FILES_PER_BATCH = 32
 
 
+#: The ``note`` of a predicted file whose every sample is zero.
+SILENT_NOTE = "silent: every sample is zero, so the classes mean nothing"
+
+
 class BundleError(ValueError):
     """A bundle path or its content is unusable; the message names the path and what to do."""
 
@@ -306,7 +310,9 @@ class Bundle:
             One row per file that could be read, in input order.  Wide
             layout: ``file`` (str), ``n_windows`` (int), then for rank
             r = 1..k ``top{r}_class`` (str) and ``top{r}_probability``
-            (float, mean over the file's windows; decreasing in r).
+            (float, mean over the file's windows; decreasing in r), and
+            ``note``: :data:`SILENT_NOTE` for a file whose every sample is
+            zero (its classes mean nothing), else empty.
         skipped : esc_lib.audio.SkipReport
             ``n_used`` files predicted; each unreadable file (or missing path,
             or folder without audio) with the reason.
@@ -327,7 +333,8 @@ class Bundle:
 
         def load(path: Path):
             try:
-                return self.features(self.file_windows(path))
+                windows = self.file_windows(path)
+                return self.features(windows), not np.any(windows)
             except audio.AudioError as error:
                 return error
 
@@ -341,17 +348,21 @@ class Bundle:
                     if isinstance(result, audio.AudioError):
                         report.skip(path, _reason(result, path))
                     else:
-                        loaded.append((path, result))
+                        loaded.append((path, *result))
                 bar.update(len(chunk))
                 if not loaded:
                     continue
                 # One model call for the windows of the whole chunk.
-                probabilities = self._classify(np.concatenate([X for _, X in loaded]))
-                bounds = np.cumsum([0] + [len(X) for _, X in loaded])
-                for (path, X), begin, end in zip(loaded, bounds[:-1], bounds[1:]):
-                    rows.append(_row(path, probabilities[begin:end].mean(axis=0), len(X), self.classes, k))
+                probabilities = self._classify(np.concatenate([X for _, X, _ in loaded]))
+                bounds = np.cumsum([0] + [len(X) for _, X, _ in loaded])
+                for (path, X, silent), begin, end in zip(loaded, bounds[:-1], bounds[1:]):
+                    row = _row(path, probabilities[begin:end].mean(axis=0), len(X), self.classes, k)
+                    # A file of zeros still gets a class (the model must answer), which means nothing: say so.
+                    row["note"] = SILENT_NOTE if silent else ""
+                    rows.append(row)
         report.n_used = len(rows)
         columns = ["file", "n_windows"] + [f"top{r}_{what}" for r in range(1, k + 1) for what in ("class", "probability")]
+        columns.append("note")
         table = pd.DataFrame(rows, columns=columns)
         table["n_windows"] = table["n_windows"].astype(np.int64)
         return table, report

@@ -448,3 +448,27 @@ def test_a_symlink_loop_lists_each_file_once(tmp_path):
     (tmp_path / "alias.wav").symlink_to(tmp_path / "a.wav")  # one real file, two names
     files = find_audio_files(tmp_path)
     assert sorted(p.relative_to(tmp_path).as_posix() for p in files) == ["a.wav", "sub/b.wav"]
+
+
+def test_an_unreadable_subfolder_is_counted_not_silently_missing(tmp_path, monkeypatch):
+    import os
+
+    root = tmp_path / "pool"
+    for name in ("a.wav", "locked/b.wav", "locked/c.wav"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(b"")
+    locked = str(root / "locked")
+    real_scandir = os.scandir
+
+    def scandir(path="."):  # what a folder without read permission does (root ignores chmod, so it is simulated)
+        if os.fspath(path) == locked:
+            raise PermissionError(13, "Permission denied", locked)
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    unreadable = []
+    assert data.find_audio_files(root, unreadable=unreadable) == [root / "a.wav"]
+    assert unreadable == [(locked, "folder not readable (Permission denied); its files are left out")]
+    pool = data.unlabeled_pool(root)
+    assert pool.files == [root / "a.wav"] and pool.unreadable == unreadable
+    assert "1 folder(s) could not be read (e.g. " + locked + ")" in pool.summary()

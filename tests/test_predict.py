@@ -24,7 +24,7 @@ import pandas as pd
 import pytest
 import soundfile
 
-from esc_lib import audio, features
+from esc_lib import audio, features, predict
 from esc_lib.__main__ import main
 from esc_lib.predict import BUNDLE_FILE, BUNDLE_VERSION, MODEL_FILE, BundleError, load_bundle
 
@@ -263,7 +263,8 @@ def test_predict_clips_shape_classes_and_probabilities(trained):
     assert bundle.classes == CLASSES == list(trained.experiment.dataset.classes)
     table, skipped = bundle.predict_files(trained.clips, top_k=3)
     assert list(table.columns) == ["file", "n_windows", "top1_class", "top1_probability", "top2_class",
-                                   "top2_probability", "top3_class", "top3_probability"]
+                                   "top2_probability", "top3_class", "top3_probability", "note"]
+    assert (table["note"] == "").all()
     assert list(table["file"]) == [str(p) for p in trained.clips]
     assert (table["n_windows"] == 1).all()
     assert skipped.n_used == 4 and skipped.n_skipped == 0
@@ -351,7 +352,8 @@ def test_bad_files_are_reported_and_do_not_stop_the_others(trained, tmp_path):
     reasons = dict(skipped.skipped)
     assert set(reasons) == {str(folder / "b-empty.wav"), str(folder / "c-text.ogg"), str(folder / "d-too-short.wav"),
                             str(tmp_path / "missing.wav"), str(tmp_path / "no-audio-here")}
-    assert "cannot decode as audio" in reasons[str(folder / "c-text.ogg")]
+    assert reasons[str(folder / "c-text.ogg")].startswith("not a recognised audio file")  # not "does not exist"
+    assert not any(reason.startswith(str(tmp_path)) for reason in reasons.values())  # the path is listed once
     assert reasons[str(tmp_path / "missing.wav")] == "no such file or folder"
     assert "no audio files" in reasons[str(tmp_path / "no-audio-here")]
     assert skipped.n_used == 2 and skipped.n_skipped == 5
@@ -499,7 +501,7 @@ def test_cli_predict_prints_and_writes_csv(trained, tmp_path):
     assert completed.returncode == 0, completed.stderr
     assert "Traceback" not in completed.stderr
     table = pd.read_csv(out)
-    assert list(table.columns) == ["file", "n_windows", "top1_class", "top1_probability", "top2_class", "top2_probability"]
+    assert list(table.columns) == ["file", "n_windows", "top1_class", "top1_probability", "top2_class", "top2_probability", "note"]
     assert sorted(Path(f).name for f in table["file"]) == sorted([p.name for p in trained.clips[:2]] + ["long-stereo.wav"])
     assert table.set_index(table["file"].map(lambda f: Path(f).name)).loc["long-stereo.wav", "n_windows"] == 3
     for row in table.itertuples():
@@ -594,3 +596,15 @@ def test_a_bundle_whose_feature_parameters_were_edited_is_refused(tmp_path):
     (path / "bundle.json").write_text(json.dumps(manifest))
     with pytest.raises(predict.BundleError, match="not the ones the model was exported with"):
         predict.load_bundle(path)
+
+
+@pytest.mark.slow
+def test_a_silent_file_is_predicted_with_a_note_and_a_warning(trained, tmp_path):
+    silent = tmp_path / "silent.wav"
+    soundfile.write(silent, np.zeros(44100 * 5, dtype=np.float32), 44100)
+    table, skipped = trained.bundle.predict_files([silent, trained.clips[0]])
+    assert table["note"].tolist() == [predict.SILENT_NOTE, ""] and skipped.n_skipped == 0
+    completed = subprocess.run([sys.executable, "-m", "esc_lib", "predict", str(trained.saved), str(silent)],
+                               capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert completed.returncode == 0, completed.stderr
+    assert "warning: 1 file(s) are silent" in completed.stderr and "[silent: every sample is zero" in completed.stdout
