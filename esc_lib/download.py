@@ -47,7 +47,7 @@ from typing import Sequence
 import requests
 import soundfile
 import urllib3
-from tqdm.auto import tqdm
+from tqdm import tqdm  # text bars: tqdm.auto would want ipywidgets in a notebook (and warn without)
 
 from esc_lib import atomic, config
 from esc_lib.data import DatasetError, _missing_message, _resolve_paths, read_metadata

@@ -317,7 +317,7 @@ class Bundle:
             ``n_used`` files predicted; each unreadable file (or missing path,
             or folder without audio) with the reason.
         """
-        from tqdm.auto import tqdm
+        from tqdm import tqdm  # text bar (tqdm.auto wants ipywidgets in a notebook)
 
         if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
             raise ValueError(f"top_k must be a positive integer, got {top_k!r}")

@@ -213,7 +213,13 @@ def _execute(notebook: Path, output: Path, parameters: dict, kernel_log: Path | 
     import papermill
 
     _register_atomic_io()
-    extra = {"kernel_manager_class": _kernel_manager(kernel_log)} if kernel_log is not None else {}
+    extra = {}
+    if kernel_log is not None:
+        # ipykernel forwards what is written to file descriptor 2 into the notebook (and so,
+        # through papermill, into the run's log twice); with capture_fd_output off it stays
+        # the kernel's own stderr, which goes to kernel_log.
+        extra = {"kernel_manager_class": _kernel_manager(kernel_log),
+                 "extra_arguments": ["--IPKernelApp.capture_fd_output=False"]}
     declared = papermill.inspect_notebook(str(notebook))
     # Each notebook receives only the parameters it declares, so papermill does
     # not warn about the others and a typo in a profile is reported below.

@@ -239,3 +239,23 @@ def test_sigterm_stops_the_runner_and_the_kernel_it_started(esc10_root, unlabele
     assert "stopped;" in output and "the same command resumes" in output
     time.sleep(1)
     assert not [k for k in kernels if k.is_running() and k.status() != psutil.STATUS_ZOMBIE], "a kernel went on running"
+
+
+@pytest.mark.slow
+def test_what_a_kernel_writes_below_python_goes_to_the_kernel_log_not_the_run_log(tmp_path, capfd):
+    """TensorFlow's C++ lines are written to file descriptor 2, as here; Python's own output stays in the notebook."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("import os\nos.write(2, b'E0000 C-LEVEL NOISE\\n')\nprint('python output')")]
+    nb.metadata["kernelspec"] = {"name": reproduce.KERNEL_NAME, "display_name": "esc-lib", "language": "python"}
+    notebook = tmp_path / "noisy.ipynb"
+    nbformat.write(nb, str(notebook))
+    output, log = tmp_path / "out" / "noisy.ipynb", tmp_path / "run" / reproduce.KERNEL_LOG
+    output.parent.mkdir()
+    reproduce._execute(notebook, output, {}, kernel_log=log)
+    captured = capfd.readouterr()
+    assert "C-LEVEL NOISE" in log.read_text()
+    assert "C-LEVEL NOISE" not in captured.out + captured.err
+    outputs = json.dumps([cell.get("outputs") for cell in json.loads(output.read_text())["cells"]])
+    assert "C-LEVEL NOISE" not in outputs and "python output" in outputs
