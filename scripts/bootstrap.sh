@@ -28,6 +28,7 @@ fi
 # The stamp covers everything that decides what gets installed.
 stamp="$( { "$python_bin" --version 2>&1; cat "$root/requirements.lock" "$root/pyproject.toml"; } | sha256sum | cut -d' ' -f1)"
 if [[ -x "$venv/bin/python" && -f "$stamp_file" && "$(cat "$stamp_file")" == "$stamp" ]]; then
+    PYTHON="$venv/bin/python" "$root/scripts/install_git_filter.sh"
     echo "bootstrap: environment $venv is up to date"
     exit 0
 fi
@@ -44,5 +45,7 @@ rm -f "$stamp_file"
 # The kernel goes into the environment itself (not the user's home), so
 # papermill and the JupyterLab of this environment find it and nothing else is touched.
 "$venv/bin/python" -m ipykernel install --sys-prefix --name esc-lib --display-name "Python (esc_lib)" >/dev/null
+# Notebook outputs stay out of git (the nbstripout filter that .gitattributes names).
+PYTHON="$venv/bin/python" "$root/scripts/install_git_filter.sh"
 echo "$stamp" > "$stamp_file"
 echo "bootstrap: environment ready in $((SECONDS - start)) s"

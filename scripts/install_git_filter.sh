@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Keep notebook outputs out of git: configure the nbstripout filter that .gitattributes names
+# (*.ipynb filter=nbstripout diff=ipynb) in this clone's .git/config. Called by bootstrap.sh;
+# harmless outside a git clone (does nothing). With it, Run All in JupyterLab (outputs,
+# execution counts, the kernel's language_info, papermill's metadata) leaves `git status` clean;
+# `git diff` shows notebooks without outputs. The files on disk keep their outputs.
+#
+#   PYTHON  the interpreter with nbstripout installed (default: <project>/.venv/bin/python)
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+python_bin="${PYTHON:-${ESC_VENV:-$root/.venv}/bin/python}"
+if ! command -v git >/dev/null 2>&1 || ! git -C "$root" rev-parse --git-dir >/dev/null 2>&1; then
+    exit 0
+fi
+# --keep-id: cell ids stay as Jupyter writes them (nbstripout would renumber them).
+git -C "$root" config filter.nbstripout.clean "\"$python_bin\" -m nbstripout --keep-id"
+git -C "$root" config filter.nbstripout.smudge cat
+git -C "$root" config filter.nbstripout.required true
+git -C "$root" config filter.nbstripout.extrakeys \
+    "metadata.language_info metadata.papermill cell.metadata.papermill cell.metadata.execution"
+git -C "$root" config diff.ipynb.textconv "\"$python_bin\" -m nbstripout --keep-id -t"

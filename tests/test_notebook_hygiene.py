@@ -1,0 +1,102 @@
+"""Committed notebooks open and save clean in Jupyter, and Run All's outputs stay out of git.
+
+A clone of the repository gets the nbstripout filter (scripts/install_git_filter.sh, as the
+bootstrap installs it); a Jupyter server on 127.0.0.1 then loads and saves every notebook
+through its contents API, as JupyterLab does on open and save, and saves it again with what a
+Run All adds (outputs, execution counts, the kernel's language_info, timing metadata).
+`git status` must stay clean throughout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from esc_lib import config
+
+pytestmark = pytest.mark.slow
+
+NOTEBOOKS = sorted(p.name for p in (config.PROJECT_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def _git(clone: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(clone), *args], check=True, capture_output=True, text=True).stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    if subprocess.run(["git", "-C", str(config.PROJECT_ROOT), "rev-parse", "HEAD"], capture_output=True).returncode:
+        pytest.skip("the project is not a git clone")
+    clone = tmp_path_factory.mktemp("clone") / "repo"
+    subprocess.run(["git", "clone", "-q", str(config.PROJECT_ROOT), str(clone)], check=True)
+    subprocess.run([str(clone / "scripts" / "install_git_filter.sh")], check=True, env={**os.environ, "PYTHON": sys.executable})
+    assert _git(clone, "status", "--porcelain") == ""  # the committed notebooks are already in the filtered form
+    port, token = _free_port(), "test-token"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "jupyter", "server", "--allow-root", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
+         f"--IdentityProvider.token={token}", "--ServerApp.open_browser=False", f"--ServerApp.root_dir={clone}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}/api/contents/notebooks/"
+
+    def call(name: str, method: str = "GET", body: dict | None = None) -> dict:
+        request = urllib.request.Request(
+            base + name + ("?content=1" if method == "GET" else ""), method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": f"token {token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.load(response)
+
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            call(NOTEBOOKS[0])
+            break
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                pytest.fail("the Jupyter server did not answer within 90 s")
+            time.sleep(0.5)
+    yield clone, call
+    process.terminate()
+    process.wait(timeout=30)
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_a_committed_notebook_opened_and_saved_by_jupyter_leaves_git_clean(server, name):
+    clone, call = server
+    model = call(name)
+    call(name, "PUT", {"type": "notebook", "format": "json", "content": model["content"]})
+    assert _git(clone, "status", "--porcelain") == ""
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_run_all_outputs_stay_out_of_git(server, name):
+    clone, call = server
+    notebook = call(name)["content"]
+    notebook["metadata"]["language_info"] = {"name": "python", "version": "3.11.7", "mimetype": "text/x-python",
+                                             "codemirror_mode": {"name": "ipython", "version": 3}}
+    for count, cell in enumerate((c for c in notebook["cells"] if c["cell_type"] == "code"), start=1):
+        cell["execution_count"] = count
+        cell["outputs"] = [{"output_type": "stream", "name": "stdout", "text": f"output of cell {count}\n"}]
+        cell["metadata"]["execution"] = {"iopub.status.busy": "2026-12-02T00:00:00.000Z"}
+    call(name, "PUT", {"type": "notebook", "format": "json", "content": notebook})
+    on_disk = json.loads((clone / "notebooks" / name).read_text())
+    assert any(cell.get("outputs") for cell in on_disk["cells"])  # the outputs are in the file ...
+    assert _git(clone, "status", "--porcelain") == ""  # ... and not in git
+    assert "output of cell" not in _git(clone, "diff")
