@@ -38,6 +38,7 @@ import difflib
 import hashlib
 import json
 import re
+import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import ModuleType
@@ -697,9 +698,27 @@ def _main(argv: list[str] | None = None) -> int:
     """``python -m esc_lib.settings``: every parameter as a table (``--markdown`` for the README)."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m esc_lib.settings", description="List every parameter of the schema.")
+    parser = argparse.ArgumentParser(
+        prog="python -m esc_lib.settings",
+        description="List every parameter of the schema, or write a profile as a papermill parameter file.")
     parser.add_argument("--markdown", action="store_true", help="a Markdown table")
+    parser.add_argument(
+        "--papermill", metavar="PROFILE",
+        help="print PROFILE's parameters (its 'extends' resolved, validated) as a flat YAML mapping for "
+             "`papermill -f`; a profile file itself is not one (its parameters sit under 'parameters:')")
     args = parser.parse_args(argv)
+    if args.papermill:
+        import yaml
+
+        try:
+            profile = load_profile(args.papermill)
+            Settings(**profile.parameters)
+        except SettingsError as error:
+            print(f"python -m esc_lib.settings: {error}", file=sys.stderr)
+            return 2
+        print(f"# papermill parameters of profile {profile.path} (python -m esc_lib.settings --papermill)")
+        print(yaml.safe_dump(dict(profile.parameters), sort_keys=False, default_flow_style=None).rstrip())
+        return 0
     rows = describe()
     if args.markdown:
         print("| parameter | section | type | default | description |\n|---|---|---|---|---|")

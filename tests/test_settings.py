@@ -206,3 +206,33 @@ def test_the_configuration_name_shows_the_settings_of_the_methods_run():
     assert strong.config_id != base.config_id and "-fm-" in strong.config_id
     assert Settings(fixmatch_threshold=0.7).config_id == Settings().config_id
     assert Settings(methods=["contrastive"], pretrain_on_train_folds=True, contrastive_temperature=0.5).config_id.endswith("-cl-t0.5")
+
+
+@pytest.mark.slow
+def test_a_profile_exported_for_papermill_f_reaches_the_notebook(tmp_path):
+    """`papermill -f` wants a flat mapping; `python -m esc_lib.settings --papermill PROFILE` writes one."""
+    import json
+    import subprocess
+    import sys
+
+    from esc_lib import config
+
+    exported = subprocess.run([sys.executable, "-m", "esc_lib.settings", "--papermill", "smoke"],
+                              capture_output=True, text=True, check=True).stdout
+    (tmp_path / "smoke-parameters.yaml").write_text(exported)
+    out = tmp_path / "prepared.ipynb"
+    subprocess.run([sys.executable, "-m", "papermill", str(config.PROJECT_ROOT / "notebooks" / "03_finetuning.ipynb"), str(out),
+                    "-f", str(tmp_path / "smoke-parameters.yaml"), "--prepare-only", "-k", "esc-lib"],
+                   capture_output=True, text=True, check=True)
+    cells = json.loads(out.read_text())["cells"]
+    namespace: dict = {}
+    for cell in cells:
+        tags = cell["metadata"].get("tags", [])
+        if "parameters" in tags or "injected-parameters" in tags:
+            exec("".join(cell["source"]), namespace)
+    namespace.pop("__builtins__", None)
+    settings = Settings.from_namespace(namespace)
+    from esc_lib.settings import load_profile
+
+    assert settings == Settings(**load_profile("smoke").parameters)
+    assert settings.clips_per_class == 1 and settings.label_budgets == [0, 1]
