@@ -87,3 +87,15 @@ def test_tables_and_figures_are_published(smoke_run):
     assert len(bundles) == 1 and (bundles[0] / "bundle.json").is_file()
     # The non-default sweep point keeps its figures in the run folder.
     assert not any("upsample" in name for name in figures if name.startswith("03_"))
+
+
+def test_executed_notebooks_show_no_reprs_escape_codes_or_tensorflow_noise(smoke_run):
+    """What a reader sees: no PosixPath(...)/np.int64(...) reprs, no ANSI escapes, no C++ log lines or widget warnings."""
+    import json
+
+    unwanted = ("PosixPath(", "np.int64(", "\x1b[", "IProgress not found", "E0000 ", "I0000 ", "cpu_feature_guard")
+    for path in sorted((smoke_run / "runs" / "test" / "notebooks").glob("*.ipynb")):
+        outputs = json.dumps([cell.get("outputs", []) for cell in json.loads(path.read_text())["cells"]], ensure_ascii=False)
+        found = [text for text in unwanted if text in outputs]
+        assert not found, f"{path.name} shows {found}"
+    assert (smoke_run / "runs" / "test" / "kernels.log").is_file()  # where the C++ lines went
