@@ -220,6 +220,10 @@ def _execute(notebook: Path, output: Path, parameters: dict, kernel_log: Path | 
         # the kernel's own stderr, which goes to kernel_log.
         extra = {"kernel_manager_class": _kernel_manager(kernel_log),
                  "extra_arguments": ["--IPKernelApp.capture_fd_output=False"]}
+    # A save a killed runner left half-written (esc_lib.atomic's temporary beside the notebook)
+    # was never the notebook: remove it.  The notebook itself is always a complete save.
+    for leftover in output.parent.glob(f".{output.name}.*.tmp*"):
+        leftover.unlink(missing_ok=True)
     declared = papermill.inspect_notebook(str(notebook))
     # Each notebook receives only the parameters it declares, so papermill does
     # not warn about the others and a typo in a profile is reported below.

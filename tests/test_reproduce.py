@@ -259,3 +259,40 @@ def test_what_a_kernel_writes_below_python_goes_to_the_kernel_log_not_the_run_lo
     assert "C-LEVEL NOISE" not in captured.out + captured.err
     outputs = json.dumps([cell.get("outputs") for cell in json.loads(output.read_text())["cells"]])
     assert "C-LEVEL NOISE" not in outputs and "python output" in outputs
+
+
+@pytest.mark.slow
+def test_kill_9_while_a_notebook_runs_leaves_a_complete_notebook_and_the_rerun_matches(tmp_path):
+    import os
+    import signal
+    import time
+
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    parameters = nbformat.v4.new_code_cell("x = 1")
+    parameters.metadata["tags"] = ["parameters"]
+    nb.cells = [parameters] + [nbformat.v4.new_code_cell(f"import time\ntime.sleep(0.3)\nprint('cell {i}', x * {i})")
+                               for i in range(40)]
+    nb.metadata["kernelspec"] = {"name": reproduce.KERNEL_NAME, "display_name": "esc-lib", "language": "python"}
+    notebook = tmp_path / "slow.ipynb"
+    nbformat.write(nb, str(notebook))
+    output = tmp_path / "out" / "slow.ipynb"
+    output.parent.mkdir()
+    script = (f"from pathlib import Path; from esc_lib import reproduce; "
+              f"reproduce._execute(Path({str(notebook)!r}), Path({str(output)!r}), {{'x': 2}})")
+    runner = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (output.exists() and "cell 3 6" in output.read_text()):
+        time.sleep(0.2)
+    os.killpg(runner.pid, signal.SIGKILL)  # the runner and its kernel, at once
+    runner.wait(timeout=30)
+    saved = json.loads(output.read_text())  # a complete save, whatever the moment of the kill
+    assert "cell 39" not in json.dumps(saved["cells"][-1].get("outputs"))
+    (output.parent / f".{output.name}.0badcafe.tmp").write_text('{"cells": [')  # what a kill mid-save leaves
+    reproduce._execute(notebook, output, {"x": 2})
+    assert sorted(p.name for p in output.parent.iterdir()) == ["slow.ipynb"]
+    reference = tmp_path / "reference" / "slow.ipynb"
+    reference.parent.mkdir()
+    reproduce._execute(notebook, reference, {"x": 2})
+    assert _outputs(output) == _outputs(reference)
