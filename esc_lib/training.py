@@ -889,7 +889,8 @@ def train_classifier(train, validation, n_classes: int, run_dir, settings, *, se
     validation_probabilities, scored, histories, epochs_used, models_used = [], [], [], [], []
     for member, (seed, run) in enumerate(zip(seeds, first_runs)):
         refit_run = run.with_name(run.name + "-refit")
-        say(f"  member {member} (seed {seed})" if member else "  member 0")
+        if len(seeds) > 1:  # an ensemble: say which member
+            say(f"  member {member} (seed {seed})")
         if cosine and settings.refit_on_validation:
             # A cosine schedule has nothing to choose on the validation fold (it
             # always trains max_epochs): train once on train + validation.
