@@ -64,3 +64,24 @@ def test_figures_and_curves(results):
     assert {"04_fold_accuracies.png", "04_learning_curves.png", "04_embedding.png", "04_label_budget.png"} <= names
     per_class = report.confusion_and_per_class(results)
     assert len(per_class) == 4 and isinstance(per_class, pd.DataFrame)
+
+
+def test_classes_of_unequal_size_add_balanced_accuracy_and_macro_f1(tmp_path):
+    from conftest import SyntheticPool, synthetic_dataset
+
+    dataset, features = synthetic_dataset(per_fold=3)
+    meta = dataset.meta
+    drop = (meta["label"] == 0) & meta.groupby(["fold", "label"]).cumcount().gt(0)  # class 0: 1 clip per fold, others 3
+    keep = (~drop).to_numpy()
+    dataset, features = dataset.subset(keep), features[keep]
+    assert report.imbalanced(dataset)
+    settings = Settings(encoder="(4)3c-2p", head="8fc", batch_size=8, max_epochs=1, cae_max_epochs=1, folds=[1, 2, 3],
+                        run_dir=str(tmp_path / "run"), embedding_method="pca")
+    experiment = Experiment(settings, dataset=dataset, features=features, pool=SyntheticPool(), verbose=0)
+    experiment.run()
+    results = report.Results.collect(experiment, tmp_path / "figures", tmp_path / "tables")
+    tables = report.paper_tables(results)
+    assert {"summary_balanced_accuracy", "summary_macro_f1", "paired_test_balanced_accuracy", "paired_test_macro_f1"} <= set(tables)
+    metrics = results.metrics
+    assert metrics["balanced_accuracy"].between(0, 1).all() and metrics["macro_f1"].between(0, 1).all()
+    assert not report.imbalanced(synthetic_dataset()[0])  # equal classes: accuracy alone
