@@ -72,6 +72,23 @@ __all__ = [
     "predict_proba",
 ]
 
+class _NotRetracing:
+    """Drops TensorFlow's "triggered tf.function retracing" warning (a :class:`logging.Filter`).
+
+    A run trains dozens of models in one process; each traces its own train and
+    validation step, once for full batches and once for the last, smaller one.
+    TensorFlow counts those traces across models and warns of "excessive
+    retracing", which here is neither excessive nor fixable without dropping
+    the last batch (which would change every result).  Other warnings pass.
+    """
+
+    def filter(self, record) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+if not any(isinstance(f, _NotRetracing) for f in tf.get_logger().filters):
+    tf.get_logger().addFilter(_NotRetracing())
+
 CHECKPOINT_FILE = "checkpoint.json"
 CHECKPOINT_DIR = "checkpoints"
 BEST_FILE = "best.npz"

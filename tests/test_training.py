@@ -684,3 +684,24 @@ def test_resume_removes_the_temporaries_a_kill_left(tmp_path, monkeypatch):
     training.train_classifier((X[:16], y[:16]), (X[16:], y[16:]), 4, tmp_path / "run", settings, seeds=[0])
     assert not list((tmp_path / "run").rglob(".*.tmp*"))
     assert training.run_state(tmp_path / "run")["done"]["epochs"] == 2
+
+
+def test_the_retracing_warning_of_many_models_is_dropped_and_other_warnings_pass():
+    import logging
+
+    import tensorflow as tf
+
+    records = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record.getMessage())
+
+    handler = Keep()
+    tf.get_logger().addHandler(handler)
+    try:
+        tf.get_logger().warning("5 out of the last 9 calls to <function f> triggered tf.function retracing. Tracing is expensive")
+        tf.get_logger().warning("something else")
+    finally:
+        tf.get_logger().removeHandler(handler)
+    assert records == ["something else"]
