@@ -1,7 +1,7 @@
 """Arrange a dataset in ESC-50 layout as a folder per class (links, no copies): the worked example of "own" data.
 
-    python scripts/esc_as_class_folders.py ../shared/data/esc10 /tmp/esc10-folders
-    ./run_all.sh --profile own --labelled-dir /tmp/esc10-folders --data-root ../shared/data
+    python scripts/esc_as_class_folders.py ../shared/data/esc10 ~/esc10-folders
+    ./run_all.sh --profile own --labelled-dir ~/esc10-folders --data-root ../shared/data
 
 Each clip becomes ``DEST/<category>/<file name>`` (a symbolic link to the clip);
 the official folds are *not* carried over, so the `own` profile makes its own
