@@ -13,4 +13,10 @@ Importing the package is cheap: TensorFlow is imported only by the modules
 that need it.
 """
 
+import warnings
+
 __version__ = "0.1.0"
+
+# librosa's downloader (pooch) imports tqdm.auto, which in a notebook without ipywidgets
+# warns "IProgress not found" although no widget bar is ever shown (esc_lib's bars are text).
+warnings.filterwarnings("ignore", message="IProgress not found")

@@ -788,7 +788,9 @@ def _load_pool_bundle(bundle: Path, files: list[Path], params: FeatureParams) ->
         return None
     if (len(used) and used.max() >= len(files)) or (len(skipped) and skipped.max() >= len(files)):
         return None
-    report = audio.SkipReport(n_used=len(used), skipped=[(str(files[i]), str(r)) for i, r in zip(skipped, reasons)])
+    report = audio.SkipReport(n_used=len(used))
+    for i, reason in zip(skipped, reasons):
+        report.skip(files[i], str(reason))  # listed as a fresh run lists it
     return PoolFeatures(X=X, file_index=file_index, files=[files[i] for i in used], report=report)
 
 
