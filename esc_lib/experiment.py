@@ -191,15 +191,23 @@ class Experiment:
 
         meta = self.dataset.meta
         files = meta.drop_duplicates("file")
-        extracted = features.extract_pool(list(files["path"]), self.feature_params, progress=bool(self.verbose))
-        counts = np.bincount(extracted.file_index, minlength=len(files)) if len(extracted.X) else np.zeros(len(files), int)
         expected = meta.groupby("file", sort=False).size().to_numpy()
-        if extracted.report.n_skipped or not np.array_equal(counts, expected):
-            bad = files["path"].to_numpy()[counts != expected][:3].tolist()
+        long = expected > 1
+        # A file of one window is a clip (padded or cut to 5 s, as an ESC clip); a longer one is cut into windows.
+        clips = features.extract_clips(list(files["path"][~long]), self.feature_params, progress=bool(self.verbose))
+        extracted = features.extract_pool(list(files["path"][long]), self.feature_params, progress=bool(self.verbose))
+        counts = np.bincount(extracted.file_index, minlength=int(long.sum())) if len(extracted.X) else np.zeros(int(long.sum()), int)
+        if extracted.report.n_skipped or not np.array_equal(counts, expected[long]):
+            bad = files["path"][long].to_numpy()[counts != expected[long]][:3].tolist()
             raise ValueError(
                 f"labelled files changed since they were listed ({extracted.report.summary()}; window counts differ for "
                 f"{bad}); run again")
-        return extracted.X
+        X = np.empty((len(meta), *self.feature_params.shape), dtype=np.float32)
+        starts = np.concatenate([[0], np.cumsum(expected)[:-1]])
+        X[starts[~long]] = clips
+        rows_of_long = np.concatenate([np.arange(s, s + n) for s, n in zip(starts[long], expected[long])]) if long.any() else []
+        X[rows_of_long] = extracted.X
+        return X
 
     def unlabeled_files(self) -> list[Path]:
         """The files of the unlabeled pool (empty with ``unlabeled="none"``)."""

@@ -260,31 +260,31 @@ def make_folds(labels: Sequence, groups: Sequence, k: int, seed: int) -> np.ndar
 
 def count_windows(path: str | Path, sr: int = audio.SAMPLE_RATE, duration: float = audio.CLIP_SECONDS,
                   min_last_seconds: float = 1.0) -> int:
-    """How many windows :func:`esc_lib.audio.load_windows` cuts from a file, from its header (not decoded).
+    """How many 5 s windows a labelled file gives, from its header (not decoded).
 
-    The length after resampling to ``sr`` is soxr's, ``floor(frames * sr / rate + 0.5)``.
+    As :func:`esc_lib.audio.split_windows` cuts it (a last partial window of at
+    least ``min_last_seconds`` is padded), except that a file shorter than one
+    window gives one padded window, as ESC clips are padded to 5 s: a short
+    labelled event is kept.  The length after resampling to ``sr`` is soxr's,
+    ``floor(frames * sr / rate + 0.5)``.
 
     Raises
     ------
     esc_lib.audio.AudioError
-        The file cannot be opened as audio, or is shorter than ``min_last_seconds``.
+        The file cannot be opened as audio, or holds no samples.
     """
     import soundfile
 
     try:
         info = soundfile.info(str(path))
     except (RuntimeError, soundfile.LibsndfileError) as error:
-        raise audio.AudioError(f"{path}: not readable as audio ({str(error).splitlines()[0][:120]})") from error
+        raise audio.AudioError(f"{path}: {audio._decode_failure(Path(path), error)}") from error
     if info.frames <= 0 or info.samplerate <= 0:
         raise audio.AudioError(f"{path}: the file holds no audio samples")
     samples = info.frames if info.samplerate == sr else int(np.floor(info.frames * sr / info.samplerate + 0.5))
     window = int(round(sr * duration))
     full, remainder = divmod(samples, window)
-    n = full + (1 if remainder and remainder >= min_last_seconds * sr else 0)
-    if n == 0:
-        raise audio.AudioError(
-            f"{path}: {samples / sr:.2f} s long, shorter than {min_last_seconds} s: gives no {duration} s window")
-    return n
+    return max(1, full + (1 if remainder and remainder >= min_last_seconds * sr else 0))
 
 
 def _read_fold_file(path: Path, files: pd.DataFrame) -> np.ndarray | None:
@@ -315,8 +315,8 @@ def load_recordings(path: str | Path, layout: str = "auto", *, n_folds: int = 5,
     fold_file : str or Path, optional
         Where the made folds are written (atomically) and, on later runs, read from.
     report : esc_lib.audio.SkipReport, optional
-        Receives the files that cannot be read as audio (skipped and counted);
-        without one such a file is an error.
+        Receives the files that cannot be read as audio or hold no samples
+        (skipped and counted); without one such a file is an error.
 
     Returns
     -------

@@ -135,16 +135,18 @@ def test_bad_class_folders_are_named(tmp_path):
         recordings.load_recordings(root, n_folds=3)
 
 
-def test_unreadable_and_too_short_files_are_skipped_and_counted(tmp_path):
+def test_unreadable_files_are_skipped_and_counted_and_short_events_kept(tmp_path):
     root = _folders(tmp_path / "own", per_class=3)
     (root / "dog" / "noise.ogg").write_bytes(np.random.default_rng(0).bytes(4000))
-    _tone(root / "rain" / "blip.wav", 0.4)
+    (root / "dog" / "empty.wav").write_bytes(b"")
+    _tone(root / "rain" / "blip.wav", 0.4)  # a short labelled event: one padded window, as ESC pads its clips
     report = audio.SkipReport()
     dataset = recordings.load_recordings(root, n_folds=3, report=report)
-    assert report.n_skipped == 2 and dataset.meta["file"].nunique() == 9
+    assert report.n_skipped == 2 and dataset.meta["file"].nunique() == 10
+    assert dataset.meta.loc[dataset.meta["filename"] == "rain/blip.wav", "window"].tolist() == [0]
     reasons = " ".join(reason for _, reason in report.skipped)
-    assert "not readable as audio" in reasons and "shorter than 1.0 s" in reasons
-    with pytest.raises(audio.AudioError, match="noise.ogg: not readable as audio"):
+    assert reasons.count("not a recognised audio file") == 2
+    with pytest.raises(audio.AudioError, match="(noise.ogg|empty.wav): not a recognised audio file"):
         recordings.load_recordings(root, n_folds=3)
 
 
@@ -152,6 +154,10 @@ def test_unreadable_and_too_short_files_are_skipped_and_counted(tmp_path):
 def test_windows_counted_from_the_header_match_the_decoded_windows(tmp_path, seconds, sr):
     path = _tone(tmp_path / "x.wav", seconds, sr=sr)
     assert recordings.count_windows(path) == len(audio.load_windows(path))
+
+
+def test_a_file_shorter_than_a_window_counts_as_one(tmp_path):
+    assert recordings.count_windows(_tone(tmp_path / "short.wav", 0.3, sr=16000)) == 1
 
 
 def test_esc_names_group_takes_of_one_source():
