@@ -48,7 +48,7 @@ def load_dataset(settings: Settings):
         from esc_lib import audio, recordings
 
         report = audio.SkipReport()
-        run_dir = Path(settings.run_dir)
+        run_dir = Path(settings.run_dir or config.runs_dir() / "interactive")  # as Experiment.run_dir
         dataset = recordings.load_recordings(
             config.labelled_dir(), settings.labelled_layout, n_folds=settings.n_folds, seed=settings.seed,
             sr=settings.sample_rate, fold_file=run_dir / recordings.FOLDS_FILE, report=report,
