@@ -295,7 +295,7 @@ def _read_fold_file(path: Path, files: pd.DataFrame) -> np.ndarray | None:
     if sorted(saved["filename"]) != sorted(files["filename"]):
         raise DatasetError(
             f"{path}: this run folder's folds were made for other files ({len(saved)} listed, {len(files)} now); "
-            "use a new run name (--run-name) for new data, or delete the file to make new folds")
+            "use another run folder for new data (run_all.sh --run-name, or the run_dir parameter), or delete the file to make new folds")
     return saved.set_index("filename").loc[files["filename"], "fold"].to_numpy(dtype=np.int64)
 
 
