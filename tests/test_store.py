@@ -1,0 +1,102 @@
+"""The on-disk feature store (esc_lib.store): shards written atomically, resumed after a kill, read memory-mapped."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from test_features import SMALL, write_tone
+
+from esc_lib import features, store
+
+
+@pytest.fixture()
+def files(tmp_path):
+    folder = tmp_path / "pool"
+    folder.mkdir()
+    made = [write_tone(folder / f"tone{i:02d}.wav", 1.0 + (i % 3), frequency=200.0 + 40 * i) for i in range(9)]
+    (folder / "broken.wav").write_bytes(b"RIFF, but no audio")
+    return made[:4] + [folder / "broken.wav"] + made[4:]
+
+
+def test_a_store_holds_what_the_in_memory_pool_holds(files, tmp_path, isolated_cache):
+    built = store.build_store(files, tmp_path / "store", SMALL, files_per_shard=3, progress=False)
+    pool = features.extract_pool(files, SMALL, progress=False, cache=False)
+    assert len(list((tmp_path / "store").glob("shard-*.json"))) == 4  # 10 files, 3 per shard
+    np.testing.assert_array_equal(np.asarray(built.X), pool.X)
+    assert built.X.shape == pool.X.shape and len(built) == len(pool.X)
+    assert [built.files[i] for i in np.unique(built.file_index)] == pool.files
+    assert built.report.n_used == 9 and built.report.n_skipped == 1
+    assert built.report.skipped[0][0].endswith("broken.wav")
+    # Indexing reads rows from the shards, in any order.
+    rows = np.array([len(pool.X) - 1, 0, 5, 5, 2])
+    np.testing.assert_array_equal(built.X[rows], pool.X[rows])
+    np.testing.assert_array_equal(built.X[3], pool.X[3])
+    np.testing.assert_array_equal(built.X[2:7], pool.X[2:7])
+    with pytest.raises(IndexError):
+        built.X[len(pool.X)]
+    # Reopening reads the same, without extracting anything.
+    again = store.open_store(tmp_path / "store")
+    np.testing.assert_array_equal(again.X[rows], pool.X[rows])
+
+
+def test_a_killed_build_resumes_at_the_first_unfinished_shard_and_ends_equal(files, tmp_path, monkeypatch):
+    reference = store.build_store(files, tmp_path / "reference", SMALL, files_per_shard=3, progress=False)
+    root = tmp_path / "store"
+    calls = []
+    real = store._window_features
+
+    def killed_in_the_second_shard(path, *args):
+        calls.append(path)
+        if len(calls) == 5:
+            raise KeyboardInterrupt  # the process stops here (kill): shard 0 is done, shard 1 is not
+        return real(path, *args)
+
+    monkeypatch.setattr(store, "_window_features", killed_in_the_second_shard)
+    with pytest.raises(KeyboardInterrupt):
+        store.build_store(files, root, SMALL, files_per_shard=3, progress=False, n_jobs=1)
+    assert (root / "shard-00000.json").is_file() and not (root / "shard-00001.json").exists()
+    (root / ".shard-00001.npy.0badcafe.tmp").write_bytes(b"half")  # what a kill during a write leaves
+    with pytest.raises(store.StoreError, match="shard 1 of 4 is not finished; run the build again"):
+        store.open_store(root)
+    monkeypatch.setattr(store, "_window_features", real)
+    calls.clear()
+    resumed = store.build_store(files, root, SMALL, files_per_shard=3, progress=False, n_jobs=1)
+    np.testing.assert_array_equal(np.asarray(resumed.X), np.asarray(reference.X))
+    np.testing.assert_array_equal(resumed.file_index, reference.file_index)
+    assert not list(root.glob(".*.tmp*"))
+
+
+def test_a_folder_of_another_store_is_refused(files, tmp_path):
+    store.build_store(files[:3], tmp_path / "store", SMALL, progress=False)
+    with pytest.raises(store.StoreError, match="other files or parameters"):
+        store.build_store(files[:4], tmp_path / "store", SMALL, progress=False)
+    with pytest.raises(store.StoreError, match="no feature store"):
+        store.open_store(tmp_path / "elsewhere")
+
+
+def test_batches_visit_every_row_once_per_epoch_one_shard_at_a_time(files, tmp_path):
+    built = store.build_store(files, tmp_path / "store", SMALL, files_per_shard=2, progress=False)
+    X = np.asarray(built.X)
+    batches = list(built.batches(batch_size=4, seed=1, epoch=0))
+    seen = np.concatenate(batches)
+    assert sum(len(b) for b in batches) == len(X) and all(len(b) == 4 for b in batches[:-1])
+    # Each row once: match rows by their content.
+    keys = sorted(map(bytes, X.reshape(len(X), -1)))
+    assert sorted(map(bytes, seen.reshape(len(seen), -1))) == keys
+    again = np.concatenate(list(built.batches(batch_size=4, seed=1, epoch=0)))
+    np.testing.assert_array_equal(seen, again)  # seeded
+    assert not np.array_equal(np.concatenate(list(built.batches(4, seed=1, epoch=1))), seen)
+    scaler = store.standardizer_from(built.X)
+    transformed = np.concatenate(list(built.batches(4, seed=1, transform=scaler.transform)))
+    np.testing.assert_allclose(transformed, scaler.transform(seen), rtol=1e-6)
+
+
+def test_statistics_from_shards_equal_those_of_the_whole_pool(files, tmp_path):
+    built = store.build_store(files, tmp_path / "store", SMALL, files_per_shard=2, progress=False)
+    streamed = store.standardizer_from(built.X)
+    whole = features.Standardizer().fit(np.asarray(built.X))
+    np.testing.assert_allclose(streamed.mean_, whole.mean_, rtol=1e-10)
+    np.testing.assert_allclose(streamed.std_, whole.std_, rtol=1e-8)
+    assert json.loads((tmp_path / "store" / "manifest.json").read_text())["key"] == SMALL.key()
