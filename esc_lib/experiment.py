@@ -247,7 +247,10 @@ class Experiment:
                 return self._pool
             from esc_lib import features
 
-            self._pool = features.extract_pool(self.unlabeled_files(), self.feature_params, progress=bool(self.verbose))
+            if self.settings.pool_store:
+                self._pool = self._pool_store()
+            else:
+                self._pool = features.extract_pool(self.unlabeled_files(), self.feature_params, progress=bool(self.verbose))
             report = self._pool.report
             for folder, reason in getattr(self, "_unreadable_folders", []):
                 report.skip(folder, reason)
@@ -255,6 +258,23 @@ class Experiment:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             report.to_csv(self.run_dir / f"pool_report-{self.settings.pool_label}.csv")
         return self._pool
+
+    def _pool_store(self):
+        """The pool as an on-disk :class:`esc_lib.store.FeatureStore` (``pool_store``), built or resumed in the cache.
+
+        The store's folder is named by the feature parameters and the list of
+        files, so another pool or other features get another store.
+        """
+        import hashlib
+
+        from esc_lib import store
+
+        files = self.unlabeled_files()
+        params = self.feature_params
+        listing = hashlib.sha256("\0".join(str(f) for f in files).encode()).hexdigest()[:16]
+        root = config.cache_dir() / "stores" / f"{params.key()}-{listing}"
+        self._say(f"unlabeled pool: {len(files)} files into the feature store {root}")
+        return store.build_store(files, root, params, progress=bool(self.verbose))
 
     def _has_pool(self) -> bool:
         return self.settings.unlabeled != "none"
@@ -272,6 +292,10 @@ class Experiment:
         labelled = protocol.pretraining_clips(
             self.dataset.folds, fold, s.pretrain_on_train_folds, hold_out_validation=s.holds_out_validation)
         parts = ([self.pool.X] if self._has_pool() else []) + [self.features[labelled]]
+        if s.pool_store:  # rows stay on disk until a batch reads them
+            from esc_lib import store
+
+            return store.LazyRows(parts)
         data = np.concatenate(parts)
         if len(data) == 0:
             raise ValueError(
@@ -295,7 +319,12 @@ class Experiment:
             from esc_lib import features
 
             parts = ([self.pool.X] if use_pool else []) + [self.features[labelled]]
-            self._standardizers[key] = features.Standardizer().fit(np.concatenate(parts))
+            if s.pool_store and use_pool:  # shard by shard, never the whole pool in memory
+                from esc_lib import store
+
+                self._standardizers[key] = store.standardizer_from(store.LazyRows(parts))
+            else:
+                self._standardizers[key] = features.Standardizer().fit(np.concatenate(parts))
         return self._standardizers[key]
 
     # ----------------------------------------------------------- pre-training
@@ -317,7 +346,13 @@ class Experiment:
 
         s = self.settings
         run = self.cae_dir(test_fold, decoder)
-        X = self.standardizer(test_fold).transform(self.pretraining_data(test_fold))
+        data, scaler = self.pretraining_data(test_fold), self.standardizer(test_fold)
+        if s.pool_store:  # standardised as each batch is read
+            from esc_lib import store
+
+            X = store.LazyRows(data.parts, transform=scaler.transform)
+        else:
+            X = scaler.transform(data)
         self._say(f"CAE {s.cae_id(decoder)} for test fold {test_fold}: {len(X)} clips -> {run}")
         return training.train_cae(X, run, s, decoder=decoder, verbose=2 if self.verbose else 0)
 

@@ -147,6 +147,8 @@ class Settings(BaseModel):
     pretrain_on_train_folds: bool = _p(
         True, "data", "add the non-test folds' audio (labels dropped) to the pool; false: one CAE for every fold")
     clips_per_class: int = _p(0, "data", "labelled clips per class and fold, for quick runs; 0 means all", ge=0)
+    pool_store: bool = _p(
+        False, "data", "keep the unlabeled pool's features on disk (esc_lib.store) and stream them to the CAE; for large pools")
     seed: int = _p(0, "data", "seed of every random choice", ge=0)
     # ------------------------------------------------------------ features
     sample_rate: int = _p(44100, "features", "sampling rate in Hz the audio is resampled to", gt=0)
@@ -265,6 +267,12 @@ class Settings(BaseModel):
             raise ValueError(
                 "score='validation' needs the validation fold held out, but refit_on_validation trains on it; "
                 "set refit_on_validation to false for a search")
+        if self.pool_store and set(self.methods) & {"contrastive", "fixmatch"}:
+            raise ValueError(
+                "pool_store streams the pool to the CAE only; the methods contrastive and fixmatch still need it in "
+                "memory: set pool_store to false, or methods to ['supervised', 'pretrained']")
+        if self.pool_store and self.unlabeled == "none":
+            raise ValueError("pool_store keeps an unlabeled pool on disk, but unlabeled is 'none'")
         needs_unlabeled = sorted(set(self.methods) - {"supervised"})
         if self.unlabeled == "none" and not self.pretrain_on_train_folds and needs_unlabeled:
             raise ValueError(
@@ -345,6 +353,8 @@ class Settings(BaseModel):
             # Settings of one's own recordings change nothing else: keep the keys of ESC runs.
             for name in ("labelled_layout", "n_folds"):
                 sections["data"].pop(name, None)
+        if not self.pool_store:
+            sections["data"].pop("pool_store", None)  # the in-memory pool: the keys of runs made before the store
         if self.holds_out_validation:
             # A search's unlabeled clips (and input statistics) leave out the scored validation fold.
             sections["data"]["unlabeled_folds"] = "training folds only"

@@ -286,3 +286,94 @@ def standardizer_from(X: ShardedArray | np.ndarray, eps: float = 1e-6) -> Standa
     scaler = Standardizer(eps=eps)
     scaler.mean_, scaler.std_ = mean, np.where(std < eps, 1.0, std)
     return scaler
+
+
+class LazyRows:
+    """Several row sources (a :class:`ShardedArray`, in-memory arrays) as one, optionally transformed per read.
+
+    ``rows[i]`` / ``rows[indices]`` read only those rows and pass them through
+    ``transform`` (e.g. a fitted Standardizer's ``transform``), so the CAE can
+    train on a pool plus labelled clips without a standardised copy in memory.
+    """
+
+    def __init__(self, parts: Sequence, transform: Callable[[np.ndarray], np.ndarray] | None = None):
+        self.parts = [p for p in parts if len(p)]
+        if not self.parts:
+            raise ValueError("LazyRows: no rows in any part")
+        shapes = {tuple(p.shape[1:]) for p in self.parts}
+        if len(shapes) != 1:
+            raise ValueError(f"LazyRows: parts of different row shapes {sorted(shapes)}")
+        self._starts = np.cumsum([0] + [len(p) for p in self.parts])
+        self.shape = (int(self._starts[-1]), *shapes.pop())
+        self.ndim, self.dtype = len(self.shape), np.dtype(np.float32)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def untransformed(self) -> "LazyRows":
+        return LazyRows(self.parts)
+
+    def __getitem__(self, key) -> np.ndarray:
+        rows = np.arange(len(self))[key] if isinstance(key, slice) else np.asarray(key, dtype=np.int64)
+        single = rows.ndim == 0
+        rows = rows.reshape(-1)
+        if len(rows) and (rows.min() < 0 or rows.max() >= len(self)):
+            raise IndexError(f"rows out of range for {len(self)} rows")
+        out = np.empty((len(rows), *self.shape[1:]), dtype=np.float32)
+        parts = np.searchsorted(self._starts, rows, side="right") - 1
+        for part in np.unique(parts):
+            chosen = np.flatnonzero(parts == part)
+            out[chosen] = self.parts[part][rows[chosen] - self._starts[part]]
+        if self.transform is not None:
+            out = self.transform(out)
+        return out[0] if single else out
+
+    def chunks(self) -> Iterator[np.ndarray]:
+        """Untransformed rows, a shard or an in-memory part at a time."""
+        for part in self.parts:
+            yield from (part.chunks() if isinstance(part, ShardedArray) else [np.asarray(part)])
+
+
+class RowStream:
+    """Seeded epochs of batches gathered from an array-like (a :class:`LazyRows`), for :func:`esc_lib.training.fit`.
+
+    Epoch ``e`` visits ``rows`` in the order ``np.random.default_rng([seed, e]).permutation``
+    (or as given, without shuffling), in batches of ``batch_size`` (the last
+    smaller): the batches :class:`esc_lib.streams.BatchStream` makes of the
+    same rows in memory, read here a batch at a time through Pescador.  The
+    target is the input (an autoencoder).
+    """
+
+    def __init__(self, X, rows, batch_size: int, seed: int = 0, shuffle: bool = True):
+        self.X, self.rows = X, np.asarray(rows, dtype=np.int64)
+        if len(self.rows) == 0:
+            raise ValueError("RowStream: no rows")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        self.batch_size, self.seed, self.shuffle = int(batch_size), int(seed), bool(shuffle)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return -(-len(self.rows) // self.batch_size)
+
+    def epoch(self, epoch: int):
+        import pescador
+
+        order = np.random.default_rng([self.seed, int(epoch)]).permutation(len(self.rows)) if self.shuffle \
+            else np.arange(len(self.rows))
+
+        def batches():
+            for start in range(0, len(order), self.batch_size):
+                x = self.X[self.rows[order[start:start + self.batch_size]]].astype(np.float32, copy=False)
+                yield x, x
+
+        yield from pescador.Streamer(batches)
+
+    def as_dataset(self, initial_epoch: int = 0):
+        import tensorflow as tf
+
+        from esc_lib.streams import epochs_dataset
+
+        spec = tf.TensorSpec(shape=(None, *self.X.shape[1:]), dtype=tf.float32)
+        return epochs_dataset(self, initial_epoch, (spec, spec))

@@ -671,9 +671,11 @@ def train_cae(X, run_dir, settings, *, decoder: str | None = None, verbose: int 
 
     Parameters
     ----------
-    X : np.ndarray [shape=(n, n_mels, n_frames, channels)]
+    X : np.ndarray [shape=(n, n_mels, n_frames, channels)] or esc_lib.store.LazyRows
         Standardised pre-training features (the pool, plus the non-test
-        folds' audio when the protocol allows it).
+        folds' audio when the protocol allows it); a ``LazyRows`` (an
+        on-disk pool, standardised as read) is streamed a batch at a time,
+        in the batches the in-memory array would give.
     run_dir : str or Path
         Run folder, see :func:`fit`; ``settings.json`` is written there.
     settings : esc_lib.settings.Settings
@@ -686,10 +688,12 @@ def train_cae(X, run_dir, settings, *, decoder: str | None = None, verbose: int 
         The CAE with its best weights (also ``run_dir/model.keras``).
     history : pandas.DataFrame
     """
-    from esc_lib import protocol
+    from esc_lib import protocol, store
     from esc_lib.streams import BatchStream
 
-    X = np.asarray(X, dtype="float32")
+    lazy = isinstance(X, store.LazyRows)  # rows read from disk a batch at a time (an on-disk pool)
+    if not lazy:
+        X = np.asarray(X, dtype="float32")
     if X.ndim != 4:
         raise TrainingError(f"train_cae: X must be [n, n_mels, n_frames, channels], got shape {X.shape}")
     if decoder not in (None, settings.decoder):
@@ -704,10 +708,14 @@ def train_cae(X, run_dir, settings, *, decoder: str | None = None, verbose: int 
     model = models.build_cae(X.shape[1:], encoder=settings.encoder_notation, decoder=settings.decoder,
                              batch_norm=settings.batch_norm)
     compile_autoencoder(model, learning_rate=settings.learning_rate)
+    if lazy:  # the same batches as the in-memory streams below, gathered a batch at a time
+        streams = (store.RowStream(X, train, settings.cae_batch_size, seed=settings.seed),
+                   store.RowStream(X, validation, 256, shuffle=False))
+    else:
+        streams = (BatchStream(X[train], batch_size=settings.cae_batch_size, seed=settings.seed, target="input"),
+                   BatchStream(X[validation], batch_size=256, shuffle=False, target="input"))
     history = fit(
-        model,
-        BatchStream(X[train], batch_size=settings.cae_batch_size, seed=settings.seed, target="input"),
-        BatchStream(X[validation], batch_size=256, shuffle=False, target="input"),
+        model, *streams,
         run_dir=run_dir, max_epochs=settings.cae_max_epochs, patience=settings.patience, seed=settings.seed,
         verbose=verbose,
     )

@@ -100,3 +100,59 @@ def test_statistics_from_shards_equal_those_of_the_whole_pool(files, tmp_path):
     np.testing.assert_allclose(streamed.mean_, whole.mean_, rtol=1e-10)
     np.testing.assert_allclose(streamed.std_, whole.std_, rtol=1e-8)
     assert json.loads((tmp_path / "store" / "manifest.json").read_text())["key"] == SMALL.key()
+
+
+@pytest.mark.slow
+def test_a_cae_trained_from_the_store_equals_one_trained_in_memory(files, tmp_path):
+    """Peak memory aside, nothing changes: same batches, same weights."""
+    from esc_lib import training
+    from esc_lib.settings import Settings
+
+    built = store.build_store(files, tmp_path / "store", SMALL, files_per_shard=2, progress=False)
+    labelled = np.random.default_rng(0).normal(size=(5, *SMALL.shape)).astype("float32")
+    scaler = store.standardizer_from(store.LazyRows([built.X, labelled]))
+    lazy = store.LazyRows([built.X, labelled], transform=scaler.transform)
+    in_memory = scaler.transform(np.concatenate([np.asarray(built.X), labelled]))
+    np.testing.assert_array_equal(lazy[np.arange(len(lazy))], in_memory)
+    settings = Settings(encoder="(4)3c-2p", cae_max_epochs=2, cae_batch_size=4, patience=5, seed=3)
+    from_disk, history_disk = training.train_cae(lazy, tmp_path / "disk", settings)
+    from_memory, history_memory = training.train_cae(in_memory, tmp_path / "memory", settings)
+    for a, b in zip(from_disk.get_weights(), from_memory.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(history_disk["loss"].to_numpy(), history_memory["loss"].to_numpy())
+
+
+@pytest.mark.slow
+def test_an_experiment_with_pool_store_pretrains_from_disk(tmp_path, monkeypatch):
+    """pool_store: the pool goes into a store in the cache, the statistics come shard by shard, the CAE streams it."""
+    from conftest import synthetic_dataset
+
+    from esc_lib.experiment import Experiment
+    from esc_lib.settings import Settings, SettingsError
+
+    folder = tmp_path / "unlabeled"
+    folder.mkdir()
+    for i in range(6):
+        write_tone(folder / f"u{i}.wav", 7.0, sr=8000, frequency=150.0 + 50 * i)  # 2 windows each (5 s + 2 s)
+    monkeypatch.setenv("ESC_UNLABELED_DIR", str(folder))
+    monkeypatch.setenv("ESC_CACHE_DIR", str(tmp_path / "cache"))
+    base = dict(encoder="(4)3c-2p", head="8fc", batch_size=8, max_epochs=1, cae_max_epochs=1, folds=[1],
+                sample_rate=8000, n_mels=8, n_fft=512, hop_length=4000, unlabeled="folder",
+                pretrain_on_train_folds=False, methods=["supervised", "pretrained"])
+    on_disk = Settings(**base, pool_store=True, run_dir=str(tmp_path / "disk"))
+    in_memory = Settings(**base, run_dir=str(tmp_path / "memory"))
+    from esc_lib.features import FeatureParams
+
+    params = FeatureParams(sr=8000, n_mels=8, n_fft=512, hop_length=4000)
+    dataset, features = synthetic_dataset(shape=params.shape)
+    disk = Experiment(on_disk, dataset=dataset, features=features, verbose=0)
+    memory = Experiment(in_memory, dataset=dataset, features=features, verbose=0)
+    assert len(disk.pool.X) == len(memory.pool.X) == 12 and disk.pool.report.n_used == 6
+    assert list((tmp_path / "cache" / "stores").iterdir())  # the store lives in the cache
+    np.testing.assert_allclose(disk.standardizer(1).mean_, memory.standardizer(1).mean_, rtol=1e-6)
+    model, history = disk.pretrain(1)
+    assert len(history) == 1 and np.isfinite(history["loss"]).all()
+    assert disk.train_classifier(1, "pretrained")["metrics"]["accuracy"] >= 0
+    assert on_disk.key("cae") != in_memory.key("cae") and in_memory.key("cae") == Settings(**base).key("cae")
+    with pytest.raises(SettingsError, match="pool_store streams the pool to the CAE only"):
+        Settings(**{**base, "methods": ["fixmatch"]}, pool_store=True)
