@@ -1,0 +1,142 @@
+"""How extraction and CAE pre-training grow with the pool: the on-disk store against the in-memory pool.
+
+For each pool size N (generated five-second Ogg clips, noise with a random
+tone, made once under ``--workdir`` and reused), each measurement runs in its
+own child process, so its peak resident memory (``ru_maxrss``) is its own:
+
+1. ``extract, memory``: :func:`esc_lib.features.extract_pool` (threads, the
+   features combined in one array);
+2. ``extract, store``: :func:`esc_lib.store.build_store` (shard by shard to disk);
+3. ``CAE epoch, memory``: one epoch of the paper's CAE on the standardised
+   in-memory array;
+4. ``CAE epoch, store``: the same epoch streamed from the store
+   (:class:`esc_lib.store.LazyRows` + :class:`esc_lib.store.RowStream`).
+
+Printed per N: seconds per clip (extraction) or per 1 000 clips (an epoch),
+peak RSS in MiB, and both as ratios to the smallest N of the same run (the
+targets: time per clip within 10%, RSS within 20%, for the store path).
+Features are the paper's 28 x 36 unless ``--strong`` (64 x 108).
+
+Usage::
+
+    python benchmarks/bench_scale.py --sizes 1000 5000 20000
+    python benchmarks/bench_scale.py --sizes 200 400 --workdir /tmp/bench-scale   # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def _clips(workdir: Path, n: int, sr: int = 44100) -> list[Path]:
+    """``n`` five-second Ogg clips under ``workdir/clips`` (made once, numbered, reused by larger runs)."""
+    import soundfile
+
+    folder = workdir / "clips"
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"clip{i:06d}.ogg" for i in range(n)]
+    t = np.arange(5 * sr) / sr
+    for i, path in enumerate(paths):
+        if not path.exists():
+            rng = np.random.default_rng(i)
+            y = 0.3 * np.sin(2 * np.pi * rng.uniform(100, 4000) * t) + 0.1 * rng.standard_normal(len(t))
+            soundfile.write(str(path), y.astype(np.float32), sr, format="OGG", subtype="VORBIS")
+    return paths
+
+
+def _child(task: dict) -> dict:
+    """Run one measurement in a fresh interpreter; returns its figures and peak RSS (MiB)."""
+    code = ("import json, resource, sys; sys.path.insert(0, %r); from benchmarks.bench_scale import _measure; "
+            "out = _measure(json.loads(sys.argv[1])); "
+            "out['peak_rss_mib'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024; print(json.dumps(out))") % str(ROOT)
+    done = subprocess.run([sys.executable, "-c", code, json.dumps(task)], capture_output=True, text=True, check=True,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _measure(task: dict) -> dict:
+    from esc_lib import features, store
+    from esc_lib.features import FeatureParams
+
+    params = FeatureParams(**task["params"])
+    files = [Path(f) for f in task["files"]]
+    n = len(files)
+    if task["what"] == "extract-memory":
+        start = time.perf_counter()
+        pool = features.extract_pool(files, params, cache=False, progress=False)
+        return {"seconds": time.perf_counter() - start, "rows": len(pool.X)}
+    if task["what"] == "extract-store":
+        start = time.perf_counter()
+        built = store.build_store(files, task["store"], params, progress=False)
+        return {"seconds": time.perf_counter() - start, "rows": len(built)}
+    # One CAE epoch (the paper's network), from memory or from the store.
+    import keras
+
+    from esc_lib import models, training
+    from esc_lib.streams import BatchStream
+
+    built = store.open_store(task["store"])
+    scaler = store.standardizer_from(built.X)
+    model = models.build_cae(params.shape, encoder="(64)5c-2p-(64)3c-2p-(64)3c-2p", decoder="unpool")
+    training.compile_autoencoder(model, learning_rate=0.001)
+    if task["what"] == "cae-memory":
+        stream = BatchStream(scaler.transform(np.asarray(built.X)), batch_size=32, seed=0, target="input")
+    else:
+        stream = store.RowStream(store.LazyRows([built.X], transform=scaler.transform), np.arange(len(built)), 32, seed=0)
+    dataset = stream.as_dataset(0).repeat()
+    model.fit(dataset, steps_per_epoch=stream.steps_per_epoch, epochs=1, verbose=0)  # warm-up: tracing
+    start = time.perf_counter()
+    model.fit(dataset, steps_per_epoch=stream.steps_per_epoch, epochs=1, verbose=0)
+    keras.backend.clear_session()
+    return {"seconds": time.perf_counter() - start, "rows": n}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000, 20000])
+    parser.add_argument("--workdir", type=Path, default=None, help="where the generated clips and stores go (kept)")
+    parser.add_argument("--strong", action="store_true", help="64 x 108 features instead of the paper's 28 x 36")
+    parser.add_argument("--skip-cae", action="store_true", help="extraction only")
+    args = parser.parse_args(argv)
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-scale-"))
+    params = dict(n_mels=64, n_fft=4096, hop_length=2048) if args.strong else {}
+    sizes = sorted(args.sizes)
+    print(f"bench_scale: sizes {sizes}, clips in {workdir}, {os.cpu_count()} cores, "
+          f"load average {os.getloadavg()[0]:.1f}", flush=True)
+    files = [str(p) for p in _clips(workdir, sizes[-1])]
+    rows = []
+    for n in sizes:
+        store_dir = workdir / f"store-{n}{'-strong' if args.strong else ''}"
+        if store_dir.exists():
+            import shutil
+
+            shutil.rmtree(store_dir)
+        for what in ("extract-memory", "extract-store") + (() if args.skip_cae else ("cae-memory", "cae-store")):
+            out = _child({"what": what, "files": files[:n], "params": params, "store": str(store_dir)})
+            per = out["seconds"] / n * (1000 if what.startswith("cae") else 1)
+            rows.append({"N": n, "what": what, "per": per, "rss": out["peak_rss_mib"]})
+            print(f"  N={n:6d} {what:15s} {per:9.4f} {'s/1000 clips' if what.startswith('cae') else 's/clip':12s} "
+                  f"peak RSS {out['peak_rss_mib']:8.0f} MiB", flush=True)
+    print("\nratios to the smallest N (time per clip, peak RSS):")
+    for what in dict.fromkeys(r["what"] for r in rows):
+        base = next(r for r in rows if r["what"] == what)
+        line = ", ".join(f"N={r['N']}: time x{r['per'] / base['per']:.2f}, RSS x{r['rss'] / base['rss']:.2f}"
+                         for r in rows if r["what"] == what)
+        print(f"  {what:15s} {line}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
