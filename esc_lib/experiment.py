@@ -27,6 +27,7 @@ there, so re-running a notebook reuses what exists::
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -273,8 +274,11 @@ class Experiment:
         params = self.feature_params
         listing = hashlib.sha256("\0".join(str(f) for f in files).encode()).hexdigest()[:16]
         root = config.cache_dir() / "stores" / f"{params.key()}-{listing}"
-        self._say(f"unlabeled pool: {len(files)} files into the feature store {root}")
-        return store.build_store(files, root, params, progress=bool(self.verbose))
+        # ESC_DASK_SCHEDULER (run_all.sh --scheduler): "local" for a LocalCluster, or a scheduler's address.
+        scheduler = os.environ.get("ESC_DASK_SCHEDULER", "").strip() or None
+        where = f" on Dask ({scheduler})" if scheduler else ""
+        self._say(f"unlabeled pool: {len(files)} files into the feature store {root}{where}")
+        return store.build_store(files, root, params, progress=bool(self.verbose), scheduler=scheduler)
 
     def _has_pool(self) -> bool:
         return self.settings.unlabeled != "none"

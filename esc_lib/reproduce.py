@@ -94,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--sweep", action="store_true", help="run the profile's grid (stages 2 and 3 once per grid point)"
     )
     parser.add_argument(
+        "--scheduler", metavar="ADDRESS",
+        help="extract the unlabeled pool into its on-disk store (pool_store: true) on Dask: 'local' for a LocalCluster "
+             "of one worker per core, or a running scheduler's address, e.g. tcp://10.0.0.5:8786 "
+             "(sets ESC_DASK_SCHEDULER, which a notebook reads too)",
+    )
+    parser.add_argument(
         "-p",
         "--param",
         nargs=2,
@@ -286,6 +292,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:24s} {load_profile(path).description}")
         return 0
 
+    if args.scheduler:
+        os.environ["ESC_DASK_SCHEDULER"] = args.scheduler
     for option, variable in DIRECTORY_OPTIONS.items():
         value = getattr(args, option)
         if value:

@@ -170,9 +170,49 @@ def _read_json(path: Path):
         return None
 
 
+def _build_shard(root: str, shard: int, files: Sequence[str], offset: int, params: dict, last: str,
+                 min_last_seconds: float, n_jobs: int = 1, bar=None) -> int:
+    """Extract one shard and write it (windows, index, then the report that marks it done); returns its file count.
+
+    A plain function of plain arguments, so a Dask worker can run it: the shard
+    is written by whoever computes it (with a cluster, ``root`` must be a
+    folder every worker sees).
+    """
+    params = FeatureParams.from_dict(params)
+    root, paths = Path(root), [Path(f) for f in files]
+    results, failures = {}, {}
+    with (_progress_bar(0, "", False) if bar is None else _nullcontext(bar)) as progress:
+        for index, features in _run_parallel(
+                range(len(paths)), lambda i: _window_features(paths[i], params, last, min_last_seconds), n_jobs, progress,
+                on_error=lambda i, error: failures.__setitem__(i, str(error))):
+            results[index] = features
+    used = sorted(results)
+    X = np.concatenate([results[i] for i in used]) if used else np.zeros((0, *params.shape), np.float32)
+    index = np.concatenate([np.full(len(results[i]), offset + i, np.int64) for i in used]) if used else np.zeros(0, np.int64)
+    name = _shard_name(shard)
+    with atomic.atomic_path(root / f"{name}.npy") as temporary, open(temporary, "wb") as handle:
+        np.save(handle, X.astype(np.float32), allow_pickle=False)
+    with atomic.atomic_path(root / f"{name}.index.npy") as temporary, open(temporary, "wb") as handle:
+        np.save(handle, index, allow_pickle=False)
+    report = {"used": [str(paths[i]) for i in used], "skipped": [[str(paths[i]), failures[i]] for i in sorted(failures)]}
+    atomic.write_text(root / f"{name}.json", json.dumps(report))  # last: the shard is done
+    return len(paths)
+
+
+class _nullcontext:
+    def __init__(self, value):
+        self.value = value
+
+    def __enter__(self):
+        return self.value
+
+    def __exit__(self, *exc):
+        return False
+
+
 def build_store(files: Sequence[str | Path], root: str | Path, params: FeatureParams, *, files_per_shard: int = 256,
                 n_jobs: int | None = None, progress: bool = True, last: str = "pad",
-                min_last_seconds: float = 1.0) -> FeatureStore:
+                min_last_seconds: float = 1.0, scheduler: str | None = None) -> FeatureStore:
     """Extract the windows of ``files`` into a store at ``root`` shard by shard, resuming a killed build.
 
     Parameters
@@ -184,9 +224,15 @@ def build_store(files: Sequence[str | Path], root: str | Path, params: FeaturePa
         The store's folder (created).
     params : FeatureParams
     files_per_shard : int > 0
-        Files per shard: what one build step holds in memory.
+        Files per shard: what one build step holds in memory, and one Dask task.
     n_jobs, progress, last, min_last_seconds
-        As in :func:`esc_lib.features.extract_pool`.
+        As in :func:`esc_lib.features.extract_pool` (``n_jobs``: threads here,
+        or workers of the LocalCluster).
+    scheduler : str, optional
+        None: threads in this process.  ``"local"``: a ``dask.distributed``
+        LocalCluster of ``n_jobs`` single-threaded worker processes.  Else the
+        address of a running Dask scheduler (``tcp://host:8786``), whose workers
+        must see ``root`` and the files.  The features are the same either way.
 
     Raises
     ------
@@ -211,27 +257,38 @@ def build_store(files: Sequence[str | Path], root: str | Path, params: FeaturePa
     jobs = _resolve_jobs(n_jobs)
     todo = [i for i in range(len(shards)) if _read_json(root / f"{_shard_name(i)}.json") is None]
     offset = np.cumsum([0] + [len(s) for s in shards])
+    arguments = [(str(root), i, shards[i], int(offset[i]), params.to_dict(), last, float(min_last_seconds)) for i in todo]
     with _progress_bar(sum(len(shards[i]) for i in todo), "log-mel store", progress) as bar:
-        for shard in todo:
-            results, failures = {}, {}
-            paths = [Path(f) for f in shards[shard]]
-            for index, features in _run_parallel(
-                    range(len(paths)), lambda i: _window_features(paths[i], params, last, min_last_seconds), jobs, bar,
-                    on_error=lambda i, error: failures.__setitem__(i, str(error))):
-                results[index] = features
-            used = sorted(results)
-            X = np.concatenate([results[i] for i in used]) if used else np.zeros((0, *params.shape), np.float32)
-            index = np.concatenate([np.full(len(results[i]), offset[shard] + i, np.int64) for i in used]) \
-                if used else np.zeros(0, np.int64)
-            name = _shard_name(shard)
-            with atomic.atomic_path(root / f"{name}.npy") as temporary, open(temporary, "wb") as handle:
-                np.save(handle, X.astype(np.float32), allow_pickle=False)
-            with atomic.atomic_path(root / f"{name}.index.npy") as temporary, open(temporary, "wb") as handle:
-                np.save(handle, index, allow_pickle=False)
-            report = {"used": [shards[shard][i] for i in used],
-                      "skipped": [[shards[shard][i], failures[i]] for i in sorted(failures)]}
-            atomic.write_text(root / f"{name}.json", json.dumps(report))  # last: the shard is done
+        if scheduler is None:
+            for args in arguments:
+                _build_shard(*args, n_jobs=jobs, bar=bar)
+        else:
+            _build_on_dask(arguments, scheduler, jobs, bar)
     return open_store(root)
+
+
+def _build_on_dask(arguments: list, scheduler: str, n_workers: int, bar) -> None:
+    """One Dask task per shard, on a LocalCluster (``"local"``) or the scheduler at an address."""
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    cluster = None
+    try:
+        if scheduler == "local":
+            cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None)
+            client = Client(cluster)
+        else:
+            try:
+                client = Client(scheduler, timeout="20s")
+            except (OSError, TimeoutError) as error:
+                raise StoreError(f"no Dask scheduler answers at {scheduler} ({error}); start one (dask scheduler) "
+                                 "or unset ESC_DASK_SCHEDULER to extract on this machine") from None
+        with client:
+            futures = [client.submit(_build_shard, *args, pure=False) for args in arguments]
+            for future in as_completed(futures):
+                bar.update(future.result())
+    finally:
+        if cluster is not None:
+            cluster.close()
 
 
 def open_store(root: str | Path) -> FeatureStore:

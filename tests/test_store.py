@@ -156,3 +156,37 @@ def test_an_experiment_with_pool_store_pretrains_from_disk(tmp_path, monkeypatch
     assert on_disk.key("cae") != in_memory.key("cae") and in_memory.key("cae") == Settings(**base).key("cae")
     with pytest.raises(SettingsError, match="pool_store streams the pool to the CAE only"):
         Settings(**{**base, "methods": ["fixmatch"]}, pool_store=True)
+
+
+@pytest.mark.slow
+def test_a_store_built_on_a_dask_local_cluster_equals_the_threaded_one(files, tmp_path, monkeypatch):
+    from esc_lib import config
+
+    monkeypatch.setenv("PYTHONPATH", str(config.PROJECT_ROOT))  # the workers import this checkout's esc_lib
+    threaded = store.build_store(files, tmp_path / "threads", SMALL, files_per_shard=3, progress=False)
+    on_dask = store.build_store(files, tmp_path / "dask", SMALL, files_per_shard=3, progress=False, n_jobs=2,
+                                scheduler="local")
+    np.testing.assert_array_equal(np.asarray(on_dask.X), np.asarray(threaded.X))
+    np.testing.assert_array_equal(on_dask.file_index, threaded.file_index)
+    assert on_dask.report.skipped == threaded.report.skipped and on_dask.report.n_used == 9
+    with pytest.raises(store.StoreError, match="no Dask scheduler answers at tcp://127.0.0.1:9"):
+        store.build_store(files, tmp_path / "nowhere", SMALL, progress=False, scheduler="tcp://127.0.0.1:9")
+
+
+def test_the_scheduler_setting_reaches_the_store_build(tmp_path, monkeypatch):
+    """run_all.sh --scheduler sets ESC_DASK_SCHEDULER; the experiment's pool store is built there."""
+    from conftest import synthetic_dataset
+
+    from esc_lib import reproduce
+    from esc_lib.experiment import Experiment
+    from esc_lib.settings import Settings
+
+    seen = {}
+    monkeypatch.setattr(store, "build_store", lambda files, root, params, **kw: seen.update(kw) or None)
+    monkeypatch.setenv("ESC_DASK_SCHEDULER", "tcp://10.0.0.5:8786")
+    monkeypatch.setattr(Experiment, "unlabeled_files", lambda self: [])
+    dataset, features = synthetic_dataset()
+    experiment = Experiment(Settings(pool_store=True, run_dir=str(tmp_path / "r")), dataset=dataset, features=features, verbose=0)
+    experiment._pool_store()
+    assert seen["scheduler"] == "tcp://10.0.0.5:8786"
+    assert reproduce.build_parser().parse_args(["--scheduler", "local"]).scheduler == "local"
