@@ -6,7 +6,9 @@ own child process, so its peak resident memory (``ru_maxrss``) is its own:
 
 1. ``extract, memory``: :func:`esc_lib.features.extract_pool` (threads, the
    features combined in one array);
-2. ``extract, store``: :func:`esc_lib.store.build_store` (shard by shard to disk);
+2. ``extract, store``: :func:`esc_lib.store.build_store` (shard by shard to disk), threads;
+   ``extract, dask``: the same on a Dask LocalCluster of one worker per core (target: >= 0.9x
+   the threaded speed on 2 cores);
 3. ``CAE epoch, memory``: one epoch of the paper's CAE on the standardised
    in-memory array;
 4. ``CAE epoch, store``: the same epoch streamed from the store
@@ -60,9 +62,10 @@ def _child(task: dict) -> dict:
     """Run one measurement in a fresh interpreter; returns its figures and peak RSS (MiB)."""
     code = ("import json, resource, sys; sys.path.insert(0, %r); from benchmarks.bench_scale import _measure; "
             "out = _measure(json.loads(sys.argv[1])); "
-            "out['peak_rss_mib'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024; print(json.dumps(out))") % str(ROOT)
+            "out['peak_rss_mib'] = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 1024; "
+            "print(json.dumps(out))") % str(ROOT)  # children: the Dask workers (the largest one)
     done = subprocess.run([sys.executable, "-c", code, json.dumps(task)], capture_output=True, text=True, check=True,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)})  # Dask workers too
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -77,9 +80,11 @@ def _measure(task: dict) -> dict:
         start = time.perf_counter()
         pool = features.extract_pool(files, params, cache=False, progress=False)
         return {"seconds": time.perf_counter() - start, "rows": len(pool.X)}
-    if task["what"] == "extract-store":
+    if task["what"] in ("extract-store", "extract-dask"):
+        scheduler = "local" if task["what"] == "extract-dask" else None
+        root = task["store"] + ("-dask" if scheduler else "")
         start = time.perf_counter()
-        built = store.build_store(files, task["store"], params, progress=False)
+        built = store.build_store(files, root, params, progress=False, scheduler=scheduler)
         return {"seconds": time.perf_counter() - start, "rows": len(built)}
     # One CAE epoch (the paper's network), from memory or from the store.
     import keras
@@ -119,11 +124,12 @@ def main(argv=None) -> int:
     rows = []
     for n in sizes:
         store_dir = workdir / f"store-{n}{'-strong' if args.strong else ''}"
-        if store_dir.exists():
-            import shutil
+        for suffix in ("", "-dask"):
+            if (workdir / f"{store_dir.name}{suffix}").exists():
+                import shutil
 
-            shutil.rmtree(store_dir)
-        for what in ("extract-memory", "extract-store") + (() if args.skip_cae else ("cae-memory", "cae-store")):
+                shutil.rmtree(workdir / f"{store_dir.name}{suffix}")
+        for what in ("extract-memory", "extract-store", "extract-dask") + (() if args.skip_cae else ("cae-memory", "cae-store")):
             out = _child({"what": what, "files": files[:n], "params": params, "store": str(store_dir)})
             per = out["seconds"] / n * (1000 if what.startswith("cae") else 1)
             rows.append({"N": n, "what": what, "per": per, "rss": out["peak_rss_mib"]})
