@@ -22,7 +22,7 @@ Features are the paper's 28 x 36 unless ``--strong`` (64 x 108).
 Usage::
 
     python benchmarks/bench_scale.py --sizes 1000 5000 20000
-    python benchmarks/bench_scale.py --sizes 200 400 --workdir /tmp/bench-scale   # a quick look
+    python benchmarks/bench_scale.py --sizes 200 400 --workdir ~/bench-scale   # a quick look, clips kept
 """
 
 from __future__ import annotations
