@@ -488,7 +488,7 @@ class Experiment:
             "labels_per_class": int(labels_per_class),
             "pool": s.pool_label,
             "pool_size": len(self.pool.X) if (method != "supervised" and self._has_pool()) else 0,
-            "n_train": len(train) + (len(validation) if s.refit_on_validation else 0),
+            "n_train": self._n_files(train) + (self._n_files(validation) if s.refit_on_validation else 0),
             "n_test": len(truth),
             "members": s.ensemble,
             "validation_accuracy": validation_accuracy,
@@ -522,6 +522,12 @@ class Experiment:
         first = indices[~pd.Series(file_of[indices]).duplicated().to_numpy()]  # one row per file
         kept = protocol.label_budget(self.dataset.labels, first, labels_per_class, seed)
         return np.sort(indices[np.isin(file_of[indices], file_of[kept])])
+
+    def _n_files(self, rows) -> int:
+        """Labelled files among ``rows`` (clips, or recordings cut into windows)."""
+        if not _windowed(self.dataset):
+            return len(rows)
+        return int(pd.Series(self.dataset.meta["file"].to_numpy()[np.asarray(rows)]).nunique())
 
     def _per_file(self, probabilities: np.ndarray, rows) -> tuple[np.ndarray, np.ndarray]:
         """Window probabilities averaged per file (as :mod:`esc_lib.predict` scores a recording) and one row per file."""

@@ -81,6 +81,7 @@ def test_class_folders_run_end_to_end_with_grouped_folds(own_runs):
     metrics = pd.concat(pd.read_csv(p) for p in (run / "results").glob("*/metrics.csv"))
     assert set(metrics["fold"]) == {1, 2, 3} and set(metrics["method"]) == {"supervised", "pretrained"}
     assert metrics["n_test"].sum() == 2 * 18  # scored per file (the joined recordings once each), per method
+    assert (metrics.groupby("method")["n_train"].sum() == 18).all()  # files, not windows: each file trains in one fold
     assert {"balanced_accuracy", "macro_f1"} <= set(metrics.columns)
     predictions = pd.concat(pd.read_csv(p) for p in (run / "results").glob("*/predictions.csv"))
     assert not predictions.duplicated(["method", "filename"]).any()
