@@ -60,7 +60,10 @@ profiles (profiles/<name>.yaml; --profile also takes a path to your own file):
   strong  larger log-mels, augmentation and pre-training: the beyond-the-paper preset.
   budgets the strong network with every way of using unlabeled audio (CAE, contrastive,
           FixMatch) at 4, 8, 16 and all labelled clips per class.
-  search/strong  the strong preset's search, scored on the validation folds only (--sweep).
+  own     your own labelled recordings (--labelled-dir: a folder per class or a CSV/TSV),
+          folds made for you; the strong network with and without the CAE.
+  search/strong    the strong preset's search, scored on the validation folds only (--sweep).
+  search/fixmatch  FixMatch's threshold and ratio, chosen on the validation folds (--sweep).
   --list-profiles shows every profile; `python -m esc_lib.settings` every parameter.
 
 data options: each sets the environment variable named in brackets, which a
