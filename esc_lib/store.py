@@ -26,6 +26,7 @@ same window function), so a store and the in-memory pool agree exactly.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -48,6 +49,16 @@ class StoreError(ValueError):
 
 def _shard_name(index: int) -> str:
     return f"shard-{index:05d}"
+
+
+def _gather(parts: Sequence, starts: np.ndarray, rows: np.ndarray, row_shape: tuple) -> np.ndarray:
+    """Rows ``rows`` (indices into the parts laid end to end, ``starts`` their offsets) as one float32 array."""
+    out = np.empty((len(rows), *row_shape), dtype=np.float32)
+    owner = np.searchsorted(starts, rows, side="right") - 1
+    for part in np.unique(owner):
+        chosen = np.flatnonzero(owner == part)
+        out[chosen] = parts[part][rows[chosen] - starts[part]]
+    return out
 
 
 class ShardedArray:
@@ -79,12 +90,7 @@ class ShardedArray:
         rows = np.where(rows < 0, rows + len(self), rows)
         if len(rows) and (rows.min() < 0 or rows.max() >= len(self)):
             raise IndexError(f"rows out of range for {len(self)} rows")
-        out = np.empty((len(rows), *self.shape[1:]), dtype=self.dtype)
-        shards = np.searchsorted(self._starts, rows, side="right") - 1
-        for shard in np.unique(shards):
-            chosen = np.flatnonzero(shards == shard)
-            out[chosen] = self._arrays[shard][rows[chosen] - self._starts[shard]]
-        return out
+        return _gather(self._arrays, self._starts, rows, self.shape[1:])
 
     def __array__(self, dtype=None, copy=None):
         whole = np.concatenate([np.asarray(a) for a in self._arrays]) if self._arrays else np.zeros(self.shape, self.dtype)
@@ -181,7 +187,7 @@ def _build_shard(root: str, shard: int, files: Sequence[str], offset: int, param
     params = FeatureParams.from_dict(params)
     root, paths = Path(root), [Path(f) for f in files]
     results, failures = {}, {}
-    with (_progress_bar(0, "", False) if bar is None else _nullcontext(bar)) as progress:
+    with (_progress_bar(0, "", False) if bar is None else contextlib.nullcontext(bar)) as progress:
         for index, features in _run_parallel(
                 range(len(paths)), lambda i: _window_features(paths[i], params, last, min_last_seconds), n_jobs, progress,
                 on_error=lambda i, error: failures.__setitem__(i, str(error))):
@@ -197,17 +203,6 @@ def _build_shard(root: str, shard: int, files: Sequence[str], offset: int, param
     report = {"used": [str(paths[i]) for i in used], "skipped": [[str(paths[i]), failures[i]] for i in sorted(failures)]}
     atomic.write_text(root / f"{name}.json", json.dumps(report))  # last: the shard is done
     return len(paths)
-
-
-class _nullcontext:
-    def __init__(self, value):
-        self.value = value
-
-    def __enter__(self):
-        return self.value
-
-    def __exit__(self, *exc):
-        return False
 
 
 def build_store(files: Sequence[str | Path], root: str | Path, params: FeatureParams, *, files_per_shard: int = 256,
@@ -368,20 +363,13 @@ class LazyRows:
     def __len__(self) -> int:
         return self.shape[0]
 
-    def untransformed(self) -> "LazyRows":
-        return LazyRows(self.parts)
-
     def __getitem__(self, key) -> np.ndarray:
         rows = np.arange(len(self))[key] if isinstance(key, slice) else np.asarray(key, dtype=np.int64)
         single = rows.ndim == 0
         rows = rows.reshape(-1)
         if len(rows) and (rows.min() < 0 or rows.max() >= len(self)):
             raise IndexError(f"rows out of range for {len(self)} rows")
-        out = np.empty((len(rows), *self.shape[1:]), dtype=np.float32)
-        parts = np.searchsorted(self._starts, rows, side="right") - 1
-        for part in np.unique(parts):
-            chosen = np.flatnonzero(parts == part)
-            out[chosen] = self.parts[part][rows[chosen] - self._starts[part]]
+        out = _gather(self.parts, self._starts, rows, self.shape[1:])
         if self.transform is not None:
             out = self.transform(out)
         return out[0] if single else out
