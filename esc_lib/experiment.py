@@ -18,6 +18,7 @@ there, so re-running a notebook reuses what exists::
       cae/<cae_id>/<fold1|...|shared>/                     CAE run (checkpoints, history.csv, model.keras, settings.json)
       contrastive/<contrastive_id>/<fold1|...|shared>/     contrastive encoder run (method "contrastive")
       classifiers/<classifier_id>/<method>/fold<k>[-lpc<n>][-m<member>][-refit]/   classifier runs
+      classifiers/<classifier_id>/selftrain/fold<k>[-lpc<n>][-round<r>]/pseudo_labels.csv  a self-training round's targets
       results/<config_id>/metrics.csv                      one row per (method, fold, budget)
       results/<config_id>/predictions.csv                  one row per scored clip
       results/<config_id>/settings.json                    every parameter of the configuration
@@ -82,6 +83,10 @@ def _miniature(meta: pd.DataFrame, clips_per_class: int) -> np.ndarray:
 def _windowed(dataset) -> bool:
     """Whether some file of the dataset gives several rows (5 s windows of a longer recording)."""
     return "window" in dataset.meta.columns and bool((dataset.meta["window"] > 0).any())
+
+
+#: Each self-training round's pseudo-labels, in its student's folder.
+PSEUDO_LABELS_FILE = "pseudo_labels.csv"
 
 
 class _EmptyPool:
@@ -421,10 +426,12 @@ class Experiment:
 
         Parameters
         ----------
-        method : {"supervised", "pretrained", "contrastive", "fixmatch"}
+        method : {"supervised", "pretrained", "contrastive", "fixmatch", "selftrain"}
             From random initialisation, from this fold's CAE encoder, from its
-            contrastive encoder, or from scratch with FixMatch-style
-            consistency on the fold's unlabeled clips.
+            contrastive encoder, from scratch with FixMatch-style
+            consistency on the fold's unlabeled clips, or from scratch on the
+            labelled clips plus the supervised classifier's confident
+            pseudo-labels of the unlabeled ones (:meth:`self_train`).
         labels_per_class : int >= 0
             Keep only this many labelled clips per class in the training and
             the validation fold (nested across budgets, :func:`esc_lib.protocol.label_budget`);
@@ -459,15 +466,19 @@ class Experiment:
         scaler = self.standardizer(test_fold)
         # A pre-trained encoder is loaded (or trained) once; every member starts from it.
         encoder = {"pretrained": self.pretrain, "contrastive": self.pretrain_contrastive}.get(method)
-        # Consistency training sees the pre-training data (the pool and/or the non-test folds, labels dropped).
-        unlabeled = scaler.transform(self.pretraining_data(test_fold)) if method == "fixmatch" else None
-        outcome = training.train_classifier(
-            (scaler.transform(X[train]), labels[train]), (scaler.transform(X[validation]), labels[validation]),
-            self.dataset.n_classes, self.classifier_dir(method, test_fold, labels_per_class), s,
-            seeds=[protocol.member_seed(s.seed, test_fold, m) for m in range(s.ensemble)],
-            pretrained=encoder(test_fold)[0] if encoder else None, unlabeled=unlabeled, stage=method,
-            score=scaler.transform(X[scored]), verbose=2 if self.verbose else 0, say=self._say,
-        )
+        seeds = [protocol.member_seed(s.seed, test_fold, m) for m in range(s.ensemble)]
+        teacher_seconds = 0.0
+        if method == "selftrain":
+            outcome, teacher_seconds = self.self_train(test_fold, labels_per_class, train, validation, scored, seeds)
+        else:
+            # Consistency training sees the pre-training data (the pool and/or the non-test folds, labels dropped).
+            unlabeled = scaler.transform(self.pretraining_data(test_fold)) if method == "fixmatch" else None
+            outcome = training.train_classifier(
+                (scaler.transform(X[train]), labels[train]), (scaler.transform(X[validation]), labels[validation]),
+                self.dataset.n_classes, self.classifier_dir(method, test_fold, labels_per_class), s,
+                seeds=seeds, pretrained=encoder(test_fold)[0] if encoder else None, unlabeled=unlabeled, stage=method,
+                score=scaler.transform(X[scored]), verbose=2 if self.verbose else 0, say=self._say,
+            )
         if outcome.validation is None:
             validation_accuracy = float("nan")  # every labelled fold but the test fold trained
         else:
@@ -498,9 +509,10 @@ class Experiment:
             "macro_f1": float(sklearn_metrics.f1_score(
                 truth, predicted, average="macro", labels=np.unique(truth), zero_division=0)),
             "epochs": int(round(np.mean(outcome.epochs))),
-            # Training time from the runs' histories (the same when a finished run is loaded);
-            # wall_seconds is this call's, with loading or training the encoder it starts from.
-            "seconds": round(outcome.seconds, 1),
+            # Training time from the runs' histories (the same when a finished run is loaded), for
+            # self-training the teachers' too; wall_seconds is this call's, with loading or training
+            # the encoder it starts from.
+            "seconds": round(outcome.seconds + teacher_seconds, 1),
             "wall_seconds": round(time.monotonic() - start, 1),
         }
         meta = self.dataset.meta.iloc[scored]
@@ -512,6 +524,113 @@ class Experiment:
         watched = "" if np.isnan(validation_accuracy) or s.score == "validation" else f" (validation {validation_accuracy:.3f})"
         self._say(f"  {s.score} accuracy {metrics['accuracy']:.3f}{watched} after {metrics['epochs']} epochs ({metrics['seconds']} s)")
         return {"metrics": metrics, "predictions": predictions, "history": outcome.histories[0], "model": outcome.models[0]}
+
+    def selftrain_unlabeled(self, test_fold: int, with_labels) -> tuple[np.ndarray, list[str]]:
+        """Self-training's unlabeled clips for one test fold (un-normalised) and where each comes from.
+
+        The pool and the non-test folds' audio, as pre-training and FixMatch see
+        them (never the test fold; in a search scored on the validation fold,
+        not that fold either), less the clips ``with_labels`` (rows) the
+        classifiers train on with their labels.
+        """
+        s = self.settings
+        fold = None if protocol.shared_pretraining(s.pretrain_on_train_folds) else test_fold
+        audio = protocol.pretraining_clips(
+            self.dataset.folds, fold, s.pretrain_on_train_folds, hold_out_validation=s.holds_out_validation)
+        audio = np.setdiff1d(audio, np.asarray(with_labels, dtype=np.int64))
+        parts, sources = [], []
+        if self._has_pool():
+            parts.append(self.pool.X)
+            files, index = getattr(self.pool, "files", None), getattr(self.pool, "file_index", None)
+            sources += ([str(files[i]) for i in index] if files is not None and index is not None
+                        else [f"pool window {i}" for i in range(len(self.pool.X))])
+        parts.append(self.features[audio])
+        sources += list(self.dataset.meta["filename"].to_numpy()[audio])
+        data = np.concatenate(parts)
+        if len(data) == 0:
+            raise ValueError(
+                "selftrain has no unlabeled clips: set unlabeled to 'folder' or 'escus' (with files present) "
+                "or pretrain_on_train_folds to true")
+        return data, sources
+
+    def self_train(self, test_fold: int, labels_per_class: int, train, validation, scored, seeds):
+        """Self-training on one fold: the supervised classifier teaches; each round's student teaches the next.
+
+        Round ``r`` keeps the teacher's confident predictions on the unlabeled
+        clips (:func:`esc_lib.semi.select_pseudo_labels`, ``selftrain_threshold``
+        and ``selftrain_per_class``), writes them to ``pseudo_labels.csv`` in
+        its folder, and trains a student of the same network from scratch on the
+        labelled clips plus those (the classifier settings: augmentation,
+        dropout, schedule, refit).  The teacher of round 1 is the ``supervised``
+        method's run of this fold and budget (loaded when it exists); the last
+        round's student is the one scored, in the method's folder, earlier rounds
+        beside it (``-round<r>``).
+
+        Returns
+        -------
+        (ClassifierRun, float)
+            The last student (its ``scored`` the rows ``scored``) and the training
+            seconds of every teacher before it.
+        """
+        import dataclasses
+
+        from esc_lib import training
+
+        s = self.settings
+        labels, X, n_classes = self.dataset.labels, self.features, self.dataset.n_classes
+        scaler = self.standardizer(test_fold)
+        with_labels = np.union1d(train, validation) if s.refit_on_validation else np.asarray(train)
+        unlabeled, sources = self.selftrain_unlabeled(test_fold, with_labels)
+        X_unlabeled = scaler.transform(unlabeled)
+        X_train, X_validation = scaler.transform(X[train]), scaler.transform(X[validation])
+        # One prediction pass per model: the unlabeled clips (for the next round), then the scored ones.
+        both, n_unlabeled = np.concatenate([X_unlabeled, scaler.transform(X[scored])]), len(X_unlabeled)
+        common = dict(seeds=seeds, score=both, verbose=2 if self.verbose else 0, say=self._say)
+        self._say("  teacher: the supervised classifier of this fold and budget")
+        teacher = training.train_classifier(
+            (X_train, labels[train]), (X_validation, labels[validation]), n_classes,
+            self.classifier_dir("supervised", test_fold, labels_per_class), s, stage="supervised", **common)
+        spent = teacher.seconds
+        final = self.classifier_dir("selftrain", test_fold, labels_per_class)
+        for round_ in range(1, s.selftrain_rounds + 1):
+            run = final if round_ == s.selftrain_rounds else final.with_name(f"{final.name}-round{round_}")
+            rows, pseudo = self._pseudo_labels(run / PSEUDO_LABELS_FILE, teacher.scored[:n_unlabeled], sources)
+            counts = np.bincount(pseudo, minlength=n_classes)
+            self._say(f"  round {round_}: {len(rows)} of {n_unlabeled} unlabeled clips pseudo-labelled "
+                      f"(confidence >= {s.selftrain_threshold:g}; per class {counts.min()}-{counts.max()})")
+            student = training.train_classifier(
+                (np.concatenate([X_train, X_unlabeled[rows]]), np.concatenate([labels[train], pseudo])),
+                (X_validation, labels[validation]), n_classes, run, s, stage="selftrain", **common)
+            if round_ < s.selftrain_rounds:
+                spent += student.seconds
+            teacher = student
+        return dataclasses.replace(student, scored=student.scored[n_unlabeled:]), spent
+
+    def _pseudo_labels(self, path: Path, probabilities: np.ndarray, sources: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """One round's pseudo-labels: chosen and written to ``path`` the first time, read back after that.
+
+        A student resumed after a kill so learns from exactly the clips it
+        started with; a file that names other clips than today's unlabeled
+        ones (the pool changed) is an error, not a silent mix.
+        """
+        from esc_lib import semi
+
+        s = self.settings
+        if path.is_file():
+            saved = pd.read_csv(path)
+            rows, pseudo = saved["row"].to_numpy(dtype=np.int64), saved["label"].to_numpy(dtype=np.int64)
+            if (rows >= len(sources)).any() or [sources[i] for i in rows] != list(saved["source"].astype(str)):
+                raise ValueError(
+                    f"{path} names other unlabeled clips than this run has (the pool or folds changed); "
+                    f"remove {path.parent} to train this student again")
+            return rows, pseudo
+        rows, pseudo, confidence = semi.select_pseudo_labels(probabilities, s.selftrain_threshold, s.selftrain_per_class)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic.write_text(path, pd.DataFrame({
+            "row": rows, "source": [sources[i] for i in rows], "label": pseudo,
+            "category": [self.dataset.classes[k] for k in pseudo], "confidence": confidence.round(6),
+        }).to_csv(index=False))
+        return rows, pseudo
 
     def _label_budget(self, indices, labels_per_class: int, seed: int) -> np.ndarray:
         """:func:`esc_lib.protocol.label_budget` over files: a kept file keeps all its windows."""

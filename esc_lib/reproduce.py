@@ -64,6 +64,7 @@ profiles (profiles/<name>.yaml; --profile also takes a path to your own file):
           folds made for you; the strong network with and without the CAE.
   search/strong    the strong preset's search, scored on the validation folds only (--sweep).
   search/fixmatch  FixMatch's threshold and ratio, chosen on the validation folds (--sweep).
+  search/selftrain self-training's threshold, cap and rounds, chosen the same way (--sweep).
   --list-profiles shows every profile; `python -m esc_lib.settings` every parameter.
 
 data options: each sets the environment variable named in brackets, which a

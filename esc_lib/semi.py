@@ -15,6 +15,14 @@ Two post-2017 ways, both options of the one training path
   other clips of the batch (NT-Xent loss) through a small projection head;
   the encoder then initialises the classifier like the CAE's does.
 
+* **Self-training** (a teacher's pseudo-labels, as in Noisy Student, Xie et
+  al. 2020, without growing the student): the supervised classifier labels
+  the unlabeled clips; those it is confident about (:func:`select_pseudo_labels`)
+  join the labelled clips, and a student of the same network, trained from
+  scratch with the same augmentation and dropout (its noise), learns from both.
+  Each round's student may teach the next.  Unlike FixMatch, the pseudo-labels
+  come from a finished classifier, so they need no long schedule to appear.
+
 Augmentations come from :mod:`esc_lib.augment` (NumPy, seeded per epoch by
 the streams here), so an epoch is reproducible and a killed run resumes
 bit-identically through :func:`esc_lib.training.fit`.
@@ -32,6 +40,7 @@ from esc_lib.streams import epochs_dataset
 
 __all__ = [
     "pseudo_labels",
+    "select_pseudo_labels",
     "nt_xent",
     "SemiSupervisedStream",
     "TwoViewStream",
@@ -66,6 +75,48 @@ def pseudo_labels(probabilities, threshold: float):
     probabilities = tf.convert_to_tensor(probabilities)
     confidence = tf.reduce_max(probabilities, axis=-1)
     return tf.argmax(probabilities, axis=-1, output_type=tf.int32), tf.cast(confidence >= threshold, probabilities.dtype)
+
+
+def select_pseudo_labels(probabilities, threshold: float, per_class: int = 0):
+    """Self-training's pseudo-labelled clips: the teacher's confident predictions, optionally capped per class.
+
+    Parameters
+    ----------
+    probabilities : array [shape=(n, n_classes)]
+        The teacher's class probabilities for the unlabeled clips.
+    threshold : float in [0, 1]
+        A clip is kept when its top probability is at least this.
+    per_class : int >= 0
+        Keep at most this many clips per predicted class, the most confident
+        first (ties: the earlier clip); 0 keeps every confident clip.  A cap
+        stops a class the teacher over-predicts from swamping the student.
+
+    Returns
+    -------
+    rows : np.ndarray of int [shape=(k,)]
+        The kept clips, in increasing order.
+    labels : np.ndarray of int [shape=(k,)]
+        Their pseudo-labels (the teacher's arg-max).
+    confidence : np.ndarray of float [shape=(k,)]
+    """
+    if not 0.0 <= float(threshold) <= 1.0:
+        raise ValueError(f"threshold must be in [0, 1], got {threshold!r}")
+    if isinstance(per_class, bool) or not isinstance(per_class, (int, np.integer)) or per_class < 0:
+        raise ValueError(f"per_class must be an integer >= 0 (0: no cap), got {per_class!r}")
+    probabilities = np.asarray(probabilities, dtype="float64")
+    if probabilities.ndim != 2:
+        raise ValueError(f"probabilities must be [n_clips, n_classes], got shape {probabilities.shape}")
+    labels, confidence = probabilities.argmax(axis=1), probabilities.max(axis=1)
+    kept = np.flatnonzero(confidence >= float(threshold))
+    if per_class:
+        order = kept[np.lexsort((kept, -confidence[kept]))]  # most confident first, then by row
+        rank = np.zeros(len(order), dtype=int)
+        seen: dict[int, int] = {}
+        for i, row in enumerate(order):
+            rank[i] = seen.get(labels[row], 0)
+            seen[labels[row]] = rank[i] + 1
+        kept = np.sort(order[rank < per_class])
+    return kept, labels[kept], confidence[kept]
 
 
 def nt_xent(z1, z2, temperature: float):

@@ -13,6 +13,7 @@ section         what it shapes
 ``selfsupervised`` the contrastive encoder only (method ``contrastive``)
 ``classifier``  the classifier only
 ``semisupervised`` FixMatch-style consistency training only (method ``fixmatch``)
+``selftraining`` pseudo-labels from a teacher and the student trained on them (method ``selftrain``)
 ``evaluation``  what is scored and how: test folds, methods, budgets, refit, ensembles
 ``output``      where results go and what is drawn; never changes a trained model
 ==============  ===========================================================================
@@ -69,6 +70,7 @@ SECTIONS = {
     "selfsupervised": "contrastive pre-training of the encoder (method 'contrastive')",
     "classifier": "the classifier only",
     "semisupervised": "consistency training on unlabeled clips (method 'fixmatch')",
+    "selftraining": "a teacher's confident pseudo-labels, a student trained on them (method 'selftrain')",
     "evaluation": "what is scored and how",
     "output": "where results go and what is drawn",
 }
@@ -81,6 +83,8 @@ STAGE_SECTIONS = {
     "pretrained": ("data", "features", "network", "pretraining", "classifier"),
     "contrastive": ("data", "features", "network", "selfsupervised", "classifier"),
     "fixmatch": ("data", "features", "network", "classifier", "semisupervised"),
+    # The teacher of the first round is the supervised classifier (its own stage and folder).
+    "selftrain": ("data", "features", "network", "classifier", "selftraining"),
 }
 
 #: The sections each notebook declares in its parameters cell.
@@ -93,9 +97,10 @@ NOTEBOOK_SECTIONS = {
 
 #: The ways of training a classifier: from scratch (``supervised``), from the CAE's encoder
 #: (``pretrained``, the paper's), from a contrastively pre-trained encoder (``contrastive``), and
-#: from scratch with FixMatch-style consistency on unlabeled clips (``fixmatch``).
-METHODS = ("supervised", "pretrained", "contrastive", "fixmatch")
-_Method = Literal["supervised", "pretrained", "contrastive", "fixmatch"]
+#: from scratch with FixMatch-style consistency on unlabeled clips (``fixmatch``), and a student
+#: trained from scratch on the labelled clips plus a teacher's confident pseudo-labels (``selftrain``).
+METHODS = ("supervised", "pretrained", "contrastive", "fixmatch", "selftrain")
+_Method = Literal["supervised", "pretrained", "contrastive", "fixmatch", "selftrain"]
 
 #: The paper's encoder, ``filters`` per convolution (section 4.4).
 PAPER_ENCODER = "({f})5c-2p-({f})3c-2p-({f})3c-2p"
@@ -195,10 +200,17 @@ class Settings(BaseModel):
     fixmatch_weak: str = _p("", "semisupervised", "the weak augmentation of an unlabeled clip; empty: shift 8 frames")
     fixmatch_strong: str = _p(
         "", "semisupervised", "the strong augmentation of an unlabeled clip; empty: shift 30 frames + 2+2 masks")
+    # -------------------------------------------------------- selftraining
+    selftrain_threshold: float = _p(
+        0.7, "selftraining", "confidence a teacher's prediction needs to become a pseudo-label", ge=0, le=1)
+    selftrain_per_class: int = _p(
+        0, "selftraining", "pseudo-labelled clips per class at most, the most confident first; 0: no cap", ge=0)
+    selftrain_rounds: int = _p(
+        1, "selftraining", "teacher -> student rounds; each student is the next round's teacher", gt=0)
     # ---------------------------------------------------------- evaluation
     folds: list[int] = _p([1, 2, 3, 4, 5], "evaluation", "test folds of the cross-validation", min_length=1)
     methods: list[_Method] = _p(
-        ["supervised", "pretrained"], "evaluation", "ways of training to compare: supervised, pretrained (CAE), contrastive, fixmatch",
+        ["supervised", "pretrained"], "evaluation", "ways of training to compare: supervised, pretrained (CAE), contrastive, fixmatch, selftrain",
         min_length=1)
     label_budgets: list[int] = _p(
         [0], "evaluation", "labelled clips per class kept in the training folds and in the validation fold, one run each; 0 means all",
@@ -238,7 +250,7 @@ class Settings(BaseModel):
 
     @field_validator("learning_rate", "dropout", "cae_validation_fraction", "contrastive_temperature",
                      "contrastive_validation_fraction",
-                     "fixmatch_threshold", "fixmatch_weight", mode="before")
+                     "fixmatch_threshold", "fixmatch_weight", "selftrain_threshold", mode="before")
     @classmethod
     def _int_is_float(cls, value):
         return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
@@ -267,9 +279,9 @@ class Settings(BaseModel):
             raise ValueError(
                 "score='validation' needs the validation fold held out, but refit_on_validation trains on it; "
                 "set refit_on_validation to false for a search")
-        if self.pool_store and set(self.methods) & {"contrastive", "fixmatch"}:
+        if self.pool_store and set(self.methods) & {"contrastive", "fixmatch", "selftrain"}:
             raise ValueError(
-                "pool_store streams the pool to the CAE only; the methods contrastive and fixmatch still need it in "
+                "pool_store streams the pool to the CAE only; the methods contrastive, fixmatch and selftrain still need it in "
                 "memory: set pool_store to false, or methods to ['supervised', 'pretrained']")
         if self.pool_store and self.unlabeled == "none":
             raise ValueError("pool_store keeps an unlabeled pool on disk, but unlabeled is 'none'")
@@ -429,9 +441,11 @@ class Settings(BaseModel):
         augmentation specs and the other values are named by a short hash.
         """
         readable = {"fixmatch_threshold": "t", "fixmatch_ratio": "u", "fixmatch_epochs": "e", "fixmatch_weight": "w",
-                    "contrastive_epochs": "e", "contrastive_batch_size": "b", "contrastive_temperature": "t"}
+                    "contrastive_epochs": "e", "contrastive_batch_size": "b", "contrastive_temperature": "t",
+                    "selftrain_threshold": "t", "selftrain_per_class": "k", "selftrain_rounds": "r"}
         tags = ""
-        for method, section, prefix in (("fixmatch", "semisupervised", "fm"), ("contrastive", "selfsupervised", "cl")):
+        for method, section, prefix in (("fixmatch", "semisupervised", "fm"), ("contrastive", "selfsupervised", "cl"),
+                                        ("selftrain", "selftraining", "st")):
             if method not in self.methods:
                 continue
             changed = {name: value for name, value in self.section(section).items()
@@ -478,7 +492,8 @@ class Settings(BaseModel):
         """
         if method not in METHODS:
             raise SettingsError(f"method must be one of {METHODS}, got {method!r}")
-        origin = {"supervised": "", "pretrained": f"-{self.decoder}", "contrastive": "-simclr", "fixmatch": "-fixmatch"}[method]
+        origin = {"supervised": "", "pretrained": f"-{self.decoder}", "contrastive": "-simclr", "fixmatch": "-fixmatch",
+                  "selftrain": "-selftrain"}[method]
         name = f"bs{self.batch_size}-{self._encoder_tag()}{origin}-bn{int(self.batch_norm)}" + self._classifier_tags()
         return f"{name}-{self.key(method)}"
 

@@ -7,7 +7,10 @@ killed run resumes to the same weights.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import pytest
 from numpy.testing import assert_array_equal
 
@@ -204,3 +207,116 @@ def test_a_search_scored_on_the_validation_fold_leaves_its_audio_out_of_the_unla
     np.testing.assert_allclose(scaler.mean_, features[training_folds].mean(axis=(0, 2)).reshape(scaler.mean_.shape), rtol=1e-4)
     assert settings.key("fixmatch") != settings.replace(score="test").key("fixmatch")
     assert settings.replace(score="test", refit_on_validation=False).key("supervised") != settings.key("supervised")
+
+
+# ---------------------------------------------------------------------------
+# Self-training
+
+
+def test_select_pseudo_labels_keeps_confident_clips_and_caps_each_class():
+    probabilities = np.array([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8], [0.95, 0.05], [0.3, 0.7], [0.5, 0.5]])
+    rows, labels, confidence = semi.select_pseudo_labels(probabilities, 0.7)
+    assert_array_equal(rows, [0, 2, 3, 4])
+    assert_array_equal(labels, [0, 1, 0, 1])
+    assert (confidence >= 0.7).all()
+    # At most one per class: the most confident of each.
+    rows, labels, _ = semi.select_pseudo_labels(probabilities, 0.7, per_class=1)
+    assert_array_equal(rows, [2, 3])
+    assert_array_equal(labels, [1, 0])
+    assert len(semi.select_pseudo_labels(probabilities, 1.0)[0]) == 0
+    assert_array_equal(semi.select_pseudo_labels(probabilities, 0.0)[0], np.arange(6))
+
+
+@pytest.mark.parametrize("threshold, per_class", [(-0.1, 0), (1.5, 0), (0.5, -1), (0.5, 1.5), (0.5, True)])
+def test_select_pseudo_labels_rejects_bad_parameters(threshold, per_class):
+    with pytest.raises(ValueError, match="threshold|per_class"):
+        semi.select_pseudo_labels(np.full((2, 2), 0.5), threshold, per_class)
+
+
+def _spy_selftrain(monkeypatch):
+    """The training sets each student sees, by run folder."""
+    seen = {}
+    real = training.train_classifier
+
+    def spy(train, validation, n_classes, run_dir, settings, **kwargs):
+        if kwargs.get("stage") == "selftrain":
+            seen[str(run_dir)] = train
+        return real(train, validation, n_classes, run_dir, settings, **kwargs)
+
+    monkeypatch.setattr(training, "train_classifier", spy)
+    return seen
+
+
+def test_selftrain_students_learn_from_the_teachers_pseudo_labels_never_from_the_test_fold(synthetic, tmp_path, monkeypatch):
+    dataset, features, pool = synthetic
+    seen = _spy_selftrain(monkeypatch)
+    settings = _settings(folds=[3], run_dir=str(tmp_path / "run"), selftrain_threshold=0.3, selftrain_rounds=2,
+                         methods=["supervised", "selftrain"])
+    experiment = Experiment(settings, dataset=dataset, features=features, pool=pool, verbose=0)
+    metrics = experiment.cross_validate()[0]
+    split = experiment.split(3)
+    scaler = experiment.standardizer(3)
+    final = experiment.classifier_dir("selftrain", 3)
+    assert sorted(seen) == sorted([str(final.with_name(final.name + "-round1")), str(final)])
+    test_clips = scaler.transform(features[split.test])
+    labelled = scaler.transform(features[split.train])
+    for run, (X, y) in seen.items():
+        pseudo = pd.read_csv(Path(run) / "pseudo_labels.csv")
+        assert (pseudo["confidence"] >= 0.3).all() and len(pseudo) > 0
+        assert len(X) == len(split.train) + len(pseudo)
+        np.testing.assert_allclose(X[:len(split.train)], labelled, rtol=1e-6)
+        assert_array_equal(y[len(split.train):], pseudo["label"])
+        for clip in test_clips:  # no test clip among the pseudo-labelled ones
+            assert not np.any(np.all(np.isclose(X, clip), axis=(1, 2, 3)))
+        # Sources: pool files and the validation fold's clips (the labelled training clips are not pseudo-labelled).
+        names = set(dataset.meta["filename"])
+        labelled_names = set(dataset.meta["filename"].iloc[split.train])
+        assert not set(pseudo["source"]) & labelled_names
+        assert set(pseudo["source"]) & names <= set(dataset.meta["filename"].iloc[split.validation])
+    # The teacher is the supervised method's own run (loaded, not trained twice); the cost counts it.
+    rows = metrics.set_index("method")
+    assert rows.loc["selftrain", "seconds"] > rows.loc["supervised", "seconds"]
+    assert settings.classifier_id("selftrain") != settings.replace(selftrain_threshold=0.5).classifier_id("selftrain")
+    assert "-st-t0.3-r2" in settings.config_id
+    assert settings.key("fixmatch") == settings.replace(selftrain_threshold=0.5).key("fixmatch")
+
+
+def test_a_killed_selftrain_student_resumes_on_its_pseudo_labels_to_the_same_weights(synthetic, tmp_path, monkeypatch):
+    from conftest import kill_after
+
+    dataset, features, pool = synthetic
+    settings = _settings(folds=[3], selftrain_threshold=0.3, methods=["supervised", "selftrain"], max_epochs=3)
+
+    def experiment(name):
+        return Experiment(settings.replace(run_dir=str(tmp_path / name)), dataset=dataset, features=features, pool=pool, verbose=0)
+
+    uninterrupted = experiment("a").train_classifier(3, "selftrain")
+    real = training.fit
+    calls = {"n": 0}
+
+    def killing_fit(*args, callbacks=(), **kwargs):
+        calls["n"] += 1  # the first fit is the teacher's; kill the student's
+        extra = [kill_after(2)] if calls["n"] == 2 else []
+        return real(*args, callbacks=[*callbacks, *extra], **kwargs)
+
+    monkeypatch.setattr(training, "fit", killing_fit)
+    with pytest.raises(KeyboardInterrupt):
+        experiment("b").train_classifier(3, "selftrain")
+    monkeypatch.setattr(training, "fit", real)
+    resumed = experiment("b").train_classifier(3, "selftrain")
+    assert all(np.array_equal(a, b) for a, b in zip(resumed["model"].get_weights(), uninterrupted["model"].get_weights()))
+    assert resumed["metrics"]["accuracy"] == uninterrupted["metrics"]["accuracy"]
+    # Pseudo-labels that no longer match the unlabeled clips are refused, naming the file.
+    path = experiment("b").classifier_dir("selftrain", 3) / "pseudo_labels.csv"
+    frame = pd.read_csv(path)
+    frame.loc[0, "source"] = "elsewhere.wav"
+    frame.to_csv(path, index=False)
+    with pytest.raises(ValueError, match="pseudo_labels.csv names other unlabeled clips"):
+        experiment("b").train_classifier(3, "selftrain")
+
+
+def test_selftrain_with_the_pool_on_disk_is_refused():
+    from esc_lib.settings import SettingsError
+
+    with pytest.raises(SettingsError, match="selftrain"):
+        Settings(methods=["supervised", "selftrain"], pool_store=True)
