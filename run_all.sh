@@ -13,4 +13,7 @@ done
 "$root/scripts/bootstrap.sh"
 venv="${ESC_VENV:-$root/.venv}"
 cd "$root"
+# This checkout's esc_lib, for the runner and the notebook kernels it starts, even when the
+# environment (ESC_VENV, shared by several checkouts) was installed from another one.
+export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
 exec "$venv/bin/python" -m esc_lib.reproduce "$@"

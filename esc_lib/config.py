@@ -19,6 +19,17 @@ function                  default                                     environmen
 :func:`results_dir`       ``<project>/results``                       ``ESC_RESULTS_DIR``
 ========================  ==========================================  ======================
 
+Where the datasets are downloaded from (a mirror in the same layout, or the
+tests' server on 127.0.0.1) is set the same way:
+
+========================  ==========================================  ======================
+function                  default                                     environment variable
+========================  ==========================================  ======================
+:func:`esc50_url`         ``https://github.com`` (the pinned commit)  ``ESC50_URL``
+:func:`escus_server`      ``https://dataverse.harvard.edu``           ``ESCUS_SERVER``
+:func:`esc50_expect`      none: the pinned release's checks           ``ESC50_EXPECT``
+========================  ==========================================  ======================
+
 Relative values are taken relative to the project root (where ``run_all.sh`` is),
 so ``ESC_DATA_ROOT=../shared/data`` means the same in a notebook kernel and in a shell.
 """
@@ -42,6 +53,10 @@ __all__ = [
     "figures_dir",
     "results_dir",
     "profiles_dir",
+    "SOURCE_VARIABLES",
+    "esc50_url",
+    "escus_server",
+    "esc50_expect",
     "notebooks_dir",
     "describe",
 ]
@@ -62,6 +77,45 @@ ENVIRONMENT_VARIABLES = {
     "figures_dir": "ESC_FIGURES_DIR",
     "results_dir": "ESC_RESULTS_DIR",
 }
+
+
+#: Download sources -> environment variable (``run_all.sh --esc50-url`` etc. set them).
+SOURCE_VARIABLES = {
+    "esc50_url": "ESC50_URL",
+    "escus_server": "ESCUS_SERVER",
+    "esc50_expect": "ESC50_EXPECT",
+}
+
+#: Where ESC-50 and ESC-US come from when nothing is set.
+DEFAULT_ESC50_URL = "https://github.com"
+DEFAULT_ESCUS_SERVER = "https://dataverse.harvard.edu"
+
+
+def _url(name: str, default: str) -> str:
+    value = os.environ.get(SOURCE_VARIABLES[name], "").strip()
+    if value and not value.startswith(("http://", "https://")):
+        raise ValueError(f"{SOURCE_VARIABLES[name]}={value!r} is not an http(s) address; set it to e.g. {default}")
+    return (value or default).rstrip("/")
+
+
+def esc50_url() -> str:
+    """Base address of the ESC-50 archive: GitHub, or a mirror serving ``/karolpiczak/ESC-50/archive/<commit>.zip``."""
+    return _url("esc50_url", DEFAULT_ESC50_URL)
+
+
+def escus_server() -> str:
+    """The Dataverse installation ESC-US is listed and downloaded from (or a mirror of its API)."""
+    return _url("escus_server", DEFAULT_ESCUS_SERVER)
+
+
+def esc50_expect() -> Path | None:
+    """A JSON file of :func:`esc_lib.download.verify_esc50` expectations for another release than the pinned one
+    (its metadata's sha256 and counts, e.g. a scaled-down mirror); None: the pinned release's checks."""
+    value = os.environ.get(SOURCE_VARIABLES["esc50_expect"], "").strip()
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    return (path if path.is_absolute() else PROJECT_ROOT / path).resolve()
 
 
 def _from_env(name: str, default: Path) -> Path:

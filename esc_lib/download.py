@@ -65,6 +65,7 @@ __all__ = [
     "esc50_archive_url",
     "download_esc50",
     "verify_esc50",
+    "esc50_expectations",
     "DataverseFile",
     "list_escus_files",
     "download_escus",
@@ -79,7 +80,7 @@ ESC50_META_SHA256 = "ca660da60191a97de289983a05821c9382d852a38a2ba8428980816b68c
 #: Persistent id of ESC-US on Harvard Dataverse.
 ESCUS_DOI = "doi:10.7910/DVN/YDEPUT"
 #: The Dataverse installation holding ESC-US.
-DATAVERSE_SERVER = "https://dataverse.harvard.edu"
+DATAVERSE_SERVER = config.DEFAULT_ESCUS_SERVER
 
 _USER_AGENT = "esc_lib (research toolkit; python-requests)"
 _MARKER_ESC50 = ".esc_lib-esc50.json"
@@ -541,6 +542,31 @@ def verify_esc50(
             f"{root / 'audio'}: {len(bad)} clip(s) are not mono {sample_rate} Hz with {n_samples} samples: "
             f"{', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}; download the dataset again"
         )
+
+
+def esc50_expectations(path: str | Path | None = None) -> dict | None:
+    """:func:`verify_esc50`'s expectations for another release than the pinned one, read from a JSON file.
+
+    ``path`` (default :func:`esc_lib.config.esc50_expect`, ``ESC50_EXPECT``)
+    holds an object of :func:`verify_esc50`'s keyword arguments, e.g.
+    ``{"expected_meta_sha256": "...", "n_rows": 200, "per_fold": 40, "per_class": 4}``
+    for a scaled-down mirror (the end-to-end test serves one).  None when
+    unset: the pinned release's checks.
+    """
+    import inspect
+
+    path = Path(path) if path is not None else config.esc50_expect()
+    if path is None:
+        return None
+    try:
+        options = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise DatasetError(f"{path} (ESC50_EXPECT): cannot read it as JSON ({error}); fix or unset it") from None
+    allowed = set(inspect.signature(verify_esc50).parameters) - {"root"}
+    if not isinstance(options, dict) or set(options) - allowed:
+        unknown = sorted(set(options) - allowed) if isinstance(options, dict) else type(options).__name__
+        raise DatasetError(f"{path} (ESC50_EXPECT): unknown expectation(s) {unknown}; allowed: {sorted(allowed)}")
+    return options
 
 
 def download_esc50(

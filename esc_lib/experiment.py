@@ -66,7 +66,7 @@ def load_dataset(settings: Settings):
     if settings.download and not (root / "meta" / "esc50.csv").is_file():
         from esc_lib import download
 
-        root = download.download_esc50(root)
+        root = download.download_esc50(root, base_url=config.esc50_url(), verify_options=download.esc50_expectations())
     return data.load_labelled(root)
 
 
@@ -237,8 +237,9 @@ class Experiment:
             if s.download:
                 from esc_lib import download
 
-                root = download.download_escus(root, n_parts=s.escus_parts)
+                root = download.download_escus(root, n_parts=s.escus_parts, server=config.escus_server())
             found = data.escus_pool(root, esc50_meta=source, max_clips=limit, seed=s.seed)
+        self._say(f"unlabeled files: {found.summary()}")
         self._unreadable_folders = list(found.unreadable)  # counted in the pool report
         files = found.files
         labelled = {str(Path(path).resolve()) for path in self.dataset.meta["path"]}

@@ -117,6 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
     data = parser.add_argument_group("data and output locations")
     for option, variable in DIRECTORY_OPTIONS.items():
         data.add_argument(f"--{option.replace('_', '-')}", metavar="DIR", default=None, help=f"[{variable}]")
+    sources = parser.add_argument_group("download sources (the paper profile; mirrors in the same layout)")
+    for option, variable in config.SOURCE_VARIABLES.items():
+        metavar = "FILE" if option == "esc50_expect" else "URL"
+        sources.add_argument(f"--{option.replace('_', '-')}", metavar=metavar, default=None, help=f"[{variable}]")
     return parser
 
 
@@ -296,8 +300,23 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:24s} {load_profile(path).description}")
         return 0
 
+    # The kernels import this project's esc_lib (not another checkout's that an environment
+    # shared between checkouts may have been installed from).
+    paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    if paths[0] != str(config.PROJECT_ROOT):
+        os.environ["PYTHONPATH"] = os.pathsep.join([str(config.PROJECT_ROOT)] + [p for p in paths if p])
     if args.scheduler:
         os.environ["ESC_DASK_SCHEDULER"] = args.scheduler
+    for option, variable in config.SOURCE_VARIABLES.items():
+        value = getattr(args, option)
+        if value:
+            os.environ[variable] = str(Path(value).expanduser().resolve()) if option == "esc50_expect" else value
+    try:
+        config.esc50_url(), config.escus_server()
+    except ValueError as error:
+        raise SystemExit(f"run_all.sh: {error}") from None
+    if os.environ.get("ESC50_EXPECT"):
+        os.environ["ESC50_EXPECT"] = str(config.esc50_expect())  # kernels run in notebooks/
     for option, variable in DIRECTORY_OPTIONS.items():
         value = getattr(args, option)
         if value:
