@@ -10,8 +10,14 @@ for arg in "$@"; do
         PYTHONPATH="$root" exec "${PYTHON:-python3}" -m esc_lib.reproduce "$@"
     fi
 done
+# --gpu (this script's own option): the GPU environment (scripts/bootstrap.sh --gpu, .venv-gpu).
+args=()
+for arg in "$@"; do
+    if [[ "$arg" == "--gpu" ]]; then export ESC_GPU=1; else args+=("$arg"); fi
+done
+set -- "${args[@]+"${args[@]}"}"
 "$root/scripts/bootstrap.sh"
-venv="${ESC_VENV:-$root/.venv}"
+if [[ "${ESC_GPU:-0}" == "1" ]]; then venv="${ESC_VENV:-$root/.venv-gpu}"; else venv="${ESC_VENV:-$root/.venv}"; fi
 cd "$root"
 # This checkout's esc_lib, for the runner and the notebook kernels it starts, even when the
 # environment (ESC_VENV, shared by several checkouts) was installed from another one.

@@ -421,7 +421,8 @@ def build_cae(input_shape=PAPER_INPUT_SHAPE, encoder: str = PAPER_ENCODER, decod
             units = info
             if is_output or not batch_norm:
                 tensor = keras.layers.Dense(
-                    units, activation=None if is_output else "relu", name=f"decoder_fc_{index}"
+                    units, activation=None if is_output else "relu", name=f"decoder_fc_{index}",
+                    dtype="float32" if is_output else None,  # the reconstruction in float32 under mixed precision
                 )(tensor)
             else:
                 tensor = _dense_block(tensor, units, f"decoder_fc_{index}", True, f"decoder_fc_bn_{index}")
@@ -438,7 +439,8 @@ def build_cae(input_shape=PAPER_INPUT_SHAPE, encoder: str = PAPER_ENCODER, decod
             layer_name = f"decoder_deconv_{index}"
             if is_output:
                 tensor = keras.layers.Conv2DTranspose(
-                    channels, spec.kernel_size, padding="same", activation=None, name=layer_name
+                    channels, spec.kernel_size, padding="same", activation=None, name=layer_name,
+                    dtype="float32",  # the reconstruction in float32 under mixed precision
                 )(tensor)
             elif batch_norm:
                 tensor = keras.layers.Conv2DTranspose(
@@ -580,7 +582,8 @@ def build_classifier(input_shape, n_classes: int, encoder: str = PAPER_ENCODER, 
         tensor = _dense_block(tensor, units, f"head_fc_{index}", batch_norm, f"head_bn_{index}")
     if dropout:
         tensor = keras.layers.Dropout(dropout, name="output_dropout")(tensor)
-    outputs = keras.layers.Dense(n_classes, activation="softmax", name="output")(tensor)
+    # float32 under mixed precision too: a softmax in float16 loses the small probabilities.
+    outputs = keras.layers.Dense(n_classes, activation="softmax", name="output", dtype="float32")(tensor)
     return keras.Model(inputs, outputs, name=name or "classifier")
 
 

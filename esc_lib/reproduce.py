@@ -67,6 +67,10 @@ profiles (profiles/<name>.yaml; --profile also takes a path to your own file):
   search/selftrain self-training's threshold, cap and rounds, chosen the same way (--sweep).
   --list-profiles shows every profile; `python -m esc_lib.settings` every parameter.
 
+GPU: ./run_all.sh --gpu (or ESC_GPU=1) builds and uses the GPU environment (.venv-gpu from
+requirements-gpu.lock: tensorflow[and-cuda]); -p precision mixed_float16 and -p distribute
+mirrored (every visible GPU) are settings; each run says which device trains.
+
 data options: each sets the environment variable named in brackets, which a
 notebook opened in JupyterLab reads too.  Default locations derive from the
 project root (data/, cache/, runs/, figures/, results/).

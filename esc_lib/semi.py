@@ -251,6 +251,17 @@ class TwoViewStream:
 # Trainers: a Keras model around the network, with its own training step
 
 
+def _replicas() -> int:
+    return tf.distribute.get_strategy().num_replicas_in_sync
+
+
+def _for_replicas(loss):
+    """A loss averaged over this replica's batch, divided as Keras divides its own (``compute_loss``) under a
+    distribution strategy, so the gradients summed over the replicas average over the global batch."""
+    replicas = _replicas()
+    return loss / tf.cast(replicas, loss.dtype) if replicas > 1 else loss
+
+
 class _Trainer(keras.Model):
     """Wraps ``network``: calling it is calling the network (so validation and prediction are the network's),
     training runs :meth:`train_step`; :func:`esc_lib.training.fit` saves ``inference_model``."""
@@ -264,9 +275,21 @@ class _Trainer(keras.Model):
         return self.network
 
     def call(self, inputs, training=False):
+        if isinstance(inputs, (tuple, list)):
+            # A training batch's parts (labelled + views): Keras builds the model on one under a
+            # distribution strategy; the network's output is that of the first part.
+            inputs = inputs[0]
         return self.network(inputs, training=training)
 
+    def _apply(self, tape, scaled_loss) -> None:
+        """Apply the gradients of ``scaled_loss``: the loss through ``self.optimizer.scale_loss`` inside the tape
+        (mixed float16's loss-scale optimizer multiplies it, and divides the gradients back)."""
+        gradients = tape.gradient(scaled_loss, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+
     def _step(self, loss, extra: dict, y=None, y_pred=None) -> dict:
+        """Update the metrics; ``loss`` is the replica's share (:func:`_for_replicas`), logged as the whole."""
+        loss = loss * tf.cast(_replicas(), loss.dtype) if _replicas() > 1 else loss
         results = {}
         for metric in self.metrics:
             if metric.name == "loss":
@@ -315,12 +338,12 @@ class ConsistencyTrainer(_Trainer):
             p_labelled = probabilities[:n_labelled]
             p_weak = tf.stop_gradient(probabilities[n_labelled:n_labelled + n_unlabeled])
             p_strong = probabilities[n_labelled + n_unlabeled:]
-            supervised = self.compute_loss(x=x_labelled, y=y, y_pred=p_labelled)
+            supervised = self.compute_loss(x=x_labelled, y=y, y_pred=p_labelled)  # already divided among replicas
             targets, mask = pseudo_labels(p_weak, self.threshold)
             unlabeled = tf.reduce_mean(mask * keras.losses.sparse_categorical_crossentropy(targets, p_strong))
-            loss = supervised + self.weight * unlabeled
-        gradients = tape.gradient(loss, self.trainable_variables)
-        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+            loss = supervised + self.weight * _for_replicas(unlabeled)
+            scaled = self.optimizer.scale_loss(loss)
+        self._apply(tape, scaled)
         return self._step(loss, {"unlabeled_loss": unlabeled, "mask_rate": tf.reduce_mean(mask)}, y, p_labelled)
 
     def test_step(self, data):
@@ -344,7 +367,7 @@ def build_contrastive(input_shape, encoder: str, batch_norm: bool, projection: i
         keras.layers.GlobalAveragePooling2D(name="projection_gap")(encoded),
     ])
     hidden_layer = keras.layers.Dense(hidden, activation="relu", name="projection_hidden")(pooled)
-    output = keras.layers.Dense(projection, name="projection_output")(hidden_layer)
+    output = keras.layers.Dense(projection, name="projection_output", dtype="float32")(hidden_layer)
     return keras.Model(cae.inputs, output, name="contrastive_encoder")
 
 
@@ -364,14 +387,15 @@ class ContrastiveTrainer(_Trainer):
         first, second = views
         z = self.network(tf.concat([first, second], axis=0), training=training)
         n = tf.shape(first)[0]
-        return nt_xent(z[:n], z[n:], self.temperature)
+        # Negatives come from this replica's share of the batch (as SimCLR without a cross-replica gather).
+        return _for_replicas(nt_xent(z[:n], z[n:], self.temperature))
 
     def train_step(self, data):
         views, _ = data
         with tf.GradientTape() as tape:
             loss = self._loss(views, training=True)
-        gradients = tape.gradient(loss, self.trainable_variables)
-        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+            scaled = self.optimizer.scale_loss(loss)
+        self._apply(tape, scaled)
         return self._step(loss, {})
 
     def test_step(self, data):

@@ -167,6 +167,11 @@ class Settings(BaseModel):
     batch_norm: bool = _p(False, "network", "batch normalisation after each convolution")
     learning_rate: float = _p(0.001, "network", "Adam learning rate of both stages", gt=0)
     patience: int = _p(5, "network", "early-stopping patience (epochs) on the validation loss", gt=0)
+    precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = _p(
+        "float32", "network",
+        'numerics of training: "float32", or mixed precision: "mixed_float16" (NVIDIA GPUs), "mixed_bfloat16"')
+    distribute: Literal["none", "mirrored"] = _p(
+        "none", "network", '"mirrored": train on every visible GPU (tf.distribute.MirroredStrategy), batches split between them')
     # --------------------------------------------------------- pretraining
     decoder: Literal["unpool", "upsample"] = _p(
         "unpool", "pretraining", 'CAE decoder, "unpool" (switch unpooling) or "upsample"')
@@ -367,6 +372,9 @@ class Settings(BaseModel):
                 sections["data"].pop(name, None)
         if not self.pool_store:
             sections["data"].pop("pool_store", None)  # the in-memory pool: the keys of runs made before the store
+        for name, default in (("precision", "float32"), ("distribute", "none")):
+            if network.get(name) == default:
+                network.pop(name)  # one device in float32: the keys of runs made before these settings
         if self.holds_out_validation:
             # A search's unlabeled clips (and input statistics) leave out the scored validation fold.
             sections["data"]["unlabeled_folds"] = "training folds only"

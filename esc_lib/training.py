@@ -37,8 +37,10 @@ and ensemble its settings ask for.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import random
 import time
 from collections.abc import Sequence
@@ -125,6 +127,55 @@ def set_seed(seed: int) -> None:
     np.random.seed(seed)
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
+
+
+_STRATEGIES: dict[str, tf.distribute.Strategy] = {}
+_DEVICES_SAID: set = set()
+
+
+def device_summary(precision: str = "float32", distribute: str = "none") -> str:
+    """One line: what TensorFlow trains on (the GPUs by name, else the CPU), in which precision, on how many replicas."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        names = [tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name) for gpu in gpus]
+        where = f"{len(gpus)} GPU(s): " + ", ".join(f"{gpu.name.split(':', 1)[-1]} {name}" for gpu, name in zip(gpus, names))
+    else:
+        where = f"the CPU ({os.cpu_count()} cores; TensorFlow sees no GPU)"
+    replicas = _strategy(distribute).num_replicas_in_sync if distribute == "mirrored" else 1
+    spread = f", MirroredStrategy over {replicas} replica(s)" if distribute == "mirrored" else ""
+    return f"training on {where}, TensorFlow {tf.__version__}, precision {precision}{spread}"
+
+
+def _strategy(distribute: str) -> tf.distribute.Strategy:
+    """The process's one MirroredStrategy (every visible GPU, else the CPU)."""
+    if distribute not in _STRATEGIES:
+        _STRATEGIES[distribute] = tf.distribute.MirroredStrategy()
+    return _STRATEGIES[distribute]
+
+
+@contextlib.contextmanager
+def numerics(settings, say=print):
+    """Build, compile and train inside this: the settings' ``precision`` (Keras' global dtype policy,
+    restored afterwards) and ``distribute`` (a MirroredStrategy's scope).
+
+    Says once per process and combination which device(s) train (:func:`device_summary`);
+    mixed float16 without a GPU gets a note (it is slower on a CPU, not faster).
+    """
+    precision = getattr(settings, "precision", "float32")
+    distribute = getattr(settings, "distribute", "none")
+    if (precision, distribute) not in _DEVICES_SAID:
+        _DEVICES_SAID.add((precision, distribute))
+        line = device_summary(precision, distribute)
+        if precision == "mixed_float16" and not tf.config.list_physical_devices("GPU"):
+            line += " (note: float16 is emulated on a CPU, slower than float32; it is meant for GPUs)"
+        say(line)
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(precision)
+    try:
+        with _strategy(distribute).scope() if distribute == "mirrored" else contextlib.nullcontext():
+            yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def _check_learning_rate(learning_rate) -> float:
@@ -328,6 +379,31 @@ def _training_stream(train, batch_size: int, seed: int):
 
     X, y = _as_arrays(train, "train")
     return BatchStream(X, y, batch_size=batch_size, shuffle=True, seed=seed, target="input" if y is None else "label")
+
+
+@contextlib.contextmanager
+def _built_aside(model: keras.Model, stream, initial_epoch: int):
+    """Under a distribution strategy, build ``model`` on a batch made aside, not on one of ``fit``'s.
+
+    Keras' ``fit`` under a strategy builds the model on a batch it draws from
+    a first pass over the dataset; with :func:`_epochs_dataset` that pass is
+    epoch ``initial_epoch``, so training would start at the epoch after it
+    and every epoch would see the next one's batch order.  Here the model is
+    built on the first batch of ``stream.epoch(initial_epoch)`` (a stream's
+    epochs are pure functions of their number) and Keras' draw is skipped.
+    Without a strategy nothing changes.
+    """
+    if getattr(model, "_distribute_strategy", None) is None:
+        yield
+        return
+    x, y = next(iter(stream.epoch(initial_epoch)))
+    with model.distribute_strategy.scope():
+        model._symbolic_build(data_batch=(x, y))
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+    try:
+        yield
+    finally:
+        del model._maybe_symbolic_build
 
 
 def _epochs_dataset(stream, initial_epoch: int):
@@ -600,20 +676,22 @@ def fit(model: keras.Model, train, validation=None, run_dir=None, max_epochs: in
     recorder = _RunRecorder(run_dir, monitor, patience, state, rows)
     initial_epoch = state["epoch"]
     if initial_epoch < max_epochs and not state["stopped"]:
-        dataset, steps = _epochs_dataset(_training_stream(train, batch_size, seed), initial_epoch)
+        stream = _training_stream(train, batch_size, seed)
+        dataset, steps = _epochs_dataset(stream, initial_epoch)
         validation_data, validation_steps = _validation_data(validation, initial_epoch)
-        model.fit(
-            dataset,
-            steps_per_epoch=steps,
-            validation_data=validation_data,
-            validation_steps=validation_steps,
-            epochs=max_epochs,
-            initial_epoch=initial_epoch,
-            shuffle=False,  # the stream orders the batches
-            # One line per epoch (Keras' verbose=2 prints two, verbose=1 a bar that fills a log with carriage returns).
-            callbacks=[recorder, *([_EpochLine(max_epochs)] if verbose else []), *callbacks],
-            verbose=0,
-        )
+        with _built_aside(model, stream, initial_epoch):
+            model.fit(
+                dataset,
+                steps_per_epoch=steps,
+                validation_data=validation_data,
+                validation_steps=validation_steps,
+                epochs=max_epochs,
+                initial_epoch=initial_epoch,
+                shuffle=False,  # the stream orders the batches
+                # One line per epoch (Keras' verbose=2 prints two, verbose=1 a bar that fills a log with carriage returns).
+                callbacks=[recorder, *([_EpochLine(max_epochs)] if verbose else []), *callbacks],
+                verbose=0,
+            )
 
     # Restore the best weights (from memory when this call saw them, else from disk).
     if not restore_best:
@@ -689,7 +767,6 @@ def train_cae(X, run_dir, settings, *, decoder: str | None = None, verbose: int 
     history : pandas.DataFrame
     """
     from esc_lib import protocol, store
-    from esc_lib.streams import BatchStream
 
     lazy = isinstance(X, store.LazyRows)  # rows read from disk a batch at a time (an on-disk pool)
     if not lazy:
@@ -704,22 +781,27 @@ def train_cae(X, run_dir, settings, *, decoder: str | None = None, verbose: int 
     except ValueError as error:
         raise TrainingError(f"train_cae: pre-training data: {error}") from None
     _write_settings(run_dir, settings, "cae")
-    set_seed(settings.seed)
-    model = models.build_cae(X.shape[1:], encoder=settings.encoder_notation, decoder=settings.decoder,
-                             batch_norm=settings.batch_norm)
-    compile_autoencoder(model, learning_rate=settings.learning_rate)
-    if lazy:  # the same batches as the in-memory streams below, gathered a batch at a time
-        streams = (store.RowStream(X, train, settings.cae_batch_size, seed=settings.seed),
-                   store.RowStream(X, validation, 256, shuffle=False))
-    else:
-        streams = (BatchStream(X[train], batch_size=settings.cae_batch_size, seed=settings.seed, target="input"),
-                   BatchStream(X[validation], batch_size=256, shuffle=False, target="input"))
-    history = fit(
-        model, *streams,
-        run_dir=run_dir, max_epochs=settings.cae_max_epochs, patience=settings.patience, seed=settings.seed,
-        verbose=verbose,
-    )
+    with numerics(settings, say=print if verbose else (lambda line: None)):
+        set_seed(settings.seed)
+        model = models.build_cae(X.shape[1:], encoder=settings.encoder_notation, decoder=settings.decoder,
+                                 batch_norm=settings.batch_norm)
+        compile_autoencoder(model, learning_rate=settings.learning_rate)
+        history = fit(model, *_cae_streams(X, train, validation, settings, lazy),
+                      run_dir=run_dir, max_epochs=settings.cae_max_epochs, patience=settings.patience,
+                      seed=settings.seed, verbose=verbose)
     return model, history
+
+
+def _cae_streams(X, train, validation, settings, lazy: bool):
+    """The CAE's training and validation streams: from memory, or gathered from the store a batch at a time."""
+    from esc_lib import store
+    from esc_lib.streams import BatchStream
+
+    if lazy:  # the same batches as the in-memory streams below, gathered a batch at a time
+        return (store.RowStream(X, train, settings.cae_batch_size, seed=settings.seed),
+                store.RowStream(X, validation, 256, shuffle=False))
+    return (BatchStream(X[train], batch_size=settings.cae_batch_size, seed=settings.seed, target="input"),
+            BatchStream(X[validation], batch_size=256, shuffle=False, target="input"))
 
 
 def train_contrastive(X, run_dir, settings, *, verbose: int = 0) -> tuple[keras.Model, pd.DataFrame]:
@@ -757,17 +839,18 @@ def train_contrastive(X, run_dir, settings, *, verbose: int = 0) -> tuple[keras.
     views = augmentations.from_spec(settings.augmentation("contrastive_augment"))
     batch = min(settings.contrastive_batch_size, len(train))
     _write_settings(run_dir, settings, "contrastive_encoder")
-    set_seed(settings.seed)
-    network = semi.build_contrastive(X.shape[1:], settings.encoder_notation, settings.batch_norm)
-    model = semi.ContrastiveTrainer(network, temperature=settings.contrastive_temperature)
-    model.compile(optimizer=keras.optimizers.Adam(_check_learning_rate(settings.learning_rate)))
-    history = fit(
-        model,
-        semi.TwoViewStream(X[train], batch, settings.seed, views),
-        semi.TwoViewStream(X[validation], min(batch, len(validation)), settings.seed + 1, views),
-        run_dir=run_dir, max_epochs=settings.contrastive_epochs, patience=settings.patience, seed=settings.seed,
-        verbose=verbose,
-    )
+    with numerics(settings, say=print if verbose else (lambda line: None)):
+        set_seed(settings.seed)
+        network = semi.build_contrastive(X.shape[1:], settings.encoder_notation, settings.batch_norm)
+        model = semi.ContrastiveTrainer(network, temperature=settings.contrastive_temperature)
+        model.compile(optimizer=keras.optimizers.Adam(_check_learning_rate(settings.learning_rate)))
+        history = fit(
+            model,
+            semi.TwoViewStream(X[train], batch, settings.seed, views),
+            semi.TwoViewStream(X[validation], min(batch, len(validation)), settings.seed + 1, views),
+            run_dir=run_dir, max_epochs=settings.contrastive_epochs, patience=settings.patience, seed=settings.seed,
+            verbose=verbose,
+        )
     return network, history
 
 
@@ -884,6 +967,10 @@ def train_classifier(train, validation, n_classes: int, run_dir, settings, *, se
     def build_and_fit(X, Y, run: Path, seed: int, epochs: int, watch, patience, restore_best: bool):
         trained_runs.append(run)
         _write_settings(run, settings, stage)
+        with numerics(settings, say=say):
+            return _build_and_fit(X, Y, run, seed, epochs, watch, patience, restore_best)
+
+    def _build_and_fit(X, Y, run: Path, seed: int, epochs: int, watch, patience, restore_best: bool):
         set_seed(seed)
         model = models.build_classifier(
             X.shape[1:], n_classes, encoder=settings.encoder_notation, head=settings.head,

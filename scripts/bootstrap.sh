@@ -4,13 +4,27 @@
 # pyproject.toml nor the Python version changed since the last successful
 # run, it installs nothing and returns in about a second.
 #
-# Settings (environment variables):
-#   ESC_VENV    where the environment lives (default: <project>/.venv)
+# Settings (environment variables, or --gpu):
+#   ESC_GPU=1   the GPU environment: requirements-gpu.lock (tensorflow[and-cuda] instead of
+#               tensorflow-cpu, same version) in <project>/.venv-gpu; the same as --gpu
+#   ESC_VENV    where the environment lives (default: <project>/.venv, or .venv-gpu with ESC_GPU=1)
 #   PYTHON      the Python 3.11 interpreter to build it from (default: python3.11, else python3)
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-venv="${ESC_VENV:-$root/.venv}"
+for arg in "$@"; do
+    case "$arg" in
+        --gpu) export ESC_GPU=1 ;;
+        *) echo "bootstrap: unknown option '$arg' (the only one is --gpu)" >&2; exit 2 ;;
+    esac
+done
+if [[ "${ESC_GPU:-0}" == "1" ]]; then
+    lock="$root/requirements-gpu.lock" flavour="GPU" other="tensorflow-cpu"
+    venv="${ESC_VENV:-$root/.venv-gpu}"
+else
+    lock="$root/requirements.lock" flavour="CPU" other="tensorflow"
+    venv="${ESC_VENV:-$root/.venv}"
+fi
 stamp_file="$venv/.esc_lib-stamp"
 
 pick_python() {
@@ -26,21 +40,25 @@ if ! "$python_bin" -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11)
 fi
 
 # The stamp covers everything that decides what gets installed.
-stamp="$( { "$python_bin" --version 2>&1; cat "$root/requirements.lock" "$root/pyproject.toml"; } | sha256sum | cut -d' ' -f1)"
+stamp="$( { "$python_bin" --version 2>&1; cat "$lock" "$root/pyproject.toml"; } | sha256sum | cut -d' ' -f1)"
 if [[ -x "$venv/bin/python" && -f "$stamp_file" && "$(cat "$stamp_file")" == "$stamp" ]]; then
     PYTHON="$venv/bin/python" "$root/scripts/install_git_filter.sh"
-    echo "bootstrap: environment $venv is up to date"
+    echo "bootstrap: $flavour environment $venv is up to date"
     exit 0
 fi
 
 start=$SECONDS
-echo "bootstrap: building environment in $venv from requirements.lock (the first time takes a few minutes)"
+echo "bootstrap: building the $flavour environment in $venv from $(basename "$lock") (the first time takes a few minutes)"
 if [[ ! -x "$venv/bin/python" ]]; then
     "$python_bin" -m venv "$venv"
 fi
 rm -f "$stamp_file"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24"
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$root/requirements.lock"
+# The other flavour's TensorFlow (an environment switched between CPU and GPU) would shadow this one.
+if "$venv/bin/python" -m pip show --quiet "$other" >/dev/null 2>&1; then
+    "$venv/bin/python" -m pip uninstall --quiet --yes "$other"
+fi
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$lock"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e "$root"
 # The kernel goes into the environment itself (not the user's home), so
 # papermill and the JupyterLab of this environment find it and nothing else is touched.
@@ -48,4 +66,12 @@ rm -f "$stamp_file"
 # Notebook outputs stay out of git (the nbstripout filter that .gitattributes names).
 PYTHON="$venv/bin/python" "$root/scripts/install_git_filter.sh"
 echo "$stamp" > "$stamp_file"
-echo "bootstrap: environment ready in $((SECONDS - start)) s"
+echo "bootstrap: $flavour environment ready in $((SECONDS - start)) s"
+if [[ "$flavour" == "GPU" ]]; then
+    gpus="$(TF_CPP_MIN_LOG_LEVEL=3 "$venv/bin/python" -c 'import tensorflow as tf; print(len(tf.config.list_physical_devices("GPU")))' 2>/dev/null || echo 0)"
+    if [[ "$gpus" == "0" ]]; then
+        echo "bootstrap: warning: TensorFlow sees no GPU; check the NVIDIA driver (nvidia-smi) - training will run on the CPU" >&2
+    else
+        echo "bootstrap: TensorFlow sees $gpus GPU(s)"
+    fi
+fi

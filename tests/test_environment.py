@@ -68,12 +68,19 @@ def test_python_version_agrees():
 
 
 def test_installed_versions_are_the_pinned_ones():
-    """The running environment is the one the lock describes (bootstrap ran)."""
+    """The running environment is the one its lock describes (bootstrap ran): the CPU lock, or with
+    TensorFlow's GPU build (bootstrap --gpu) the GPU lock, CUDA wheels included."""
     from importlib.metadata import PackageNotFoundError, version
 
-    lock = _lock()
+    try:
+        version("tensorflow-cpu")
+        lock, names = _lock(), _direct_dependencies()
+    except PackageNotFoundError:
+        lock = _pins(ROOT / "requirements-gpu.lock")
+        lock["tensorflow"] = lock.pop("tensorflow[and-cuda]")
+        names = (_direct_dependencies() - {"tensorflow-cpu"}) | {"tensorflow"} | {n for n in lock if n.startswith("nvidia-")}
     wrong = {}
-    for name in _direct_dependencies():
+    for name in names:
         try:
             installed = version(name)
         except PackageNotFoundError:
@@ -81,3 +88,23 @@ def test_installed_versions_are_the_pinned_ones():
         if installed != lock[name]:
             wrong[name] = (installed, lock[name])
     assert wrong == {}, "installed != pinned: {name: (installed, pinned)}"
+
+
+def _pins(path) -> dict[str, str]:
+    pins = {}
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, version = line.strip().partition("==")
+            assert version, f"{path.name}: {line!r} is not pinned with =="
+            pins[_normalise(name)] = version
+    return pins
+
+
+def test_the_gpu_lock_is_the_cpu_lock_with_tensorflow_and_cuda():
+    """requirements-gpu.lock (bootstrap --gpu): every CPU pin, tensorflow[and-cuda] at tensorflow-cpu's version,
+    and only NVIDIA's CUDA wheels besides (regenerate with scripts/gpu_lock.py)."""
+    cpu, gpu = _lock(), _pins(ROOT / "requirements-gpu.lock")
+    assert gpu.pop("tensorflow[and-cuda]") == cpu.pop("tensorflow-cpu")
+    added = {name: version for name, version in gpu.items() if name not in cpu}
+    assert added and all(name.startswith("nvidia-") and name.endswith("-cu12") for name in added), added
+    assert {name: gpu[name] for name in cpu if gpu.get(name) != cpu[name]} == {}, "GPU pin != CPU pin"
