@@ -12,7 +12,14 @@ own child process, so its peak resident memory (``ru_maxrss``) is its own:
 3. ``CAE epoch, memory``: one epoch of the paper's CAE on the standardised
    in-memory array;
 4. ``CAE epoch, store``: the same epoch streamed from the store
-   (:class:`esc_lib.store.LazyRows` + :class:`esc_lib.store.RowStream`).
+   (:class:`esc_lib.store.LazyRows` + :class:`esc_lib.store.RowStream`);
+5. ``read, memory`` / ``read, store``: one epoch of those standardised batches
+   with no model, batches per second (target: the store feeds at least what
+   the CAE consumes).
+
+Then, at the largest N, Dask's speed against the threads and the store's read
+rate against memory and against the CAE's consumption, and a linear projection
+for the 250 000 clips of ESC-US on this machine and on a Dask cluster.
 
 Printed per N: seconds per clip (extraction) or per 1 000 clips (an epoch),
 peak RSS in MiB, and both as ratios to the smallest N of the same run (the
@@ -86,6 +93,20 @@ def _measure(task: dict) -> dict:
         start = time.perf_counter()
         built = store.build_store(files, root, params, progress=False, scheduler=scheduler)
         return {"seconds": time.perf_counter() - start, "rows": len(built)}
+    if task["what"] in ("read-memory", "read-store"):
+        # One epoch of standardised CAE batches of 32, no model: what the store can feed per second.
+        from esc_lib.streams import BatchStream
+
+        built = store.open_store(task["store"])
+        scaler = store.standardizer_from(built.X)
+        if task["what"] == "read-memory":
+            stream = BatchStream(scaler.transform(np.asarray(built.X)), batch_size=32, seed=0, target="input")
+        else:
+            stream = store.RowStream(store.LazyRows([built.X], transform=scaler.transform), np.arange(len(built)), 32, seed=0)
+        start = time.perf_counter()
+        batches = sum(1 for _ in stream.epoch(0))
+        seconds = time.perf_counter() - start
+        return {"seconds": seconds, "rows": n, "batches_per_s": batches / seconds}
     # One CAE epoch (the paper's network), from memory or from the store.
     import keras
 
@@ -129,19 +150,46 @@ def main(argv=None) -> int:
                 import shutil
 
                 shutil.rmtree(workdir / f"{store_dir.name}{suffix}")
-        for what in ("extract-memory", "extract-store", "extract-dask") + (() if args.skip_cae else ("cae-memory", "cae-store")):
+        measures = ("extract-memory", "extract-store", "extract-dask", "read-memory", "read-store")
+        for what in measures + (() if args.skip_cae else ("cae-memory", "cae-store")):
             out = _child({"what": what, "files": files[:n], "params": params, "store": str(store_dir)})
-            per = out["seconds"] / n * (1000 if what.startswith("cae") else 1)
-            rows.append({"N": n, "what": what, "per": per, "rss": out["peak_rss_mib"]})
-            print(f"  N={n:6d} {what:15s} {per:9.4f} {'s/1000 clips' if what.startswith('cae') else 's/clip':12s} "
-                  f"peak RSS {out['peak_rss_mib']:8.0f} MiB", flush=True)
+            per = out["seconds"] / n * (1 if what.startswith("extract") else 1000)
+            rows.append({"N": n, "what": what, "per": per, "rss": out["peak_rss_mib"], "batches_per_s": out.get("batches_per_s")})
+            rate = f", {out['batches_per_s']:7.0f} batches/s" if out.get("batches_per_s") else ""
+            print(f"  N={n:6d} {what:15s} {per:9.4f} {'s/clip' if what.startswith('extract') else 's/1000 clips':12s} "
+                  f"peak RSS {out['peak_rss_mib']:8.0f} MiB{rate}", flush=True)
     print("\nratios to the smallest N (time per clip, peak RSS):")
     for what in dict.fromkeys(r["what"] for r in rows):
         base = next(r for r in rows if r["what"] == what)
         line = ", ".join(f"N={r['N']}: time x{r['per'] / base['per']:.2f}, RSS x{r['rss'] / base['rss']:.2f}"
                          for r in rows if r["what"] == what)
         print(f"  {what:15s} {line}")
+    largest = max(sizes)
+    at = {r["what"]: r for r in rows if r["N"] == largest}
+    print(f"\nat N={largest}, same run:")
+    print(f"  Dask LocalCluster / threads, extraction speed: x{at['extract-store']['per'] / at['extract-dask']['per']:.2f}")
+    print(f"  store / in-memory, batches read per second: x{at['read-store']['batches_per_s'] / at['read-memory']['batches_per_s']:.2f}")
+    if "cae-store" in at:
+        consumed = 1000 / 32 / at["cae-store"]["per"]
+        print(f"  the CAE consumes {consumed:.0f} batches/s of 32; the store reads "
+              f"{at['read-store']['batches_per_s']:.0f}/s (x{at['read-store']['batches_per_s'] / consumed:.1f})")
+    # Linear projection from the largest N (the ratios above say whether cost is linear).
+    clips = 250_000
+    extract = at["extract-store"]["per"] * clips
+    print(f"\nprojection for {clips} clips on this machine ({os.cpu_count()} cores): extraction "
+          f"{extract / 3600:.1f} h (threads, store), disk {clips * _row_bytes(params) / 2**30:.1f} GiB of features"
+          + (f", one CAE epoch {at['cae-store']['per'] * clips / 1000 / 60:.0f} min" if "cae-store" in at else ""))
+    for workers in (16, 64):
+        print(f"  on a Dask cluster of {workers} such cores (linear, files on shared storage): extraction "
+              f"{extract * os.cpu_count() / workers / 60:.0f} min")
     return 0
+
+
+def _row_bytes(params: dict) -> int:
+    """Bytes of one clip's float32 features (28 x 36, or 64 x 108 with --strong)."""
+    from esc_lib.features import FeatureParams
+
+    return int(np.prod(FeatureParams(**params).shape)) * 4
 
 
 if __name__ == "__main__":
