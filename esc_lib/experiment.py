@@ -356,15 +356,19 @@ class Experiment:
 
         s = self.settings
         run = self.cae_dir(test_fold, decoder)
-        data, scaler = self.pretraining_data(test_fold), self.standardizer(test_fold)
-        if s.pool_store:  # standardised as each batch is read
-            from esc_lib import store
-
-            X = store.LazyRows(data.parts, transform=scaler.transform)
-        else:
-            X = scaler.transform(data)
+        X = self.standardised_unlabeled(test_fold)
         self._say(f"CAE {s.cae_id(decoder)} for test fold {test_fold}: {len(X)} clips -> {run}")
         return training.train_cae(X, run, s, decoder=decoder, verbose=2 if self.verbose else 0)
+
+    def standardised_unlabeled(self, test_fold: int):
+        """:meth:`pretraining_data` through this fold's statistics: an array, or with ``pool_store`` a
+        :class:`esc_lib.store.LazyRows` standardising the rows a batch reads (the pool stays on disk)."""
+        data, scaler = self.pretraining_data(test_fold), self.standardizer(test_fold)
+        if self.settings.pool_store:
+            from esc_lib import store
+
+            return store.LazyRows(data.parts, transform=scaler.transform)
+        return scaler.transform(data)
 
     def contrastive_dir(self, test_fold: int) -> Path:
         where = "shared" if protocol.shared_pretraining(self.settings.pretrain_on_train_folds) else f"fold{test_fold}"
@@ -378,7 +382,7 @@ class Experiment:
         from esc_lib import training
 
         run = self.contrastive_dir(test_fold)
-        X = self.standardizer(test_fold).transform(self.pretraining_data(test_fold))
+        X = self.standardised_unlabeled(test_fold)
         self._say(f"contrastive encoder {self.settings.contrastive_id()} for test fold {test_fold}: {len(X)} clips -> {run}")
         return training.train_contrastive(X, run, self.settings, verbose=2 if self.verbose else 0)
 
@@ -473,7 +477,7 @@ class Experiment:
             outcome, teacher_seconds = self.self_train(test_fold, labels_per_class, train, validation, scored, seeds)
         else:
             # Consistency training sees the pre-training data (the pool and/or the non-test folds, labels dropped).
-            unlabeled = scaler.transform(self.pretraining_data(test_fold)) if method == "fixmatch" else None
+            unlabeled = self.standardised_unlabeled(test_fold) if method == "fixmatch" else None
             outcome = training.train_classifier(
                 (scaler.transform(X[train]), labels[train]), (scaler.transform(X[validation]), labels[validation]),
                 self.dataset.n_classes, self.classifier_dir(method, test_fold, labels_per_class), s,
@@ -527,7 +531,8 @@ class Experiment:
         return {"metrics": metrics, "predictions": predictions, "history": outcome.histories[0], "model": outcome.models[0]}
 
     def selftrain_unlabeled(self, test_fold: int, with_labels) -> tuple[np.ndarray, list[str]]:
-        """Self-training's unlabeled clips for one test fold (un-normalised) and where each comes from.
+        """Self-training's unlabeled clips for one test fold (un-normalised; with ``pool_store`` a
+        :class:`esc_lib.store.LazyRows`) and where each comes from.
 
         The pool and the non-test folds' audio, as pre-training and FixMatch see
         them (never the test fold; in a search scored on the validation fold,
@@ -541,18 +546,21 @@ class Experiment:
         audio = np.setdiff1d(audio, np.asarray(with_labels, dtype=np.int64))
         parts, sources = [], []
         if self._has_pool():
-            parts.append(self.pool.X)
+            parts.append(self.pool.X)  # with pool_store, the store's memory-mapped shards
             files, index = getattr(self.pool, "files", None), getattr(self.pool, "file_index", None)
             sources += ([str(files[i]) for i in index] if files is not None and index is not None
                         else [f"pool window {i}" for i in range(len(self.pool.X))])
         parts.append(self.features[audio])
         sources += list(self.dataset.meta["filename"].to_numpy()[audio])
-        data = np.concatenate(parts)
-        if len(data) == 0:
+        if sum(len(part) for part in parts) == 0:
             raise ValueError(
                 "selftrain has no unlabeled clips: set unlabeled to 'folder' or 'escus' (with files present) "
                 "or pretrain_on_train_folds to true")
-        return data, sources
+        if self.settings.pool_store:
+            from esc_lib import store
+
+            return store.LazyRows(parts), sources
+        return np.concatenate(parts), sources
 
     def self_train(self, test_fold: int, labels_per_class: int, train, validation, scored, seeds):
         """Self-training on one fold: the supervised classifier teaches; each round's student teaches the next.
@@ -573,8 +581,6 @@ class Experiment:
             The last student (its ``scored`` the rows ``scored``) and the training
             seconds of every teacher before it.
         """
-        import dataclasses
-
         from esc_lib import training
 
         s = self.settings
@@ -582,11 +588,18 @@ class Experiment:
         scaler = self.standardizer(test_fold)
         with_labels = np.union1d(train, validation) if s.refit_on_validation else np.asarray(train)
         unlabeled, sources = self.selftrain_unlabeled(test_fold, with_labels)
-        X_unlabeled = scaler.transform(unlabeled)
+        if s.pool_store:  # standardised as read, a chunk at a time; only the chosen clips are gathered
+            from esc_lib import store
+
+            X_unlabeled = store.LazyRows(unlabeled.parts, transform=scaler.transform)
+        else:
+            X_unlabeled = scaler.transform(unlabeled)
         X_train, X_validation = scaler.transform(X[train]), scaler.transform(X[validation])
-        # One prediction pass per model: the unlabeled clips (for the next round), then the scored ones.
-        both, n_unlabeled = np.concatenate([X_unlabeled, scaler.transform(X[scored])]), len(X_unlabeled)
-        common = dict(seeds=seeds, score=both, verbose=2 if self.verbose else 0, say=self._say)
+        common = dict(seeds=seeds, score=scaler.transform(X[scored]), verbose=2 if self.verbose else 0, say=self._say)
+
+        def teaching(run):  # the members' mean probabilities on the unlabeled clips
+            return np.mean([training.predict_proba(model, X_unlabeled) for model in run.models], axis=0)
+
         self._say("  teacher: the supervised classifier of this fold and budget")
         teacher = training.train_classifier(
             (X_train, labels[train]), (X_validation, labels[validation]), n_classes,
@@ -595,9 +608,9 @@ class Experiment:
         final = self.classifier_dir("selftrain", test_fold, labels_per_class)
         for round_ in range(1, s.selftrain_rounds + 1):
             run = final if round_ == s.selftrain_rounds else final.with_name(f"{final.name}-round{round_}")
-            rows, pseudo = self._pseudo_labels(run / PSEUDO_LABELS_FILE, teacher.scored[:n_unlabeled], sources)
+            rows, pseudo = self._pseudo_labels(run / PSEUDO_LABELS_FILE, lambda: teaching(teacher), sources)
             counts = np.bincount(pseudo, minlength=n_classes)
-            self._say(f"  round {round_}: {len(rows)} of {n_unlabeled} unlabeled clips pseudo-labelled "
+            self._say(f"  round {round_}: {len(rows)} of {len(X_unlabeled)} unlabeled clips pseudo-labelled "
                       f"(confidence >= {s.selftrain_threshold:g}; per class {counts.min()}-{counts.max()})")
             student = training.train_classifier(
                 (np.concatenate([X_train, X_unlabeled[rows]]), np.concatenate([labels[train], pseudo])),
@@ -605,14 +618,16 @@ class Experiment:
             if round_ < s.selftrain_rounds:
                 spent += student.seconds
             teacher = student
-        return dataclasses.replace(student, scored=student.scored[n_unlabeled:]), spent
+        return student, spent
 
-    def _pseudo_labels(self, path: Path, probabilities: np.ndarray, sources: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    def _pseudo_labels(self, path: Path, probabilities, sources: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """One round's pseudo-labels: chosen and written to ``path`` the first time, read back after that.
 
-        A student resumed after a kill so learns from exactly the clips it
-        started with; a file that names other clips than today's unlabeled
-        ones (the pool changed) is an error, not a silent mix.
+        ``probabilities`` is called (the teacher's predictions on the unlabeled
+        clips) only when the file is not there yet.  A student resumed after a
+        kill so learns from exactly the clips it started with; a file that
+        names other clips than today's unlabeled ones (the pool changed) is an
+        error, not a silent mix.
         """
         from esc_lib import semi
 
@@ -625,7 +640,7 @@ class Experiment:
                     f"{path} names other unlabeled clips than this run has (the pool or folds changed); "
                     f"remove {path.parent} to train this student again")
             return rows, pseudo
-        rows, pseudo, confidence = semi.select_pseudo_labels(probabilities, s.selftrain_threshold, s.selftrain_per_class)
+        rows, pseudo, confidence = semi.select_pseudo_labels(probabilities(), s.selftrain_threshold, s.selftrain_per_class)
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic.write_text(path, pd.DataFrame({
             "row": rows, "source": [sources[i] for i in rows], "label": pseudo,

@@ -174,7 +174,9 @@ class SemiSupervisedStream:
     """
 
     def __init__(self, X, Y, X_unlabeled, batch_size: int, ratio: int, seed: int, augment=None, weak=None, strong=None):
-        self.X, self.Y, self.X_unlabeled = np.asarray(X), np.asarray(Y), np.asarray(X_unlabeled)
+        self.X, self.Y = np.asarray(X), np.asarray(Y)
+        # An array, or an esc_lib.store.LazyRows (an on-disk pool): each step gathers its rows.
+        self.X_unlabeled = X_unlabeled if hasattr(X_unlabeled, "chunks") else np.asarray(X_unlabeled)
         if len(self.X) == 0 or len(self.X) != len(self.Y):
             raise ValueError(f"SemiSupervisedStream: {len(self.X)} labelled clips with {len(self.Y)} targets")
         if len(self.X_unlabeled) == 0:
@@ -216,34 +218,37 @@ class TwoViewStream:
     """Two augmented views of each unlabeled clip, ``((view_1, view_2), dummy)`` per batch, for contrastive training.
 
     ``dummy`` is a zero per clip (Keras wants a target); the batches of an
-    epoch follow a permutation seeded by ``(seed, epoch)``; the last partial
-    batch is dropped (a contrastive batch needs its negatives).
+    epoch follow a permutation seeded by ``(seed, epoch)`` of ``rows`` (default:
+    every row of ``X``, an array or an :class:`esc_lib.store.LazyRows`, whose
+    rows each batch gathers); the last partial batch is dropped (a
+    contrastive batch needs its negatives).
     """
 
-    def __init__(self, X, batch_size: int, seed: int, augment):
-        self.X = np.asarray(X)
+    def __init__(self, X, batch_size: int, seed: int, augment, rows=None):
+        self.X = X if hasattr(X, "chunks") else np.asarray(X)
+        self.rows = np.arange(len(self.X)) if rows is None else np.asarray(rows, dtype=np.int64)
         self.batch_size = _check_positive(batch_size, "batch_size")
-        if len(self.X) < 2 or len(self.X) < self.batch_size:
+        if len(self.rows) < 2 or len(self.rows) < self.batch_size:
             raise ValueError(
-                f"TwoViewStream: {len(self.X)} clips cannot fill a contrastive batch of {self.batch_size}; "
+                f"TwoViewStream: {len(self.rows)} clips cannot fill a contrastive batch of {self.batch_size}; "
                 f"lower contrastive_batch_size or add unlabeled audio")
         self.seed, self.augment = int(seed), augment
 
     @property
     def steps_per_epoch(self) -> int:
-        return len(self.X) // self.batch_size
+        return len(self.rows) // self.batch_size
 
     def epoch(self, epoch: int):
         rng = np.random.default_rng([self.seed, int(epoch)])
-        order = rng.permutation(len(self.X))
+        order = self.rows[rng.permutation(len(self.rows))]
         augment_rng = np.random.default_rng([self.seed, int(epoch), 1])
         for step in range(self.steps_per_epoch):
-            x = self.X[order[step * self.batch_size:(step + 1) * self.batch_size]]
+            x = np.asarray(self.X[order[step * self.batch_size:(step + 1) * self.batch_size]])
             first, second = self.augment(x, None, augment_rng)[0], self.augment(x, None, augment_rng)[0]
             yield (first.astype("float32"), second.astype("float32")), np.zeros(len(x), "float32")
 
     def as_dataset(self, initial_epoch: int = 0):
-        x = self.X[:1].astype("float32")
+        x = np.asarray(self.X[self.rows[:1]]).astype("float32")
         return epochs_dataset(self, initial_epoch, ((_spec(x), _spec(x)), tf.TensorSpec((None,), tf.float32)))
 
 

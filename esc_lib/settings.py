@@ -153,7 +153,7 @@ class Settings(BaseModel):
         True, "data", "add the non-test folds' audio (labels dropped) to the pool; false: one CAE for every fold")
     clips_per_class: int = _p(0, "data", "labelled clips per class and fold, for quick runs; 0 means all", ge=0)
     pool_store: bool = _p(
-        False, "data", "keep the unlabeled pool's features on disk (esc_lib.store) and stream them to the CAE; for large pools")
+        False, "data", "keep the unlabeled pool's features on disk (esc_lib.store), read a batch at a time; for large pools")
     seed: int = _p(0, "data", "seed of every random choice", ge=0)
     # ------------------------------------------------------------ features
     sample_rate: int = _p(44100, "features", "sampling rate in Hz the audio is resampled to", gt=0)
@@ -284,10 +284,6 @@ class Settings(BaseModel):
             raise ValueError(
                 "score='validation' needs the validation fold held out, but refit_on_validation trains on it; "
                 "set refit_on_validation to false for a search")
-        if self.pool_store and set(self.methods) & {"contrastive", "fixmatch", "selftrain"}:
-            raise ValueError(
-                "pool_store streams the pool to the CAE only; the methods contrastive, fixmatch and selftrain still need it in "
-                "memory: set pool_store to false, or methods to ['supervised', 'pretrained']")
         if self.pool_store and self.unlabeled == "none":
             raise ValueError("pool_store keeps an unlabeled pool on disk, but unlabeled is 'none'")
         needs_unlabeled = sorted(set(self.methods) - {"supervised"})

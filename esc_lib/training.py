@@ -813,8 +813,10 @@ def train_contrastive(X, run_dir, settings, *, verbose: int = 0) -> tuple[keras.
 
     Parameters
     ----------
-    X : np.ndarray [shape=(n, n_mels, n_frames, channels)]
-        Standardised unlabeled features (the same data rule as the CAE's).
+    X : np.ndarray [shape=(n, n_mels, n_frames, channels)] or esc_lib.store.LazyRows
+        Standardised unlabeled features (the same data rule as the CAE's); a
+        ``LazyRows`` (an on-disk pool) is read a batch at a time, in the
+        batches the array would give.
     run_dir : str or Path
     settings : esc_lib.settings.Settings
 
@@ -828,7 +830,10 @@ def train_contrastive(X, run_dir, settings, *, verbose: int = 0) -> tuple[keras.
     from esc_lib import augment as augmentations
     from esc_lib import protocol, semi
 
-    X = np.asarray(X, dtype="float32")
+    from esc_lib import store
+
+    if not isinstance(X, store.LazyRows):  # an on-disk pool stays there: batches gather their rows
+        X = np.asarray(X, dtype="float32")
     if X.ndim != 4:
         raise TrainingError(f"train_contrastive: X must be [n, n_mels, n_frames, channels], got shape {X.shape}")
     run_dir = Path(run_dir)
@@ -846,8 +851,8 @@ def train_contrastive(X, run_dir, settings, *, verbose: int = 0) -> tuple[keras.
         model.compile(optimizer=keras.optimizers.Adam(_check_learning_rate(settings.learning_rate)))
         history = fit(
             model,
-            semi.TwoViewStream(X[train], batch, settings.seed, views),
-            semi.TwoViewStream(X[validation], min(batch, len(validation)), settings.seed + 1, views),
+            semi.TwoViewStream(X, batch, settings.seed, views, rows=train),
+            semi.TwoViewStream(X, min(batch, len(validation)), settings.seed + 1, views, rows=validation),
             run_dir=run_dir, max_epochs=settings.contrastive_epochs, patience=settings.patience, seed=settings.seed,
             verbose=verbose,
         )
@@ -931,8 +936,8 @@ def train_classifier(train, validation, n_classes: int, run_dir, settings, *, se
     pretrained : keras.Model, optional
         The CAE (or contrastive encoder) whose encoder initialises every
         member; None is the supervised baseline (random initialisation).
-    unlabeled : np.ndarray [shape=(m, n_mels, n_frames, channels)], optional
-        Standardised unlabeled clips: train with FixMatch-style consistency
+    unlabeled : np.ndarray [shape=(m, n_mels, n_frames, channels)] or esc_lib.store.LazyRows, optional
+        Standardised unlabeled clips (a ``LazyRows`` is read a batch at a time): train with FixMatch-style consistency
         (:class:`esc_lib.semi.ConsistencyTrainer`, the ``fixmatch_*`` settings;
         ``fixmatch_epochs`` passes over the labelled clips, ``max_epochs`` when 0)
         instead of on labels alone.
@@ -1042,8 +1047,14 @@ def train_classifier(train, validation, n_classes: int, run_dir, settings, *, se
 # Evaluation
 
 
-def predict_proba(model: keras.Model, X, batch_size: int = 256) -> np.ndarray:
-    """Class probabilities [shape=(n, n_classes)] for features X [shape=(n, *input_shape)]."""
+def predict_proba(model: keras.Model, X, batch_size: int = 256, chunk: int = 4096) -> np.ndarray:
+    """Class probabilities [shape=(n, n_classes)] for features X [shape=(n, *input_shape)].
+
+    ``X`` may be an :class:`esc_lib.store.LazyRows` (an on-disk pool): it is read ``chunk`` rows at a time.
+    """
+    if not isinstance(X, np.ndarray) and hasattr(X, "chunks"):
+        parts = [predict_proba(model, X[start:start + chunk], batch_size) for start in range(0, len(X), chunk)]
+        return np.concatenate(parts) if parts else np.zeros((0, model.output_shape[-1]), dtype="float32")
     X = np.asarray(X, dtype="float32")
     if len(X) == 0:
         return np.zeros((0, model.output_shape[-1]), dtype="float32")

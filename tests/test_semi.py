@@ -315,8 +315,21 @@ def test_a_killed_selftrain_student_resumes_on_its_pseudo_labels_to_the_same_wei
         experiment("b").train_classifier(3, "selftrain")
 
 
-def test_selftrain_with_the_pool_on_disk_is_refused():
-    from esc_lib.settings import SettingsError
+def test_fixmatch_and_the_contrastive_encoder_train_from_an_on_disk_pool_as_from_memory(tmp_path):
+    """A LazyRows (the store's rows, standardised as read) gives the batches the array gives: same weights."""
+    from esc_lib import store
 
-    with pytest.raises(SettingsError, match="selftrain"):
-        Settings(methods=["supervised", "selftrain"], pool_store=True)
+    X, y = _data(64)
+    half = store.LazyRows([X[24:40], X[40:]], transform=lambda rows: rows * 0.5)
+    memory = np.concatenate([X[24:40], X[40:]]) * 0.5
+    settings = _settings(fixmatch_epochs=2, contrastive_epochs=2)
+    runs = {}
+    for name, unlabeled in (("disk", half), ("memory", memory)):
+        run = training.train_classifier((X[:8], y[:8]), (X[8:24], y[8:24]), 2, tmp_path / f"fixmatch-{name}", settings,
+                                        seeds=[2], unlabeled=unlabeled)
+        encoder, _ = training.train_contrastive(unlabeled, tmp_path / f"contrastive-{name}", settings)
+        runs[name] = (run.models[0].get_weights(), encoder.get_weights())
+    for disk, memory_ in zip(runs["disk"], runs["memory"]):
+        assert all(np.array_equal(a, b) for a, b in zip(disk, memory_))
+    probabilities = training.predict_proba(runs and run.models[0], half, chunk=5)
+    np.testing.assert_allclose(probabilities, training.predict_proba(run.models[0], memory), rtol=1e-5, atol=1e-6)

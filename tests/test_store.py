@@ -137,6 +137,8 @@ def test_an_experiment_with_pool_store_pretrains_from_disk(tmp_path, monkeypatch
     monkeypatch.setenv("ESC_UNLABELED_DIR", str(folder))
     monkeypatch.setenv("ESC_CACHE_DIR", str(tmp_path / "cache"))
     base = dict(encoder="(4)3c-2p", head="8fc", batch_size=8, max_epochs=1, cae_max_epochs=1, folds=[1],
+                fixmatch_epochs=1, contrastive_epochs=1, contrastive_batch_size=4, contrastive_validation_fraction=0.25,
+                selftrain_threshold=0.0,
                 sample_rate=8000, n_mels=8, n_fft=512, hop_length=4000, unlabeled="folder",
                 pretrain_on_train_folds=False, methods=["supervised", "pretrained"])
     on_disk = Settings(**base, pool_store=True, run_dir=str(tmp_path / "disk"))
@@ -154,8 +156,11 @@ def test_an_experiment_with_pool_store_pretrains_from_disk(tmp_path, monkeypatch
     assert len(history) == 1 and np.isfinite(history["loss"]).all()
     assert disk.train_classifier(1, "pretrained")["metrics"]["accuracy"] >= 0
     assert on_disk.key("cae") != in_memory.key("cae") and in_memory.key("cae") == Settings(**base).key("cae")
-    with pytest.raises(SettingsError, match="pool_store streams the pool to the CAE only"):
-        Settings(**{**base, "methods": ["fixmatch"]}, pool_store=True)
+    # Every other way of using the pool reads it from the store too.
+    for method in ("contrastive", "fixmatch", "selftrain"):
+        assert disk.train_classifier(1, method)["metrics"]["accuracy"] >= 0, method
+    with pytest.raises(SettingsError, match="pool_store keeps an unlabeled pool on disk"):
+        Settings(**{**base, "unlabeled": "none", "pretrain_on_train_folds": True}, pool_store=True)
 
 
 @pytest.mark.slow
