@@ -108,3 +108,10 @@ def test_the_gpu_lock_is_the_cpu_lock_with_tensorflow_and_cuda():
     added = {name: version for name, version in gpu.items() if name not in cpu}
     assert added and all(name.startswith("nvidia-") and name.endswith("-cu12") for name in added), added
     assert {name: gpu[name] for name in cpu if gpu.get(name) != cpu[name]} == {}, "GPU pin != CPU pin"
+
+
+def test_bootstrap_takes_only_the_gpu_option():
+    import subprocess
+
+    done = subprocess.run([str(ROOT / "scripts" / "bootstrap.sh"), "--cuda"], capture_output=True, text=True)
+    assert done.returncode == 2 and "unknown option '--cuda' (the only one is --gpu)" in done.stderr
