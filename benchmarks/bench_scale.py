@@ -68,11 +68,19 @@ def _clips(workdir: Path, n: int, sr: int = 44100) -> list[Path]:
 def _child(task: dict) -> dict:
     """Run one measurement in a fresh interpreter; returns its figures and peak RSS (MiB)."""
     code = ("import json, resource, sys; sys.path.insert(0, %r); from benchmarks.bench_scale import _measure; "
-            "out = _measure(json.loads(sys.argv[1])); "
+            "out = _measure(json.load(open(sys.argv[1]))); "
             "out['peak_rss_mib'] = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 1024; "
             "print(json.dumps(out))") % str(ROOT)  # children: the Dask workers (the largest one)
-    done = subprocess.run([sys.executable, "-c", code, json.dumps(task)], capture_output=True, text=True, check=True,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)})  # Dask workers too
+    # The task (thousands of file names) goes through a file: a command line would be too long.
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(task, handle)
+    try:
+        done = subprocess.run([sys.executable, "-c", code, handle.name], capture_output=True, text=True,
+                              env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)})  # Dask workers too
+    finally:
+        os.unlink(handle.name)
+    if done.returncode:
+        raise SystemExit(f"bench_scale: {task['what']} at N={len(task['files'])} failed:\n{done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
