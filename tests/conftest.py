@@ -9,6 +9,7 @@ pass without having run them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -29,6 +30,25 @@ def _require(path: Path, what: str, variable: str) -> Path:
     if os.environ.get("ESC_REQUIRE_DATA") == "1":
         pytest.fail(f"ESC_REQUIRE_DATA=1 but {message}")
     pytest.skip(message)
+
+
+@contextlib.contextmanager
+def preserved_environ():
+    """Put ``os.environ`` back as it was: the runner (``reproduce.main``) sets the data, source and
+    ``PYTHONPATH`` variables for the kernels it starts, in this process's environment."""
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@pytest.fixture(autouse=True)
+def _environ_restored():
+    """No test leaves environment variables behind for the next (a runner call would)."""
+    with preserved_environ():
+        yield
 
 
 @pytest.fixture(scope="session")

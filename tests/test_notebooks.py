@@ -7,6 +7,7 @@ reads back what the notebooks wrote and checks it.
 import pandas as pd
 import pytest
 
+from conftest import preserved_environ
 from esc_lib import reproduce
 from esc_lib.settings import load_profile
 
@@ -22,7 +23,7 @@ def smoke_run(esc10_root, unlabeled_root, tmp_path_factory):
         "ESC_FIGURES_DIR": out / "figures",
         "ESC_RESULTS_DIR": out / "results",
     }
-    with pytest.MonkeyPatch.context() as patch:
+    with pytest.MonkeyPatch.context() as patch, preserved_environ():
         for name, value in settings.items():
             patch.setenv(name, str(value))
         status = reproduce.main(["--profile", "smoke", "--sweep", "--run-name", "test"])

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 import soundfile
 
+from conftest import preserved_environ
 from esc_lib import audio, data, reproduce
 
 pytestmark = [pytest.mark.slow, pytest.mark.realdata]
@@ -54,7 +55,7 @@ def _run(tmp: Path, labelled: Path, run_name: str, *extra: str) -> int:
         "  dataset: own\n  n_folds: 3\n  folds: [1, 2, 3]\n  clips_per_class: 0\n  label_budgets: [0]\n"
         "  max_unlabeled: 6\n"
     )
-    with pytest.MonkeyPatch.context() as patch:
+    with pytest.MonkeyPatch.context() as patch, preserved_environ():
         for name, value in environment.items():
             patch.setenv(name, str(value))
         return reproduce.main(["--profile", str(profile), "--labelled-dir", str(labelled), "--run-name", run_name, *extra])

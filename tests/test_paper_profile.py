@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 
 from _http_server import FileServer, build_esc50_tree, dataverse_listing, write_clip
+from conftest import preserved_environ
 from esc_lib import download, reproduce
 
 pytestmark = pytest.mark.slow
@@ -71,7 +72,7 @@ def paper_run(tmp_path_factory):
         "ESC_RUNS_DIR": tmp / "runs", "ESC_CACHE_DIR": tmp / "cache",
         "ESC_FIGURES_DIR": tmp / "figures", "ESC_RESULTS_DIR": tmp / "results",
     }
-    with FileServer() as server, pytest.MonkeyPatch.context() as patch:
+    with FileServer() as server, pytest.MonkeyPatch.context() as patch, preserved_environ():
         # GitHub answers the archive address with a redirect to its code-load host.
         archive = f"/karolpiczak/ESC-50/archive/{download.ESC50_COMMIT}.zip"
         server.add(archive, redirect_to=server.url + "/codeload/esc50.zip")
