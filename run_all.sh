@@ -19,7 +19,6 @@ set -- "${args[@]+"${args[@]}"}"
 "$root/scripts/bootstrap.sh"
 if [[ "${ESC_GPU:-0}" == "1" ]]; then venv="${ESC_VENV:-$root/.venv-gpu}"; else venv="${ESC_VENV:-$root/.venv}"; fi
 cd "$root"
-# This checkout's esc_lib, for the runner and the notebook kernels it starts, even when the
-# environment (ESC_VENV, shared by several checkouts) was installed from another one.
-export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
+# `python -m` from the root imports this checkout's esc_lib, and the runner puts it first on the
+# kernels' PYTHONPATH, even when the environment (ESC_VENV) was installed from another checkout.
 exec "$venv/bin/python" -m esc_lib.reproduce "$@"

@@ -294,13 +294,20 @@ class Experiment:
         """Indices of the training / validation / test clips for one test fold (:func:`esc_lib.protocol.split`)."""
         return protocol.split(self.dataset.folds, test_fold)
 
-    def pretraining_data(self, test_fold: int) -> np.ndarray:
-        """Un-normalised inputs the CAE of this fold trains on: the pool, plus the non-test folds' audio
-        (in a search scored on the validation fold, the training folds' audio only)."""
+    def _unlabeled_rows(self, test_fold: int, exclude=None) -> np.ndarray:
+        """Labelled clips whose audio (labels dropped) is unlabeled data for this fold, less the rows ``exclude``."""
         s = self.settings
         fold = None if protocol.shared_pretraining(s.pretrain_on_train_folds) else test_fold
-        labelled = protocol.pretraining_clips(
+        rows = protocol.pretraining_clips(
             self.dataset.folds, fold, s.pretrain_on_train_folds, hold_out_validation=s.holds_out_validation)
+        return rows if exclude is None else np.setdiff1d(rows, np.asarray(exclude, dtype=np.int64))
+
+    def pretraining_data(self, test_fold: int, exclude=None) -> np.ndarray:
+        """Un-normalised inputs the CAE of this fold trains on: the pool, plus the non-test folds' audio
+        (in a search scored on the validation fold, the training folds' audio only), less the labelled
+        rows ``exclude`` (self-training leaves out the clips it trains on with their labels)."""
+        s = self.settings
+        labelled = self._unlabeled_rows(test_fold, exclude)
         parts = ([self.pool.X] if self._has_pool() else []) + [self.features[labelled]]
         if s.pool_store:  # rows stay on disk until a batch reads them
             from esc_lib import store
@@ -360,10 +367,10 @@ class Experiment:
         self._say(f"CAE {s.cae_id(decoder)} for test fold {test_fold}: {len(X)} clips -> {run}")
         return training.train_cae(X, run, s, decoder=decoder, verbose=2 if self.verbose else 0)
 
-    def standardised_unlabeled(self, test_fold: int):
+    def standardised_unlabeled(self, test_fold: int, exclude=None):
         """:meth:`pretraining_data` through this fold's statistics: an array, or with ``pool_store`` a
         :class:`esc_lib.store.LazyRows` standardising the rows a batch reads (the pool stays on disk)."""
-        data, scaler = self.pretraining_data(test_fold), self.standardizer(test_fold)
+        data, scaler = self.pretraining_data(test_fold, exclude), self.standardizer(test_fold)
         if self.settings.pool_store:
             from esc_lib import store
 
@@ -530,37 +537,14 @@ class Experiment:
         self._say(f"  {s.score} accuracy {metrics['accuracy']:.3f}{watched} after {metrics['epochs']} epochs ({metrics['seconds']} s)")
         return {"metrics": metrics, "predictions": predictions, "history": outcome.histories[0], "model": outcome.models[0]}
 
-    def selftrain_unlabeled(self, test_fold: int, with_labels) -> tuple[np.ndarray, list[str]]:
-        """Self-training's unlabeled clips for one test fold (un-normalised; with ``pool_store`` a
-        :class:`esc_lib.store.LazyRows`) and where each comes from.
-
-        The pool and the non-test folds' audio, as pre-training and FixMatch see
-        them (never the test fold; in a search scored on the validation fold,
-        not that fold either), less the clips ``with_labels`` (rows) the
-        classifiers train on with their labels.
-        """
-        s = self.settings
-        fold = None if protocol.shared_pretraining(s.pretrain_on_train_folds) else test_fold
-        audio = protocol.pretraining_clips(
-            self.dataset.folds, fold, s.pretrain_on_train_folds, hold_out_validation=s.holds_out_validation)
-        audio = np.setdiff1d(audio, np.asarray(with_labels, dtype=np.int64))
-        parts, sources = [], []
+    def unlabeled_sources(self, test_fold: int, exclude=None) -> list[str]:
+        """Where each row of :meth:`pretraining_data` comes from: a pool file (or window) or a labelled clip's file name."""
+        sources = []
         if self._has_pool():
-            parts.append(self.pool.X)  # with pool_store, the store's memory-mapped shards
             files, index = getattr(self.pool, "files", None), getattr(self.pool, "file_index", None)
             sources += ([str(files[i]) for i in index] if files is not None and index is not None
                         else [f"pool window {i}" for i in range(len(self.pool.X))])
-        parts.append(self.features[audio])
-        sources += list(self.dataset.meta["filename"].to_numpy()[audio])
-        if sum(len(part) for part in parts) == 0:
-            raise ValueError(
-                "selftrain has no unlabeled clips: set unlabeled to 'folder' or 'escus' (with files present) "
-                "or pretrain_on_train_folds to true")
-        if self.settings.pool_store:
-            from esc_lib import store
-
-            return store.LazyRows(parts), sources
-        return np.concatenate(parts), sources
+        return sources + list(self.dataset.meta["filename"].to_numpy()[self._unlabeled_rows(test_fold, exclude)])
 
     def self_train(self, test_fold: int, labels_per_class: int, train, validation, scored, seeds):
         """Self-training on one fold: the supervised classifier teaches; each round's student teaches the next.
@@ -586,14 +570,11 @@ class Experiment:
         s = self.settings
         labels, X, n_classes = self.dataset.labels, self.features, self.dataset.n_classes
         scaler = self.standardizer(test_fold)
+        # The pool and the non-test folds' audio as pre-training and FixMatch see them, less the clips
+        # trained on with their labels (with pool_store read a chunk at a time, only the chosen gathered).
         with_labels = np.union1d(train, validation) if s.refit_on_validation else np.asarray(train)
-        unlabeled, sources = self.selftrain_unlabeled(test_fold, with_labels)
-        if s.pool_store:  # standardised as read, a chunk at a time; only the chosen clips are gathered
-            from esc_lib import store
-
-            X_unlabeled = store.LazyRows(unlabeled.parts, transform=scaler.transform)
-        else:
-            X_unlabeled = scaler.transform(unlabeled)
+        X_unlabeled = self.standardised_unlabeled(test_fold, exclude=with_labels)
+        sources = self.unlabeled_sources(test_fold, exclude=with_labels)
         X_train, X_validation = scaler.transform(X[train]), scaler.transform(X[validation])
         common = dict(seeds=seeds, score=scaler.transform(X[scored]), verbose=2 if self.verbose else 0, say=self._say)
 

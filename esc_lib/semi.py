@@ -36,6 +36,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from esc_lib.store import LazyRows
 from esc_lib.streams import epochs_dataset
 
 __all__ = [
@@ -176,7 +177,7 @@ class SemiSupervisedStream:
     def __init__(self, X, Y, X_unlabeled, batch_size: int, ratio: int, seed: int, augment=None, weak=None, strong=None):
         self.X, self.Y = np.asarray(X), np.asarray(Y)
         # An array, or an esc_lib.store.LazyRows (an on-disk pool): each step gathers its rows.
-        self.X_unlabeled = X_unlabeled if hasattr(X_unlabeled, "chunks") else np.asarray(X_unlabeled)
+        self.X_unlabeled = X_unlabeled if isinstance(X_unlabeled, LazyRows) else np.asarray(X_unlabeled)
         if len(self.X) == 0 or len(self.X) != len(self.Y):
             raise ValueError(f"SemiSupervisedStream: {len(self.X)} labelled clips with {len(self.Y)} targets")
         if len(self.X_unlabeled) == 0:
@@ -225,7 +226,7 @@ class TwoViewStream:
     """
 
     def __init__(self, X, batch_size: int, seed: int, augment, rows=None):
-        self.X = X if hasattr(X, "chunks") else np.asarray(X)
+        self.X = X if isinstance(X, LazyRows) else np.asarray(X)
         self.rows = np.arange(len(self.X)) if rows is None else np.asarray(rows, dtype=np.int64)
         self.batch_size = _check_positive(batch_size, "batch_size")
         if len(self.rows) < 2 or len(self.rows) < self.batch_size:
@@ -294,7 +295,8 @@ class _Trainer(keras.Model):
 
     def _step(self, loss, extra: dict, y=None, y_pred=None) -> dict:
         """Update the metrics; ``loss`` is the replica's share (:func:`_for_replicas`), logged as the whole."""
-        loss = loss * tf.cast(_replicas(), loss.dtype) if _replicas() > 1 else loss
+        replicas = _replicas()
+        loss = loss * tf.cast(replicas, loss.dtype) if replicas > 1 else loss
         results = {}
         for metric in self.metrics:
             if metric.name == "loss":

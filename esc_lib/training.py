@@ -158,9 +158,10 @@ def numerics(settings, say=print):
     """Build, compile and train inside this: the settings' ``precision`` (Keras' global dtype policy,
     restored afterwards) and ``distribute`` (a MirroredStrategy's scope).
 
-    Says once per process and combination which device(s) train (:func:`device_summary`);
-    mixed float16 without a GPU gets a note (it is slower on a CPU, not faster).
+    Says once per process and combination which device(s) train (:func:`device_summary`; ``say=None``:
+    silently); mixed float16 without a GPU gets a note (it is slower on a CPU, not faster).
     """
+    say = say or (lambda line: None)
     precision = getattr(settings, "precision", "float32")
     distribute = getattr(settings, "distribute", "none")
     if (precision, distribute) not in _DEVICES_SAID:
@@ -781,7 +782,7 @@ def train_cae(X, run_dir, settings, *, decoder: str | None = None, verbose: int 
     except ValueError as error:
         raise TrainingError(f"train_cae: pre-training data: {error}") from None
     _write_settings(run_dir, settings, "cae")
-    with numerics(settings, say=print if verbose else (lambda line: None)):
+    with numerics(settings, say=print if verbose else None):
         set_seed(settings.seed)
         model = models.build_cae(X.shape[1:], encoder=settings.encoder_notation, decoder=settings.decoder,
                                  batch_norm=settings.batch_norm)
@@ -828,9 +829,7 @@ def train_contrastive(X, run_dir, settings, *, verbose: int = 0) -> tuple[keras.
     history : pandas.DataFrame
     """
     from esc_lib import augment as augmentations
-    from esc_lib import protocol, semi
-
-    from esc_lib import store
+    from esc_lib import protocol, semi, store
 
     if not isinstance(X, store.LazyRows):  # an on-disk pool stays there: batches gather their rows
         X = np.asarray(X, dtype="float32")
@@ -844,7 +843,7 @@ def train_contrastive(X, run_dir, settings, *, verbose: int = 0) -> tuple[keras.
     views = augmentations.from_spec(settings.augmentation("contrastive_augment"))
     batch = min(settings.contrastive_batch_size, len(train))
     _write_settings(run_dir, settings, "contrastive_encoder")
-    with numerics(settings, say=print if verbose else (lambda line: None)):
+    with numerics(settings, say=print if verbose else None):
         set_seed(settings.seed)
         network = semi.build_contrastive(X.shape[1:], settings.encoder_notation, settings.batch_norm)
         model = semi.ContrastiveTrainer(network, temperature=settings.contrastive_temperature)
@@ -973,31 +972,28 @@ def train_classifier(train, validation, n_classes: int, run_dir, settings, *, se
         trained_runs.append(run)
         _write_settings(run, settings, stage)
         with numerics(settings, say=say):
-            return _build_and_fit(X, Y, run, seed, epochs, watch, patience, restore_best)
-
-    def _build_and_fit(X, Y, run: Path, seed: int, epochs: int, watch, patience, restore_best: bool):
-        set_seed(seed)
-        model = models.build_classifier(
-            X.shape[1:], n_classes, encoder=settings.encoder_notation, head=settings.head,
-            batch_norm=settings.batch_norm, dropout=settings.dropout,
-        )
-        if pretrained is not None:
-            models.transfer_encoder(pretrained, model)
-        if unlabeled is None:
-            stream = streams.BatchStream(X, Y, batch_size=settings.batch_size, seed=seed, augment=augment)
-            trained = model
-        else:
-            stream = semi.SemiSupervisedStream(
-                X, Y, unlabeled, settings.batch_size, settings.fixmatch_ratio, seed, augment=augment,
-                weak=augmentations.from_spec(settings.augmentation("fixmatch_weak")),
-                strong=augmentations.from_spec(settings.augmentation("fixmatch_strong")),
+            set_seed(seed)
+            model = models.build_classifier(
+                X.shape[1:], n_classes, encoder=settings.encoder_notation, head=settings.head,
+                batch_norm=settings.batch_norm, dropout=settings.dropout,
             )
-            trained = semi.ConsistencyTrainer(model, threshold=settings.fixmatch_threshold, weight=settings.fixmatch_weight)
-        decay_steps = epochs * stream.steps_per_epoch if cosine else None
-        compile_classifier(trained, learning_rate=settings.learning_rate, decay_steps=decay_steps)
-        history = fit(trained, stream, watch, run_dir=run, max_epochs=epochs, patience=patience,
-                      restore_best=restore_best, seed=seed, verbose=verbose)
-        return model, history
+            if pretrained is not None:
+                models.transfer_encoder(pretrained, model)
+            if unlabeled is None:
+                stream = streams.BatchStream(X, Y, batch_size=settings.batch_size, seed=seed, augment=augment)
+                trained = model
+            else:
+                stream = semi.SemiSupervisedStream(
+                    X, Y, unlabeled, settings.batch_size, settings.fixmatch_ratio, seed, augment=augment,
+                    weak=augmentations.from_spec(settings.augmentation("fixmatch_weak")),
+                    strong=augmentations.from_spec(settings.augmentation("fixmatch_strong")),
+                )
+                trained = semi.ConsistencyTrainer(model, threshold=settings.fixmatch_threshold, weight=settings.fixmatch_weight)
+            decay_steps = epochs * stream.steps_per_epoch if cosine else None
+            compile_classifier(trained, learning_rate=settings.learning_rate, decay_steps=decay_steps)
+            history = fit(trained, stream, watch, run_dir=run, max_epochs=epochs, patience=patience,
+                          restore_best=restore_best, seed=seed, verbose=verbose)
+            return model, history
 
     X_both = np.concatenate([X_train, X_validation])
     Y_both = np.concatenate([Y_train, Y_validation])
@@ -1052,7 +1048,9 @@ def predict_proba(model: keras.Model, X, batch_size: int = 256, chunk: int = 409
 
     ``X`` may be an :class:`esc_lib.store.LazyRows` (an on-disk pool): it is read ``chunk`` rows at a time.
     """
-    if not isinstance(X, np.ndarray) and hasattr(X, "chunks"):
+    from esc_lib import store
+
+    if isinstance(X, store.LazyRows):
         parts = [predict_proba(model, X[start:start + chunk], batch_size) for start in range(0, len(X), chunk)]
         return np.concatenate(parts) if parts else np.zeros((0, model.output_shape[-1]), dtype="float32")
     X = np.asarray(X, dtype="float32")
