@@ -557,3 +557,27 @@ def test_download_escus_checksum_mismatch_extracts_nothing(server, tmp_path, esc
     assert data.find_audio_files(dest) == []
     assert not (dest / ".esc_lib-parts").exists()
     assert list((dest / "archives").iterdir()) == []  # neither the archive nor a .part
+
+
+@pytest.mark.parametrize("content, expected", [
+    ("{not json", "cannot read it as JSON"),
+    ('{"n_rows": 20, "colour": "red"}', r"unknown expectation\(s\) \['colour'\]"),
+    ("[1, 2]", "unknown expectation"),
+])
+def test_a_bad_esc50_expectations_file_is_a_one_line_error_naming_it(tmp_path, monkeypatch, content, expected):
+    path = tmp_path / "expect.json"
+    path.write_text(content)
+    monkeypatch.setenv("ESC50_EXPECT", str(path))
+    with pytest.raises(DatasetError, match=expected) as error:
+        download.esc50_expectations()
+    assert str(path) in str(error.value) and "\n" not in str(error.value)
+
+
+def test_download_sources_must_be_http_addresses(monkeypatch):
+    from esc_lib import config
+
+    monkeypatch.setenv("ESCUS_SERVER", "dataverse.harvard.edu")
+    with pytest.raises(ValueError, match="ESCUS_SERVER='dataverse.harvard.edu' is not an http"):
+        config.escus_server()
+    monkeypatch.setenv("ESC50_URL", "http://127.0.0.1:8000/")
+    assert config.esc50_url() == "http://127.0.0.1:8000"
