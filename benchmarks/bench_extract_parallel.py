@@ -5,7 +5,7 @@ Reuses the Ogg clips ``benchmarks/bench_scale.py --workdir DIR`` generated
 turn and prints milliseconds per clip and the ratio to two threads (the
 default path)::
 
-    python benchmarks/bench_extract_parallel.py --workdir /work/bench-scale --n 1500
+    python benchmarks/bench_extract_parallel.py --workdir ../bench-scale --n 1500
 """
 
 from __future__ import annotations
