@@ -185,11 +185,11 @@ def main(argv=None) -> int:
     clips = 250_000
     extract = at["extract-store"]["per"] * clips
     print(f"\nprojection for {clips} clips on this machine ({os.cpu_count()} cores): extraction "
-          f"{extract / 3600:.1f} h (threads, store), disk {clips * _row_bytes(params) / 2**30:.1f} GiB of features"
+          f"{extract / 60:.0f} min (threads, store), disk {clips * _row_bytes(params) / 2**30:.1f} GiB of features"
           + (f", one CAE epoch {at['cae-store']['per'] * clips / 1000 / 60:.0f} min" if "cae-store" in at else ""))
     for workers in (16, 64):
         print(f"  on a Dask cluster of {workers} such cores (linear, files on shared storage): extraction "
-              f"{extract * os.cpu_count() / workers / 60:.0f} min")
+              f"{extract * os.cpu_count() / workers / 60:.1f} min")
     return 0
 
 

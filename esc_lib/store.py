@@ -262,14 +262,43 @@ def build_store(files: Sequence[str | Path], root: str | Path, params: FeaturePa
     return open_store(root)
 
 
+# Dask's nanny gives every worker MALLOC_TRIM_THRESHOLD_=65536, which also pins glibc's
+# mmap threshold: each decoded clip (a few MB, allocated and freed per clip) then costs a
+# fresh mmap and its page faults, ~1/3 more time per clip (benchmarks/bench_extract_parallel.py).
+# Our tasks free their memory at the end of each shard, so the workers keep glibc's default.
+# The one-thread BLAS/OpenMP settings stay: one worker per core.
+_WORKER_ENVIRON = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+
+
+def _local_cluster(n_workers: int):
+    """A LocalCluster of ``n_workers`` one-thread worker processes, leaving this process's environment as it was.
+
+    The nanny writes its workers' variables (OMP_NUM_THREADS=1, ...) into
+    ``os.environ`` of the process that starts it; they would then reach every
+    process started later from here (a notebook kernel, TensorFlow's threads).
+    """
+    import os
+
+    import dask
+    from dask.distributed import LocalCluster
+
+    saved = dict(os.environ)
+    try:
+        with dask.config.set(_WORKER_ENVIRON):
+            return LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 def _build_on_dask(arguments: list, scheduler: str, n_workers: int, bar) -> None:
     """One Dask task per shard, on a LocalCluster (``"local"``) or the scheduler at an address."""
-    from dask.distributed import Client, LocalCluster, as_completed
+    from dask.distributed import Client, as_completed
 
     cluster = None
     try:
         if scheduler == "local":
-            cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None)
+            cluster = _local_cluster(n_workers)
             client = Client(cluster)
         else:
             try:

@@ -1,6 +1,7 @@
 """The conda environment and the pip lock pin the same versions."""
 
 import re
+import sys
 
 import pytest
 
@@ -43,7 +44,8 @@ def _direct_dependencies() -> set[str]:
     import tomllib
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    requirements = project["dependencies"] + project["optional-dependencies"]["test"]
+    extras = project["optional-dependencies"]
+    requirements = project["dependencies"] + extras["cpu"] + extras["test"]
     return {_normalise(re.split(r"[<>=!~\[ ;]", r, maxsplit=1)[0]) for r in requirements}
 
 
@@ -108,6 +110,27 @@ def test_the_gpu_lock_is_the_cpu_lock_with_tensorflow_and_cuda():
     added = {name: version for name, version in gpu.items() if name not in cpu}
     assert added and all(name.startswith("nvidia-") and name.endswith("-cu12") for name in added), added
     assert {name: gpu[name] for name in cpu if gpu.get(name) != cpu[name]} == {}, "GPU pin != CPU pin"
+
+
+def test_tensorflow_is_an_extra_of_one_version_in_two_builds():
+    """TensorFlow is not a plain dependency (that would name one build and break `pip check` in the other
+    environment): the `cpu` extra names tensorflow-cpu, `gpu` tensorflow[and-cuda], with one version range."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert not [r for r in project["dependencies"] if r.startswith("tensorflow")]
+    (cpu,), (gpu,) = project["optional-dependencies"]["cpu"], project["optional-dependencies"]["gpu"]
+    assert cpu.startswith("tensorflow-cpu") and gpu.startswith("tensorflow[and-cuda]")
+    assert cpu.removeprefix("tensorflow-cpu") == gpu.removeprefix("tensorflow[and-cuda]")
+
+
+def test_pip_check_finds_no_broken_requirement():
+    """The environment bootstrap built satisfies every installed package's declared requirements, esc_lib's included."""
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-m", "pip", "check", "--disable-pip-version-check"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_bootstrap_takes_only_the_gpu_option():
