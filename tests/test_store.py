@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import os
+
 import numpy as np
 import pytest
 from test_features import SMALL, write_tone
@@ -169,13 +171,40 @@ def test_a_store_built_on_a_dask_local_cluster_equals_the_threaded_one(files, tm
 
     monkeypatch.setenv("PYTHONPATH", str(config.PROJECT_ROOT))  # the workers import this checkout's esc_lib
     threaded = store.build_store(files, tmp_path / "threads", SMALL, files_per_shard=3, progress=False)
+    before = dict(os.environ)
     on_dask = store.build_store(files, tmp_path / "dask", SMALL, files_per_shard=3, progress=False, n_jobs=2,
                                 scheduler="local")
+    assert dict(os.environ) == before  # the nanny's OMP_NUM_THREADS=1 ... do not leak into this process
     np.testing.assert_array_equal(np.asarray(on_dask.X), np.asarray(threaded.X))
     np.testing.assert_array_equal(on_dask.file_index, threaded.file_index)
     assert on_dask.report.skipped == threaded.report.skipped and on_dask.report.n_used == 9
     with pytest.raises(store.StoreError, match="no Dask scheduler answers at tcp://127.0.0.1:9"):
         store.build_store(files, tmp_path / "nowhere", SMALL, progress=False, scheduler="tcp://127.0.0.1:9")
+
+
+def _worker_environ():
+    import os
+
+    return {name: os.environ.get(name) for name in ("MALLOC_TRIM_THRESHOLD_", "OMP_NUM_THREADS")}
+
+
+@pytest.mark.slow
+def test_local_cluster_workers_keep_glibcs_malloc_defaults_and_one_blas_thread(monkeypatch):
+    """Dask's MALLOC_TRIM_THRESHOLD_ made each worker ~1/3 slower per clip (a fresh mmap per decoded clip)."""
+    from dask.distributed import Client
+
+    from esc_lib import config
+
+    monkeypatch.setenv("PYTHONPATH", str(config.PROJECT_ROOT))
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    cluster = store._local_cluster(1)
+    try:
+        with Client(cluster) as client:
+            (seen,) = client.run(_worker_environ).values()
+    finally:
+        cluster.close()
+    assert seen == {"MALLOC_TRIM_THRESHOLD_": None, "OMP_NUM_THREADS": "1"}
+    assert "MALLOC_TRIM_THRESHOLD_" not in os.environ
 
 
 def test_the_scheduler_setting_reaches_the_store_build(tmp_path, monkeypatch):
