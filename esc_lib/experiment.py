@@ -402,7 +402,8 @@ class Experiment:
         s = self.settings
         shared = protocol.shared_pretraining(s.pretrain_on_train_folds)
         trainers = {"CAE": self.pretrain, "contrastive": self.pretrain_contrastive}
-        used = [name for name, method in (("CAE", "pretrained"), ("contrastive", "contrastive")) if method in s.methods]
+        starts = set(s.methods) | ({s.selftrain_init} if "selftrain" in s.methods else set())  # a student's encoder
+        used = [name for name, method in (("CAE", "pretrained"), ("contrastive", "contrastive")) if method in starts]
         histories = {}
         for name in used:
             for fold in s.folds[:1] if shared else s.folds:
@@ -481,7 +482,9 @@ class Experiment:
         seeds = [protocol.member_seed(s.seed, test_fold, m) for m in range(s.ensemble)]
         teacher_seconds = 0.0
         if method == "selftrain":
-            outcome, teacher_seconds = self.self_train(test_fold, labels_per_class, train, validation, scored, seeds)
+            start_from = {"pretrained": self.pretrain, "contrastive": self.pretrain_contrastive}.get(s.selftrain_init)
+            outcome, teacher_seconds = self.self_train(test_fold, labels_per_class, train, validation, scored, seeds,
+                                                       pretrained=start_from(test_fold)[0] if start_from else None)
         else:
             # Consistency training sees the pre-training data (the pool and/or the non-test folds, labels dropped).
             unlabeled = self.standardised_unlabeled(test_fold) if method == "fixmatch" else None
@@ -546,18 +549,22 @@ class Experiment:
                         else [f"pool window {i}" for i in range(len(self.pool.X))])
         return sources + list(self.dataset.meta["filename"].to_numpy()[self._unlabeled_rows(test_fold, exclude)])
 
-    def self_train(self, test_fold: int, labels_per_class: int, train, validation, scored, seeds):
+    def self_train(self, test_fold: int, labels_per_class: int, train, validation, scored, seeds, pretrained=None):
         """Self-training on one fold: the supervised classifier teaches; each round's student teaches the next.
 
         Round ``r`` keeps the teacher's confident predictions on the unlabeled
         clips (:func:`esc_lib.semi.select_pseudo_labels`, ``selftrain_threshold``
         and ``selftrain_per_class``), writes them to ``pseudo_labels.csv`` in
-        its folder, and trains a student of the same network from scratch on the
-        labelled clips plus those (the classifier settings: augmentation,
-        dropout, schedule, refit).  The teacher of round 1 is the ``supervised``
-        method's run of this fold and budget (loaded when it exists); the last
-        round's student is the one scored, in the method's folder, earlier rounds
-        beside it (``-round<r>``).
+        its folder, and trains a student of the same network on the labelled
+        clips plus those (the classifier settings: augmentation, dropout,
+        schedule, refit).  The teacher of round 1 is the ``supervised`` method's
+        run of this fold and budget (loaded when it exists), or with
+        ``selftrain_init`` the ``pretrained`` / ``contrastive`` method's, whose
+        encoder (``pretrained``) then initialises every student too; with
+        ``selftrain_teachers`` > 1 that run and members of further seeds beside
+        it (``-m<k>``) teach together, their probabilities averaged.  The last
+        round's student is the one scored, in the method's folder, earlier
+        rounds beside it (``-round<r>``).
 
         Returns
         -------
@@ -581,10 +588,14 @@ class Experiment:
         def teaching(run):  # the members' mean probabilities on the unlabeled clips
             return np.mean([training.predict_proba(model, X_unlabeled) for model in run.models], axis=0)
 
-        self._say("  teacher: the supervised classifier of this fold and budget")
+        taught_by = "supervised" if s.selftrain_init == "scratch" else s.selftrain_init
+        members = max(len(seeds), s.selftrain_teachers)
+        self._say(f"  teacher: the {taught_by} classifier of this fold and budget"
+                  + (f", {members} members" if members > 1 else ""))
         teacher = training.train_classifier(
             (X_train, labels[train]), (X_validation, labels[validation]), n_classes,
-            self.classifier_dir("supervised", test_fold, labels_per_class), s, stage="supervised", **common)
+            self.classifier_dir(taught_by, test_fold, labels_per_class), s, stage=taught_by, pretrained=pretrained,
+            **{**common, "seeds": [protocol.member_seed(s.seed, test_fold, m) for m in range(members)]})
         spent = teacher.seconds
         final = self.classifier_dir("selftrain", test_fold, labels_per_class)
         for round_ in range(1, s.selftrain_rounds + 1):
@@ -595,7 +606,7 @@ class Experiment:
                       f"(confidence >= {s.selftrain_threshold:g}; per class {counts.min()}-{counts.max()})")
             student = training.train_classifier(
                 (np.concatenate([X_train, X_unlabeled[rows]]), np.concatenate([labels[train], pseudo])),
-                (X_validation, labels[validation]), n_classes, run, s, stage="selftrain", **common)
+                (X_validation, labels[validation]), n_classes, run, s, stage="selftrain", pretrained=pretrained, **common)
             if round_ < s.selftrain_rounds:
                 spent += student.seconds
             teacher = student

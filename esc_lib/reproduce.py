@@ -65,6 +65,7 @@ profiles (profiles/<name>.yaml; --profile also takes a path to your own file):
   search/strong    the strong preset's search, scored on the validation folds only (--sweep).
   search/fixmatch  FixMatch's threshold and ratio, chosen on the validation folds (--sweep).
   search/selftrain self-training's threshold, cap and rounds, chosen the same way (--sweep).
+  search/selftrain-teacher  self-training's teacher: more members, the CAE's encoder, a second round (--sweep).
   --list-profiles shows every profile; `python -m esc_lib.settings` every parameter.
 
 GPU: ./run_all.sh --gpu (or ESC_GPU=1) builds and uses the GPU environment (.venv-gpu from

@@ -212,6 +212,12 @@ class Settings(BaseModel):
         0, "selftraining", "pseudo-labelled clips per class at most, the most confident first; 0: no cap", ge=0)
     selftrain_rounds: int = _p(
         1, "selftraining", "teacher -> student rounds; each student is the next round's teacher", gt=0)
+    selftrain_teachers: int = _p(
+        1, "selftraining", "members of the first teacher, probabilities averaged: its method's run of the fold and "
+        "more seeds (its students keep the ensemble setting)", gt=0)
+    selftrain_init: Literal["scratch", "pretrained", "contrastive"] = _p(
+        "scratch", "selftraining", "what teacher and students start from: random initialisation (the supervised "
+        "classifier teaches), the CAE's encoder (the pretrained method's classifier teaches) or the contrastive encoder")
     # ---------------------------------------------------------- evaluation
     folds: list[int] = _p([1, 2, 3, 4, 5], "evaluation", "test folds of the cross-validation", min_length=1)
     methods: list[_Method] = _p(
@@ -371,6 +377,15 @@ class Settings(BaseModel):
         for name, default in (("precision", "float32"), ("distribute", "none")):
             if network.get(name) == default:
                 network.pop(name)  # one device in float32: the keys of runs made before these settings
+        if stage == "selftrain":
+            selftraining = sections["selftraining"]
+            for name, default in (("selftrain_teachers", 1), ("selftrain_init", "scratch")):
+                if selftraining.get(name) == default:
+                    selftraining.pop(name)  # one teacher from scratch: the keys of runs made before these settings
+            # Students start from the encoder their teacher was fine-tuned from: its settings are theirs.
+            extra = {"pretrained": "pretraining", "contrastive": "selfsupervised"}.get(self.selftrain_init)
+            if extra:
+                sections[extra] = self.section(extra)
         if self.holds_out_validation:
             # A search's unlabeled clips (and input statistics) leave out the scored validation fold.
             sections["data"]["unlabeled_folds"] = "training folds only"
@@ -446,7 +461,8 @@ class Settings(BaseModel):
         """
         readable = {"fixmatch_threshold": "t", "fixmatch_ratio": "u", "fixmatch_epochs": "e", "fixmatch_weight": "w",
                     "contrastive_epochs": "e", "contrastive_batch_size": "b", "contrastive_temperature": "t",
-                    "selftrain_threshold": "t", "selftrain_per_class": "k", "selftrain_rounds": "r"}
+                    "selftrain_threshold": "t", "selftrain_per_class": "k", "selftrain_rounds": "r",
+                    "selftrain_teachers": "n", "selftrain_init": "i"}
         tags = ""
         for method, section, prefix in (("fixmatch", "semisupervised", "fm"), ("contrastive", "selfsupervised", "cl"),
                                         ("selftrain", "selftraining", "st")):

@@ -15,7 +15,7 @@ import pytest
 from numpy.testing import assert_array_equal
 
 from conftest import kill_after
-from esc_lib import semi, training
+from esc_lib import protocol, semi, training
 from esc_lib.experiment import Experiment
 from esc_lib.settings import Settings
 
@@ -279,6 +279,47 @@ def test_selftrain_students_learn_from_the_teachers_pseudo_labels_never_from_the
     assert settings.classifier_id("selftrain") != settings.replace(selftrain_threshold=0.5).classifier_id("selftrain")
     assert "-st-t0.3-r2" in settings.config_id
     assert settings.key("fixmatch") == settings.replace(selftrain_threshold=0.5).key("fixmatch")
+
+
+def test_selftrain_from_the_cae_with_an_ensemble_teacher(synthetic, tmp_path, monkeypatch):
+    """selftrain_init: pretrained - the CAE-initialised classifier teaches and every student starts from the CAE's
+    encoder; selftrain_teachers: 2 - that run and a second seed's member teach together, probabilities averaged."""
+    dataset, features, pool = synthetic
+    calls = []
+    real = training.train_classifier
+
+    def spy(train, validation, n_classes, run_dir, settings, **kwargs):
+        outcome = real(train, validation, n_classes, run_dir, settings, **kwargs)
+        calls.append(dict(run=Path(run_dir), stage=kwargs["stage"], encoder=kwargs.get("pretrained"),
+                          seeds=list(kwargs["seeds"]), outcome=outcome))
+        return outcome
+
+    monkeypatch.setattr(training, "train_classifier", spy)
+    settings = _settings(folds=[3], run_dir=str(tmp_path / "run"), selftrain_threshold=0.0, selftrain_teachers=2,
+                         selftrain_init="pretrained", methods=["supervised", "selftrain"])
+    experiment = Experiment(settings, dataset=dataset, features=features, pool=pool, verbose=0)
+    assert list(experiment.pretrain_all()) == ["fold 3"]  # notebook 02 trains the CAE the students start from
+    experiment.train_classifier(3, "selftrain")
+    teacher, student = calls
+    assert teacher["stage"] == "pretrained" and teacher["run"] == experiment.classifier_dir("pretrained", 3)
+    assert len(teacher["seeds"]) == 2 and teacher["seeds"][0] == protocol.member_seed(settings.seed, 3, 0)
+    assert (teacher["run"].parent / "fold3-m1").is_dir() and len(student["seeds"]) == 1
+    cae = experiment.pretrain(3)[0]
+    assert teacher["encoder"] is not None and student["encoder"] is not None
+    assert teacher["encoder"].name == student["encoder"].name == cae.name
+    # The pseudo-labels' confidences are the two members' mean probabilities.
+    split = experiment.split(3)
+    X_unlabeled = experiment.standardised_unlabeled(3, exclude=split.train)
+    mean = np.mean([training.predict_proba(m, X_unlabeled) for m in teacher["outcome"].models], axis=0)
+    pseudo = pd.read_csv(experiment.classifier_dir("selftrain", 3) / "pseudo_labels.csv")
+    np.testing.assert_allclose(pseudo["confidence"], mean[pseudo["row"]].max(axis=1), atol=1e-5)
+    assert_array_equal(pseudo["label"], mean[pseudo["row"]].argmax(axis=1))
+    # The students' keys follow the CAE they start from; the defaults keep the keys of earlier runs.
+    assert settings.key("selftrain") != settings.replace(cae_max_epochs=3).key("selftrain")
+    assert settings.replace(selftrain_init="scratch").key("selftrain") == settings.replace(
+        selftrain_init="scratch", cae_max_epochs=3).key("selftrain")
+    assert "-st-t0-n2-ipretrained" in settings.config_id
+    assert Settings(methods=["supervised", "selftrain"]).key("selftrain") == "366cf746"  # before these settings
 
 
 def test_a_killed_selftrain_student_resumes_on_its_pseudo_labels_to_the_same_weights(synthetic, tmp_path, monkeypatch):
