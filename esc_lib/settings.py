@@ -90,7 +90,9 @@ STAGE_SECTIONS = {
 #: The sections each notebook declares in its parameters cell.
 NOTEBOOK_SECTIONS = {
     "01_preprocessing": ("data", "features", "evaluation", "output"),  # evaluation: the test folds are checked up front
-    "02_cae_pretraining": ("data", "features", "network", "pretraining", "selfsupervised", "evaluation", "output"),
+    # selftraining: selftrain_init names the encoder a self-trained student starts from.
+    "02_cae_pretraining": ("data", "features", "network", "pretraining", "selfsupervised", "selftraining", "evaluation",
+                           "output"),
     "03_finetuning": tuple(SECTIONS),
     "04_results": tuple(SECTIONS),
 }
