@@ -29,6 +29,8 @@ Features are the paper's 28 x 36 unless ``--strong`` (64 x 108).
 Usage::
 
     python benchmarks/bench_scale.py --sizes 1000 5000 20000
+    python benchmarks/bench_scale.py --sizes 1000 5000 20000 --workdir ../bench-scale --only cae-memory cae-store --repeats 3
+        # the CAE epochs again on the stores of an earlier run, the fastest of 3 timed epochs each
     python benchmarks/bench_scale.py --sizes 200 400 --workdir ~/bench-scale   # a quick look, clips kept
 """
 
@@ -131,10 +133,16 @@ def _measure(task: dict) -> dict:
         stream = store.RowStream(store.LazyRows([built.X], transform=scaler.transform), np.arange(len(built)), 32, seed=0)
     dataset = stream.as_dataset(0).repeat()
     model.fit(dataset, steps_per_epoch=stream.steps_per_epoch, epochs=1, verbose=0)  # warm-up: tracing
-    start = time.perf_counter()
-    model.fit(dataset, steps_per_epoch=stream.steps_per_epoch, epochs=1, verbose=0)
+    times = []
+    for _ in range(task.get("repeats", 1)):  # the fastest epoch: the least disturbed by other work on the machine
+        start = time.perf_counter()
+        model.fit(dataset, steps_per_epoch=stream.steps_per_epoch, epochs=1, verbose=0)
+        times.append(time.perf_counter() - start)
     keras.backend.clear_session()
-    return {"seconds": time.perf_counter() - start, "rows": n}
+    return {"seconds": min(times), "rows": n}
+
+
+MEASURES = ("extract-memory", "extract-store", "extract-dask", "read-memory", "read-store", "cae-memory", "cae-store")
 
 
 def main(argv=None) -> int:
@@ -143,7 +151,13 @@ def main(argv=None) -> int:
     parser.add_argument("--workdir", type=Path, default=None, help="where the generated clips and stores go (kept)")
     parser.add_argument("--strong", action="store_true", help="64 x 108 features instead of the paper's 28 x 36")
     parser.add_argument("--skip-cae", action="store_true", help="extraction only")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="CAE epochs timed after the warm-up, the fastest reported (a busy machine varies)")
+    parser.add_argument("--only", nargs="+", choices=MEASURES, default=None,
+                        help="these measurements only; without extract-store the stores of an earlier run are reused")
     args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-scale-"))
     params = dict(n_mels=64, n_fft=4096, hop_length=2048) if args.strong else {}
     sizes = sorted(args.sizes)
@@ -153,14 +167,18 @@ def main(argv=None) -> int:
     rows = []
     for n in sizes:
         store_dir = workdir / f"store-{n}{'-strong' if args.strong else ''}"
-        for suffix in ("", "-dask"):
-            if (workdir / f"{store_dir.name}{suffix}").exists():
+        measures = [m for m in MEASURES if (args.only is None or m in args.only)
+                    and not (args.skip_cae and m.startswith("cae"))]
+        for suffix, built_by in (("", "extract-store"), ("-dask", "extract-dask")):
+            if built_by in measures and (workdir / f"{store_dir.name}{suffix}").exists():
                 import shutil
 
                 shutil.rmtree(workdir / f"{store_dir.name}{suffix}")
-        measures = ("extract-memory", "extract-store", "extract-dask", "read-memory", "read-store")
-        for what in measures + (() if args.skip_cae else ("cae-memory", "cae-store")):
-            out = _child({"what": what, "files": files[:n], "params": params, "store": str(store_dir)})
+        if "extract-store" not in measures and not (store_dir / "manifest.json").is_file():
+            raise SystemExit(f"bench_scale: no store at {store_dir} to reuse; measure extract-store too")
+        for what in measures:
+            out = _child({"what": what, "files": files[:n], "params": params, "store": str(store_dir),
+                          "repeats": args.repeats})
             per = out["seconds"] / n * (1 if what.startswith("extract") else 1000)
             rows.append({"N": n, "what": what, "per": per, "rss": out["peak_rss_mib"], "batches_per_s": out.get("batches_per_s")})
             rate = f", {out['batches_per_s']:7.0f} batches/s" if out.get("batches_per_s") else ""
@@ -175,21 +193,27 @@ def main(argv=None) -> int:
     largest = max(sizes)
     at = {r["what"]: r for r in rows if r["N"] == largest}
     print(f"\nat N={largest}, same run:")
-    print(f"  Dask LocalCluster / threads, extraction speed: x{at['extract-store']['per'] / at['extract-dask']['per']:.2f}")
-    print(f"  store / in-memory, batches read per second: x{at['read-store']['batches_per_s'] / at['read-memory']['batches_per_s']:.2f}")
-    if "cae-store" in at:
+    if {"extract-store", "extract-dask"} <= at.keys():
+        print(f"  Dask LocalCluster / threads, extraction speed: x{at['extract-store']['per'] / at['extract-dask']['per']:.2f}")
+    if {"read-store", "read-memory"} <= at.keys():
+        print(f"  store / in-memory, batches read per second: "
+              f"x{at['read-store']['batches_per_s'] / at['read-memory']['batches_per_s']:.2f}")
+    if {"cae-store", "read-store"} <= at.keys():
         consumed = 1000 / 32 / at["cae-store"]["per"]
         print(f"  the CAE consumes {consumed:.0f} batches/s of 32; the store reads "
               f"{at['read-store']['batches_per_s']:.0f}/s (x{at['read-store']['batches_per_s'] / consumed:.1f})")
     # Linear projection from the largest N (the ratios above say whether cost is linear).
     clips = 250_000
-    extract = at["extract-store"]["per"] * clips
-    print(f"\nprojection for {clips} clips on this machine ({os.cpu_count()} cores): extraction "
-          f"{extract / 60:.0f} min (threads, store), disk {clips * _row_bytes(params) / 2**30:.1f} GiB of features"
-          + (f", one CAE epoch {at['cae-store']['per'] * clips / 1000 / 60:.0f} min" if "cae-store" in at else ""))
-    for workers in (16, 64):
-        print(f"  on a Dask cluster of {workers} such cores (linear, files on shared storage): extraction "
-              f"{extract * os.cpu_count() / workers / 60:.1f} min")
+    if "cae-store" in at:
+        print(f"\nprojection for {clips} clips on this machine ({os.cpu_count()} cores): one CAE epoch "
+              f"{at['cae-store']['per'] * clips / 1000 / 60:.0f} min")
+    if "extract-store" in at:
+        extract = at["extract-store"]["per"] * clips
+        print(f"projection for {clips} clips on this machine ({os.cpu_count()} cores): extraction "
+              f"{extract / 60:.0f} min (threads, store), disk {clips * _row_bytes(params) / 2**30:.1f} GiB of features")
+        for workers in (16, 64):
+            print(f"  on a Dask cluster of {workers} such cores (linear, files on shared storage): extraction "
+                  f"{extract * os.cpu_count() / workers / 60:.1f} min")
     return 0
 
 
