@@ -270,6 +270,8 @@ def _pretraining_seconds(experiment: Experiment, method: str) -> float:
     from esc_lib import protocol, training
 
     folders = {"pretrained": experiment.cae_dir, "contrastive": experiment.contrastive_dir}
+    if method == "selftrain":  # its teacher and students start from selftrain_init's encoder
+        method = experiment.settings.selftrain_init
     if method not in folders:
         return 0.0
     folds = experiment.settings.folds

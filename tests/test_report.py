@@ -53,6 +53,15 @@ def test_cost_gives_seconds_per_fold_for_each_method_and_budget(results):
     assert table.loc["pretrained", "pre-training s/fold"] > 0 == table.loc["supervised", "pre-training s/fold"]
 
 
+def test_cost_counts_the_encoder_a_selftrain_student_starts_from(results):
+    done = results.experiment
+    from_cae = Experiment(done.settings.replace(selftrain_init="pretrained"), dataset=done.dataset,
+                          features=done.features, pool=done.pool, verbose=0)
+    cae_seconds = report._pretraining_seconds(done, "pretrained")
+    assert report._pretraining_seconds(from_cae, "selftrain") == cae_seconds > 0
+    assert report._pretraining_seconds(done, "selftrain") == 0  # from scratch
+
+
 def test_figures_and_curves(results):
     report.fold_accuracies(results)
     report.learning_curves(results)
