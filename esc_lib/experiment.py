@@ -508,6 +508,7 @@ class Experiment:
             "decoder": s.decoder,
             "batch_norm": bool(s.batch_norm),
             "method": method,
+            "seed": s.seed,
             "fold": test_fold,
             "validation_fold": split.validation_fold,
             "scored_on": s.score,

@@ -129,9 +129,20 @@ def _own_configuration(results: Results) -> dict | None:
     return {method: results.config_id for method in paper}
 
 
-def fold_accuracies(results: Results) -> None:
-    """Accuracy per fold and configuration (``04_fold_accuracies.png``)."""
+def fold_accuracies(results: Results) -> pd.DataFrame:
+    """Accuracy per fold and configuration (``04_fold_accuracies.png``), and the table ``fold_accuracies``.
+
+    One row per configuration, method, pool, budget and fold of the run folder
+    (with its seed), so runs of other seeds can be paired with it fold by fold.
+    """
     plots.save_figure(plots.plot_fold_accuracies(results.full), "04_fold_accuracies", results.figure_dir)
+    columns = ["config", "method", "seed", "pool", "labels_per_class", "fold", "validation_fold", "scored_on",
+               "accuracy", "validation_accuracy", "n_train", "n_test", "seconds"]
+    table = results.metrics[[c for c in columns if c in results.metrics.columns]].sort_values(
+        ["config", "method", "labels_per_class", "fold"]).reset_index(drop=True)
+    table.attrs["caption"] = "Accuracy of every fold, method and label budget (0: all labels) of this run."
+    evaluation.write_table(table, results.table_dir / "fold_accuracies")
+    return table
 
 
 def _scored_predictions(results: Results) -> pd.DataFrame:

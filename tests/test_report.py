@@ -63,7 +63,9 @@ def test_cost_counts_the_encoder_a_selftrain_student_starts_from(results):
 
 
 def test_figures_and_curves(results):
-    report.fold_accuracies(results)
+    folds = report.fold_accuracies(results)
+    assert len(folds) == 3 * 3 * 2 and set(folds["fold"]) == {1, 2, 3} and (folds["seed"] == 0).all()
+    assert (results.table_dir / "fold_accuracies.csv").is_file()
     report.learning_curves(results)
     report.embedding(results)
     curve = report.label_budget_curve(results)
