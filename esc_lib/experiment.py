@@ -402,7 +402,7 @@ class Experiment:
         s = self.settings
         shared = protocol.shared_pretraining(s.pretrain_on_train_folds)
         trainers = {"CAE": self.pretrain, "contrastive": self.pretrain_contrastive}
-        starts = set(s.methods) | ({s.selftrain_init} if "selftrain" in s.methods else set())  # a student's encoder
+        starts = {s.starts_from(method) for method in s.methods}
         used = [name for name, method in (("CAE", "pretrained"), ("contrastive", "contrastive")) if method in starts]
         histories = {}
         for name in used:
@@ -478,13 +478,12 @@ class Experiment:
         )
         scaler = self.standardizer(test_fold)
         # A pre-trained encoder is loaded (or trained) once; every member starts from it.
-        encoder = {"pretrained": self.pretrain, "contrastive": self.pretrain_contrastive}.get(method)
+        encoder = {"pretrained": self.pretrain, "contrastive": self.pretrain_contrastive}.get(s.starts_from(method))
         seeds = [protocol.member_seed(s.seed, test_fold, m) for m in range(s.ensemble)]
         teacher_seconds = 0.0
         if method == "selftrain":
-            start_from = {"pretrained": self.pretrain, "contrastive": self.pretrain_contrastive}.get(s.selftrain_init)
             outcome, teacher_seconds = self.self_train(test_fold, labels_per_class, train, validation, scored, seeds,
-                                                       pretrained=start_from(test_fold)[0] if start_from else None)
+                                                       pretrained=encoder(test_fold)[0] if encoder else None)
         else:
             # Consistency training sees the pre-training data (the pool and/or the non-test folds, labels dropped).
             unlabeled = self.standardised_unlabeled(test_fold) if method == "fixmatch" else None

@@ -281,9 +281,8 @@ def _pretraining_seconds(experiment: Experiment, method: str) -> float:
     from esc_lib import protocol, training
 
     folders = {"pretrained": experiment.cae_dir, "contrastive": experiment.contrastive_dir}
-    if method == "selftrain":  # its teacher and students start from selftrain_init's encoder
-        method = experiment.settings.selftrain_init
-    if method not in folders:
+    method = experiment.settings.starts_from(method)
+    if method is None:
         return 0.0
     folds = experiment.settings.folds
     trained = folds[:1] if protocol.shared_pretraining(experiment.settings.pretrain_on_train_folds) else folds

@@ -504,6 +504,14 @@ class Settings(BaseModel):
         name = f"{settings._encoder_tag()}-{settings.decoder}-bn{int(settings.batch_norm)}-cbs{settings.cae_batch_size}"
         return f"{name}{settings._pool_tag()}-{settings.key('cae')}"
 
+    def starts_from(self, method: str) -> str | None:
+        """The pre-trained encoder ``method`` starts from: ``"pretrained"`` (the CAE's), ``"contrastive"`` or None.
+
+        A self-trained student starts from ``selftrain_init``'s.
+        """
+        origin = self.selftrain_init if method == "selftrain" else method
+        return origin if origin in ("pretrained", "contrastive") else None
+
     def classifier_id(self, method: str) -> str:
         """Run-folder name of a classifier: readable part + :meth:`key` of ``method``.
 
