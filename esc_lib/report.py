@@ -126,7 +126,10 @@ def _own_configuration(results: Results) -> dict | None:
     paper = (evaluation.BASELINE, evaluation.TREATMENT)
     if not set(paper) <= set(results.full["method"]):
         return None
-    return {method: results.config_id for method in paper}
+    # A sweep's variant may run a method the profile's own configuration does not (e.g. the CAE
+    # only in one variant): that method's row is then the best variant, labelled as such.
+    own = set(results.full.loc[results.full["config"] == results.config_id, "method"])
+    return {method: results.config_id for method in paper if method in own} or None
 
 
 def fold_accuracies(results: Results) -> pd.DataFrame:

@@ -96,3 +96,23 @@ def test_classes_of_unequal_size_add_balanced_accuracy_and_macro_f1(tmp_path):
     metrics = results.metrics
     assert metrics["balanced_accuracy"].between(0, 1).all() and metrics["macro_f1"].between(0, 1).all()
     assert not report.imbalanced(synthetic_dataset()[0])  # equal classes: accuracy alone
+
+
+def test_table2_of_a_sweep_whose_own_configuration_skips_the_cae(results):
+    # A sweep whose base configuration runs supervised alone and whose variant adds the CAE: Table 2
+    # takes the base configuration's supervised row and the variant's CAE row, instead of failing.
+    from types import SimpleNamespace
+
+    from esc_lib import evaluation
+
+    full = results.full.copy()
+    full.loc[full["method"] == "pretrained", "config"] = "variant"
+    sweep = SimpleNamespace(full=full, config_id=results.config_id)
+    own = report._own_configuration(sweep)
+    assert own == {"supervised": results.config_id}
+    table = evaluation.table2(full, "esc50", configs=own)
+    ours = table[table["Evaluation"] != "published"]
+    assert list(ours["Network"]) == [f"CNN trained from scratch (supervised), {results.config_id}",
+                                     "CAE pre-trained CNN, variant"]
+    full.loc[full["method"] == "supervised", "config"] = "variant"
+    assert report._own_configuration(SimpleNamespace(full=full, config_id=results.config_id)) is None
