@@ -6,6 +6,11 @@ turn and prints milliseconds per clip and the ratio to two threads (the
 default path)::
 
     python benchmarks/bench_extract_parallel.py --workdir ../bench-scale --n 1500
+
+``--malloc`` adds a one-worker LocalCluster started with Dask's default
+worker environment (``MALLOC_TRIM_THRESHOLD_=65536``, which ``esc_lib.store``
+drops) beside the same cluster as ``esc_lib.store`` starts it, and one thread
+in this process: what the worker's allocator setting costs per clip.
 """
 
 from __future__ import annotations
@@ -29,19 +34,34 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, required=True)
     parser.add_argument("--n", type=int, default=1500)
+    parser.add_argument("--malloc", action="store_true",
+                        help="also one Dask worker with and without Dask's MALLOC_TRIM_THRESHOLD_")
     args = parser.parse_args(argv)
     files = _clips(args.workdir, args.n)
+    paths = [("1 thread", dict(n_jobs=1), None), ("2 threads", dict(n_jobs=2), None),
+             ("Dask LocalCluster", dict(scheduler="local"), None)]
+    if args.malloc:
+        paths += [("Dask 1 worker", dict(scheduler="local", n_jobs=1), None),
+                  ("Dask 1 worker, Dask's MALLOC_TRIM", dict(scheduler="local", n_jobs=1), {})]
     results = {}
+    ours = store._WORKER_ENVIRON
     with tempfile.TemporaryDirectory() as tmp:
-        for name, options in (("1 thread", dict(n_jobs=1)), ("2 threads", dict(n_jobs=2)),
-                              ("Dask LocalCluster", dict(scheduler="local"))):
-            root = Path(tmp) / name.replace(" ", "-")
-            start = time.perf_counter()
-            store.build_store(files, root, FeatureParams(), progress=False, **options)
-            results[name] = (time.perf_counter() - start) / len(files) * 1000
+        for name, options, environ in paths:
+            root = Path(tmp) / "store"
+            store._WORKER_ENVIRON = ours if environ is None else environ
+            try:
+                start = time.perf_counter()
+                store.build_store(files, root, FeatureParams(), progress=False, **options)
+                results[name] = (time.perf_counter() - start) / len(files) * 1000
+            finally:
+                store._WORKER_ENVIRON = ours
             shutil.rmtree(root)
+    width = max(map(len, results))
     for name, ms in results.items():
-        print(f"{name:18s} {ms:6.2f} ms/clip  speed x{results['2 threads'] / ms:.2f} of 2 threads")
+        line = f"{name:{width}s} {ms:6.2f} ms/clip  speed x{results['2 threads'] / ms:.2f} of 2 threads"
+        if name.startswith("Dask 1 worker"):
+            line += f", x{results['1 thread'] / ms:.2f} of 1 thread"
+        print(line)
     return 0
 
 

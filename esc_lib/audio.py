@@ -23,6 +23,7 @@ __all__ = [
     "CLIP_SECONDS",
     "AudioError",
     "read_audio",
+    "decode_failure",
     "fix_length",
     "peak_normalise",
     "load_clip",
@@ -77,13 +78,13 @@ def read_audio(path: str | Path, sr: int = SAMPLE_RATE) -> np.ndarray:
     except MemoryError as error:
         raise AudioError(f"{path}: too large to decode in memory") from error
     except (soundfile.LibsndfileError, RuntimeError, ValueError, TypeError, EOFError, OSError) as error:
-        raise AudioError(f"{path}: {_decode_failure(path, error)}") from error
+        raise AudioError(f"{path}: {decode_failure(path, error)}") from error
     if not np.isfinite(y).all():
         raise AudioError(f"{path}: holds non-finite samples (NaN or infinity)")
     return np.ascontiguousarray(y, dtype=np.float32)
 
 
-def _decode_failure(path: Path, error: Exception) -> str:
+def decode_failure(path: Path, error: Exception) -> str:
     """Why a file that exists could not be decoded, in words a person can act on.
 
     libsndfile answers a file whose bytes are no audio format it knows (random

@@ -278,7 +278,7 @@ def count_windows(path: str | Path, sr: int = audio.SAMPLE_RATE, duration: float
     try:
         info = soundfile.info(str(path))
     except (RuntimeError, soundfile.LibsndfileError) as error:
-        raise audio.AudioError(f"{path}: {audio._decode_failure(Path(path), error)}") from error
+        raise audio.AudioError(f"{path}: {audio.decode_failure(Path(path), error)}") from error
     if info.frames <= 0 or info.samplerate <= 0:
         raise audio.AudioError(f"{path}: the file holds no audio samples")
     samples = info.frames if info.samplerate == sr else int(np.floor(info.frames * sr / info.samplerate + 0.5))
