@@ -556,7 +556,8 @@ class Experiment:
         clips (:func:`esc_lib.semi.select_pseudo_labels`, ``selftrain_threshold``
         and ``selftrain_per_class``), writes them to ``pseudo_labels.csv`` in
         its folder, and trains a student of the same network on the labelled
-        clips plus those (the classifier settings: augmentation, dropout,
+        clips plus those (the cap grows by ``selftrain_cap_growth`` per
+        class each round; the classifier settings: augmentation, dropout,
         schedule, refit).  The teacher of round 1 is the ``supervised`` method's
         run of this fold and budget (loaded when it exists), or with
         ``selftrain_init`` the ``pretrained`` / ``contrastive`` method's, whose
@@ -600,10 +601,12 @@ class Experiment:
         final = self.classifier_dir("selftrain", test_fold, labels_per_class)
         for round_ in range(1, s.selftrain_rounds + 1):
             run = final if round_ == s.selftrain_rounds else final.with_name(f"{final.name}-round{round_}")
-            rows, pseudo = self._pseudo_labels(run / PSEUDO_LABELS_FILE, lambda: teaching(teacher), sources)
+            cap = s.selftrain_per_class + (round_ - 1) * s.selftrain_cap_growth if s.selftrain_per_class else 0
+            rows, pseudo = self._pseudo_labels(run / PSEUDO_LABELS_FILE, lambda: teaching(teacher), sources, cap)
             counts = np.bincount(pseudo, minlength=n_classes)
             self._say(f"  round {round_}: {len(rows)} of {len(X_unlabeled)} unlabeled clips pseudo-labelled "
-                      f"(confidence >= {s.selftrain_threshold:g}; per class {counts.min()}-{counts.max()})")
+                      f"(confidence >= {s.selftrain_threshold:g}" + (f", at most {cap} per class" if cap else "")
+                      + f"; per class {counts.min()}-{counts.max()})")
             student = training.train_classifier(
                 (np.concatenate([X_train, X_unlabeled[rows]]), np.concatenate([labels[train], pseudo])),
                 (X_validation, labels[validation]), n_classes, run, s, stage="selftrain", pretrained=pretrained, **common)
@@ -612,7 +615,8 @@ class Experiment:
             teacher = student
         return student, spent
 
-    def _pseudo_labels(self, path: Path, probabilities, sources: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    def _pseudo_labels(self, path: Path, probabilities, sources: list[str],
+                       per_class: int) -> tuple[np.ndarray, np.ndarray]:
         """One round's pseudo-labels: chosen and written to ``path`` the first time, read back after that.
 
         ``probabilities`` is called (the teacher's predictions on the unlabeled
@@ -632,7 +636,7 @@ class Experiment:
                     f"{path} names other unlabeled clips than this run has (the pool or folds changed); "
                     f"remove {path.parent} to train this student again")
             return rows, pseudo
-        rows, pseudo, confidence = semi.select_pseudo_labels(probabilities(), s.selftrain_threshold, s.selftrain_per_class)
+        rows, pseudo, confidence = semi.select_pseudo_labels(probabilities(), s.selftrain_threshold, per_class)
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic.write_text(path, pd.DataFrame({
             "row": rows, "source": [sources[i] for i in rows], "label": pseudo,

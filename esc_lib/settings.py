@@ -214,6 +214,9 @@ class Settings(BaseModel):
         0, "selftraining", "pseudo-labelled clips per class at most, the most confident first; 0: no cap", ge=0)
     selftrain_rounds: int = _p(
         1, "selftraining", "teacher -> student rounds; each student is the next round's teacher", gt=0)
+    selftrain_cap_growth: int = _p(
+        0, "selftraining", "pseudo-labels per class each later round's cap adds (a curriculum: round r takes "
+        "selftrain_per_class + (r-1) x this); 0: the same cap every round", ge=0)
     selftrain_teachers: int = _p(
         1, "selftraining", "members of the first teacher, probabilities averaged: its method's run of the fold and "
         "more seeds (its students keep the ensemble setting)", gt=0)
@@ -294,6 +297,10 @@ class Settings(BaseModel):
                 "set refit_on_validation to false for a search")
         if self.pool_store and self.unlabeled == "none":
             raise ValueError("pool_store keeps an unlabeled pool on disk, but unlabeled is 'none'")
+        if self.selftrain_cap_growth and not self.selftrain_per_class:
+            raise ValueError(
+                f"selftrain_cap_growth {self.selftrain_cap_growth} grows a cap, but selftrain_per_class is 0 (no cap): "
+                "set selftrain_per_class to the first round's cap, or selftrain_cap_growth to 0")
         needs_unlabeled = sorted(set(self.methods) - {"supervised"})
         if self.unlabeled == "none" and not self.pretrain_on_train_folds and needs_unlabeled:
             raise ValueError(
@@ -381,7 +388,8 @@ class Settings(BaseModel):
                 network.pop(name)  # one device in float32: the keys of runs made before these settings
         if stage == "selftrain":
             selftraining = sections["selftraining"]
-            for name, default in (("selftrain_teachers", 1), ("selftrain_init", "scratch")):
+            for name, default in (("selftrain_teachers", 1), ("selftrain_init", "scratch"),
+                                  ("selftrain_cap_growth", 0)):
                 if selftraining.get(name) == default:
                     selftraining.pop(name)  # one teacher from scratch: the keys of runs made before these settings
             # Students start from the encoder their teacher was fine-tuned from: its settings are theirs.
@@ -464,7 +472,7 @@ class Settings(BaseModel):
         readable = {"fixmatch_threshold": "t", "fixmatch_ratio": "u", "fixmatch_epochs": "e", "fixmatch_weight": "w",
                     "contrastive_epochs": "e", "contrastive_batch_size": "b", "contrastive_temperature": "t",
                     "selftrain_threshold": "t", "selftrain_per_class": "k", "selftrain_rounds": "r",
-                    "selftrain_teachers": "n", "selftrain_init": "i"}
+                    "selftrain_cap_growth": "g", "selftrain_teachers": "n", "selftrain_init": "i"}
         tags = ""
         for method, section, prefix in (("fixmatch", "semisupervised", "fm"), ("contrastive", "selfsupervised", "cl"),
                                         ("selftrain", "selftraining", "st")):

@@ -17,7 +17,7 @@ from numpy.testing import assert_array_equal
 from conftest import kill_after
 from esc_lib import protocol, semi, training
 from esc_lib.experiment import Experiment
-from esc_lib.settings import Settings
+from esc_lib.settings import Settings, SettingsError
 
 SHAPE = (8, 12, 1)
 TINY = "(4)3c-2p"
@@ -374,3 +374,23 @@ def test_fixmatch_and_the_contrastive_encoder_train_from_an_on_disk_pool_as_from
         assert all(np.array_equal(a, b) for a, b in zip(disk, memory_))
     probabilities = training.predict_proba(runs and run.models[0], half, chunk=5)
     np.testing.assert_allclose(probabilities, training.predict_proba(run.models[0], memory), rtol=1e-5, atol=1e-6)
+
+
+def test_selftrain_cap_grows_by_round(synthetic, tmp_path):
+    """selftrain_cap_growth: round r keeps at most per_class + (r-1) x growth pseudo-labels of each class."""
+    dataset, features, pool = synthetic
+    settings = _settings(folds=[3], run_dir=str(tmp_path / "run"), selftrain_threshold=0.0, selftrain_rounds=3,
+                         selftrain_per_class=1, selftrain_cap_growth=2, methods=["supervised", "selftrain"])
+    Experiment(settings, dataset=dataset, features=features, pool=pool, verbose=0).cross_validate()
+    final = Experiment(settings, dataset=dataset, features=features, pool=pool, verbose=0).classifier_dir("selftrain", 3)
+    runs = [final.with_name(f"{final.name}-round1"), final.with_name(f"{final.name}-round2"), final]
+    per_class = [pd.read_csv(run / "pseudo_labels.csv")["label"].value_counts() for run in runs]
+    # Threshold 0: every class the teacher predicts at all fills its cap (1, 3, 5), never more.
+    for counts, cap in zip(per_class, (1, 3, 5)):
+        assert counts.max() == cap
+    assert "-g2" in settings.config_id
+    plain = settings.replace(selftrain_cap_growth=0)
+    assert "-g" not in plain.config_id.split("-st-")[1]
+    assert plain.key("selftrain") != settings.key("selftrain")
+    with pytest.raises(SettingsError, match="selftrain_cap_growth 2 grows a cap, but selftrain_per_class is 0"):
+        settings.replace(selftrain_per_class=0)
