@@ -388,9 +388,8 @@ class Settings(BaseModel):
                 network.pop(name)  # one device in float32: the keys of runs made before these settings
         if stage == "selftrain":
             selftraining = sections["selftraining"]
-            for name, default in (("selftrain_teachers", 1), ("selftrain_init", "scratch"),
-                                  ("selftrain_cap_growth", 0)):
-                if selftraining.get(name) == default:
+            for name in ("selftrain_teachers", "selftrain_init", "selftrain_cap_growth"):
+                if selftraining.get(name) == type(self).model_fields[name].default:
                     selftraining.pop(name)  # one teacher from scratch: the keys of runs made before these settings
             # Students start from the encoder their teacher was fine-tuned from: its settings are theirs.
             extra = {"pretrained": "pretraining", "contrastive": "selfsupervised"}.get(self.selftrain_init)
