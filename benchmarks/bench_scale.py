@@ -51,19 +51,36 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def _clips(workdir: Path, n: int, sr: int = 44100) -> list[Path]:
-    """``n`` five-second Ogg clips under ``workdir/clips`` (made once, numbered, reused by larger runs)."""
+def _write_clip(path: Path, i: int, sr: int = 44100) -> None:
+    """Clip ``i``: a sine of a seeded frequency plus noise, written whole (temporary + rename)."""
     import soundfile
+
+    from esc_lib.atomic import atomic_path
+
+    t = np.arange(5 * sr) / sr
+    rng = np.random.default_rng(i)
+    y = 0.3 * np.sin(2 * np.pi * rng.uniform(100, 4000) * t) + 0.1 * rng.standard_normal(len(t))
+    with atomic_path(path, ".ogg", fsync=False) as temporary:  # a killed run leaves no half clip to reuse
+        soundfile.write(str(temporary), y.astype(np.float32), sr, format="OGG", subtype="VORBIS")
+
+
+def _clips(workdir: Path, n: int) -> list[Path]:
+    """``n`` five-second Ogg clips under ``workdir/clips`` (made once, numbered, reused by larger runs).
+
+    The missing ones are encoded in one process per core (Vorbis encoding is
+    most of the time of a first run at 20 000 clips); each clip depends only on
+    its number, so the files are the same however many processes make them.
+    """
+    from concurrent.futures import ProcessPoolExecutor
 
     folder = workdir / "clips"
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"clip{i:06d}.ogg" for i in range(n)]
-    t = np.arange(5 * sr) / sr
-    for i, path in enumerate(paths):
-        if not path.exists():
-            rng = np.random.default_rng(i)
-            y = 0.3 * np.sin(2 * np.pi * rng.uniform(100, 4000) * t) + 0.1 * rng.standard_normal(len(t))
-            soundfile.write(str(path), y.astype(np.float32), sr, format="OGG", subtype="VORBIS")
+    missing = [(path, i) for i, path in enumerate(paths) if not path.exists()]
+    if missing:
+        print(f"bench_scale: making {len(missing)} clips in {folder}", flush=True)
+        with ProcessPoolExecutor(max_workers=os.cpu_count()) as pool:
+            list(pool.map(_write_clip, *zip(*missing), chunksize=64))
     return paths
 
 
