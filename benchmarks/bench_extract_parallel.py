@@ -7,15 +7,19 @@ default path)::
 
     python benchmarks/bench_extract_parallel.py --workdir ../bench-scale --n 1500
 
-``--malloc`` adds a one-worker LocalCluster started with Dask's default
-worker environment (``MALLOC_TRIM_THRESHOLD_=65536``, which ``esc_lib.store``
-drops) beside the same cluster as ``esc_lib.store`` starts it, and one thread
-in this process: what the worker's allocator setting costs per clip.
+``--malloc`` adds two clusters of one worker, started here and handed to
+``build_store`` by address (as a cluster of your own would be): one with
+Dask's default worker environment (``MALLOC_TRIM_THRESHOLD_=65536``), one
+with the setting ``esc_lib.store`` and the README use
+(``distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_: null``),
+against one thread in this process: what the worker's allocator setting
+costs per clip (cluster start-up is not timed for these two).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 import sys
 import tempfile
@@ -24,6 +28,30 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+
+TRIM = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
+
+
+@contextlib.contextmanager
+def _one_worker(worker_config: dict):
+    """The address of a LocalCluster of one one-thread worker started under ``worker_config`` (Dask config)."""
+    import os
+
+    import dask
+    from dask.distributed import LocalCluster
+
+    saved = dict(os.environ)  # the nanny writes its workers' variables into this process's environment
+    try:
+        with dask.config.set(worker_config):
+            cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    try:
+        yield cluster.scheduler_address
+    finally:
+        cluster.close()
 
 
 def main(argv=None) -> int:
@@ -41,20 +69,19 @@ def main(argv=None) -> int:
     paths = [("1 thread", dict(n_jobs=1), None), ("2 threads", dict(n_jobs=2), None),
              ("Dask LocalCluster", dict(scheduler="local"), None)]
     if args.malloc:
-        paths += [("Dask 1 worker", dict(scheduler="local", n_jobs=1), None),
-                  ("Dask 1 worker, Dask's MALLOC_TRIM", dict(scheduler="local", n_jobs=1), {})]
+        paths += [("Dask 1 worker, trim setting dropped", {}, {TRIM: None}),
+                  ("Dask 1 worker, Dask's MALLOC_TRIM", {}, {})]
     results = {}
-    ours = store._WORKER_ENVIRON
     with tempfile.TemporaryDirectory() as tmp:
-        for name, options, environ in paths:
+        for name, options, worker_config in paths:
             root = Path(tmp) / "store"
-            store._WORKER_ENVIRON = ours if environ is None else environ
-            try:
+            with contextlib.ExitStack() as stack:
+                if worker_config is not None:  # a cluster of one worker, started before the clock
+                    address = stack.enter_context(_one_worker(worker_config))
+                    options = dict(scheduler=address)
                 start = time.perf_counter()
                 store.build_store(files, root, FeatureParams(), progress=False, **options)
                 results[name] = (time.perf_counter() - start) / len(files) * 1000
-            finally:
-                store._WORKER_ENVIRON = ours
             shutil.rmtree(root)
     width = max(map(len, results))
     for name, ms in results.items():
