@@ -558,7 +558,11 @@ class Experiment:
         its folder, and trains a student of the same network on the labelled
         clips plus those (the cap grows by ``selftrain_cap_growth`` per
         class each round; the classifier settings: augmentation, dropout,
-        schedule, refit).  The teacher of round 1 is the ``supervised`` method's
+        schedule, refit; ``selftrain_student_epochs`` epochs when set).  With
+        ``selftrain_student`` ``"teacher"`` each student starts from its
+        teacher's weights (member ``i`` from member ``i`` mod the teacher's)
+        and is fine-tuned, instead of starting as the teacher did.  The teacher
+        of round 1 is the ``supervised`` method's
         run of this fold and budget (loaded when it exists), or with
         ``selftrain_init`` the ``pretrained`` / ``contrastive`` method's, whose
         encoder (``pretrained``) then initialises every student too; with
@@ -609,7 +613,9 @@ class Experiment:
                       + f"; per class {counts.min()}-{counts.max()})")
             student = training.train_classifier(
                 (np.concatenate([X_train, X_unlabeled[rows]]), np.concatenate([labels[train], pseudo])),
-                (X_validation, labels[validation]), n_classes, run, s, stage="selftrain", pretrained=pretrained, **common)
+                (X_validation, labels[validation]), n_classes, run, s, stage="selftrain", pretrained=pretrained,
+                initial=teacher.models if s.selftrain_student == "teacher" else None,
+                max_epochs=s.selftrain_student_epochs or None, **common)
             if round_ < s.selftrain_rounds:
                 spent += student.seconds
             teacher = student

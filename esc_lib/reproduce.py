@@ -66,6 +66,8 @@ profiles (profiles/<name>.yaml; --profile also takes a path to your own file):
   search/fixmatch  FixMatch's threshold and ratio, chosen on the validation folds (--sweep).
   search/selftrain self-training's threshold, cap and rounds, chosen the same way (--sweep).
   search/selftrain-teacher  self-training's teacher: more members, the CAE's encoder, a second round (--sweep).
+  search/selftrain-curriculum  a third round, or a cap growing each round (--sweep).
+  search/selftrain-warm  students fine-tuned from their teacher for fewer epochs (--sweep).
   --list-profiles shows every profile; `python -m esc_lib.settings` every parameter.
 
 GPU: ./run_all.sh --gpu (or ESC_GPU=1) builds and uses the GPU environment (.venv-gpu from

@@ -220,6 +220,11 @@ class Settings(BaseModel):
     selftrain_teachers: int = _p(
         1, "selftraining", "members of the first teacher, probabilities averaged: its method's run of the fold and "
         "more seeds (its students keep the ensemble setting)", gt=0)
+    selftrain_student: Literal["scratch", "teacher"] = _p(
+        "scratch", "selftraining", "what each student starts from: the teacher's own start (scratch: random, or "
+        "selftrain_init's encoder) or the teacher's trained weights (teacher: fine-tuned, fewer epochs will do)")
+    selftrain_student_epochs: int = _p(
+        0, "selftraining", "epochs of each student (with cosine, its schedule's length); 0: max_epochs", ge=0)
     selftrain_init: Literal["scratch", "pretrained", "contrastive"] = _p(
         "scratch", "selftraining", "what teacher and students start from: random initialisation (the supervised "
         "classifier teaches), the CAE's encoder (the pretrained method's classifier teaches) or the contrastive encoder")
@@ -388,7 +393,8 @@ class Settings(BaseModel):
                 network.pop(name)  # one device in float32: the keys of runs made before these settings
         if stage == "selftrain":
             selftraining = sections["selftraining"]
-            for name in ("selftrain_teachers", "selftrain_init", "selftrain_cap_growth"):
+            for name in ("selftrain_teachers", "selftrain_init", "selftrain_cap_growth", "selftrain_student",
+                         "selftrain_student_epochs"):
                 if selftraining.get(name) == type(self).model_fields[name].default:
                     selftraining.pop(name)  # one teacher from scratch: the keys of runs made before these settings
             # Students start from the encoder their teacher was fine-tuned from: its settings are theirs.
@@ -471,7 +477,8 @@ class Settings(BaseModel):
         readable = {"fixmatch_threshold": "t", "fixmatch_ratio": "u", "fixmatch_epochs": "e", "fixmatch_weight": "w",
                     "contrastive_epochs": "e", "contrastive_batch_size": "b", "contrastive_temperature": "t",
                     "selftrain_threshold": "t", "selftrain_per_class": "k", "selftrain_rounds": "r",
-                    "selftrain_cap_growth": "g", "selftrain_teachers": "n", "selftrain_init": "i"}
+                    "selftrain_cap_growth": "g", "selftrain_teachers": "n", "selftrain_init": "i",
+                    "selftrain_student": "s", "selftrain_student_epochs": "se"}
         tags = ""
         for method, section, prefix in (("fixmatch", "semisupervised", "fm"), ("contrastive", "selfsupervised", "cl"),
                                         ("selftrain", "selftraining", "st")):

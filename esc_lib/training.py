@@ -906,7 +906,8 @@ class ClassifierRun:
 
 def train_classifier(train, validation, n_classes: int, run_dir, settings, *, seeds: Sequence[int],
                      pretrained=None, unlabeled=None, stage: str | None = None, score=None, verbose: int = 0,
-                     say=None) -> ClassifierRun:
+                     say=None, initial: Sequence[keras.Model] | None = None,
+                     max_epochs: int | None = None) -> ClassifierRun:
     """Stage 2: one classifier, or an ensemble, from a pre-trained encoder or from scratch.
 
     Everything the classifier settings describe happens here, on one path:
@@ -943,6 +944,13 @@ def train_classifier(train, validation, n_classes: int, run_dir, settings, *, se
     stage : str, optional
         The method, for ``settings.json`` (default: ``pretrained`` with a
         pre-trained encoder, ``fixmatch`` with unlabeled clips, else ``supervised``).
+    initial : sequence of keras.Model, optional
+        Trained classifiers of this network (e.g. a self-training teacher's
+        members) whose weights start the members, member ``i`` from
+        ``initial[i % len(initial)]``, instead of a random initialisation
+        (after ``pretrained``'s encoder, which they overwrite).
+    max_epochs : int, optional
+        Epochs at most (the cosine schedule's length) instead of the settings'.
     score : np.ndarray, optional
         Features whose class probabilities are returned (e.g. the test fold).
     say : callable, optional
@@ -963,12 +971,16 @@ def train_classifier(train, validation, n_classes: int, run_dir, settings, *, se
     say = say or (lambda message: None)
     augment = augmentations.from_spec(settings.augment, n_classes=n_classes) if settings.augment else None
     cosine = settings.lr_schedule == "cosine"
-    max_epochs = settings.max_epochs if unlabeled is None else (settings.fixmatch_epochs or settings.max_epochs)
+    if max_epochs is None:
+        max_epochs = settings.max_epochs if unlabeled is None else (settings.fixmatch_epochs or settings.max_epochs)
+    elif max_epochs < 1:
+        raise TrainingError(f"train_classifier: max_epochs must be at least 1, got {max_epochs}")
+    initial = list(initial or [])
     # One-hot targets for training and validation alike, so soft targets from
     # mixing and plain ones go through the same loss and metric.
     Y_train, Y_validation = one_hot(y_train, n_classes), one_hot(y_validation, n_classes)
 
-    def build_and_fit(X, Y, run: Path, seed: int, epochs: int, watch, patience, restore_best: bool):
+    def build_and_fit(X, Y, run: Path, seed: int, epochs: int, watch, patience, restore_best: bool, member: int):
         trained_runs.append(run)
         _write_settings(run, settings, stage)
         with numerics(settings, say=say):
@@ -979,6 +991,13 @@ def train_classifier(train, validation, n_classes: int, run_dir, settings, *, se
             )
             if pretrained is not None:
                 models.transfer_encoder(pretrained, model)
+            if initial:
+                start = initial[member % len(initial)]
+                if [w.shape for w in start.weights] != [w.shape for w in model.weights]:
+                    raise TrainingError(
+                        f"train_classifier: the initial model {start.name!r} is another network than {settings.encoder_notation!r} "
+                        f"with head {settings.head!r}; start from a classifier of the same settings")
+                model.set_weights(start.get_weights())
             if unlabeled is None:
                 stream = streams.BatchStream(X, Y, batch_size=settings.batch_size, seed=seed, augment=augment)
                 trained = model
@@ -1008,14 +1027,14 @@ def train_classifier(train, validation, n_classes: int, run_dir, settings, *, se
             # A cosine schedule has nothing to choose on the validation fold (it
             # always trains max_epochs): train once on train + validation.
             say(_loaded_or(refit_run, f"  train on {len(X_both)} train + validation clips for {max_epochs} epochs -> {refit_run}"))
-            model, history = build_and_fit(X_both, Y_both, refit_run, seed, max_epochs, None, None, False)
+            model, history = build_and_fit(X_both, Y_both, refit_run, seed, max_epochs, None, None, False, member)
             epochs = max_epochs
         else:
             say(_loaded_or(run, f"  train on {len(X_train)} clips, watch {len(X_validation)} validation clips -> {run}"))
             # A cosine schedule is trained to its end; the constant rate stops early on the validation loss.
             model, history = build_and_fit(
                 X_train, Y_train, run, seed, max_epochs, (X_validation, Y_validation),
-                None if cosine else settings.patience, restore_best=not cosine,
+                None if cosine else settings.patience, restore_best=not cosine, member=member,
             )
             validation_probabilities.append(predict_proba(model, X_validation))
             epochs = len(history)
@@ -1024,7 +1043,7 @@ def train_classifier(train, validation, n_classes: int, run_dir, settings, *, se
                 # the epochs early stopping chose, keeping the last weights.
                 epochs = int(history.loc[history["val_loss"].idxmin(), "epoch"])
                 say(_loaded_or(refit_run, f"  refit on {len(X_both)} train + validation clips for {epochs} epochs -> {refit_run}"))
-                model, _ = build_and_fit(X_both, Y_both, refit_run, seed, epochs, None, None, False)
+                model, _ = build_and_fit(X_both, Y_both, refit_run, seed, epochs, None, None, False, member)
         if score is not None:
             scored.append(predict_proba(model, score))
         histories.append(history)

@@ -322,11 +322,14 @@ def test_selftrain_from_the_cae_with_an_ensemble_teacher(synthetic, tmp_path, mo
     assert Settings(methods=["supervised", "selftrain"]).key("selftrain") == "366cf746"  # before these settings
 
 
-def test_a_killed_selftrain_student_resumes_on_its_pseudo_labels_to_the_same_weights(synthetic, tmp_path, monkeypatch):
+@pytest.mark.parametrize("student", [{}, {"selftrain_student": "teacher", "selftrain_student_epochs": 4}],
+                         ids=["scratch", "warm"])
+def test_a_killed_selftrain_student_resumes_on_its_pseudo_labels_to_the_same_weights(
+        synthetic, tmp_path, monkeypatch, student):
     from conftest import kill_after
 
     dataset, features, pool = synthetic
-    settings = _settings(folds=[3], selftrain_threshold=0.3, methods=["supervised", "selftrain"], max_epochs=3)
+    settings = _settings(folds=[3], selftrain_threshold=0.3, methods=["supervised", "selftrain"], max_epochs=3, **student)
 
     def experiment(name):
         return Experiment(settings.replace(run_dir=str(tmp_path / name)), dataset=dataset, features=features, pool=pool, verbose=0)
@@ -374,6 +377,59 @@ def test_fixmatch_and_the_contrastive_encoder_train_from_an_on_disk_pool_as_from
         assert all(np.array_equal(a, b) for a, b in zip(disk, memory_))
     probabilities = training.predict_proba(runs and run.models[0], half, chunk=5)
     np.testing.assert_allclose(probabilities, training.predict_proba(run.models[0], memory), rtol=1e-5, atol=1e-6)
+
+
+def test_train_classifier_starts_from_the_initial_models_weights(tmp_path):
+    """initial: member i starts from initial[i mod n]; a near-zero rate keeps those weights, a random start does not."""
+    X, y = _data(48)
+    settings = _settings(learning_rate=1e-12, augment="", dropout=0.0)
+    teacher = training.train_classifier((X[:24], y[:24]), (X[24:], y[24:]), 2, tmp_path / "teacher",
+                                        settings.replace(learning_rate=0.01), seeds=[0])
+    warm = training.train_classifier((X[:24], y[:24]), (X[24:], y[24:]), 2, tmp_path / "warm", settings, seeds=[1, 2],
+                                     initial=teacher.models, max_epochs=1)
+    cold = training.train_classifier((X[:24], y[:24]), (X[24:], y[24:]), 2, tmp_path / "cold", settings, seeds=[1],
+                                     max_epochs=1)
+    start = teacher.models[0].get_weights()
+    for model in warm.models:
+        for a, b in zip(model.trainable_weights, teacher.models[0].trainable_weights):
+            np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)
+    assert not all(np.allclose(a, b, atol=1e-3) for a, b in zip(cold.models[0].get_weights(), start))
+    assert [len(h) for h in warm.histories] == [1, 1] and len(cold.histories[0]) == 1
+    with pytest.raises(training.TrainingError, match="another network"):
+        training.train_classifier((X[:24], y[:24]), (X[24:], y[24:]), 2, tmp_path / "other", settings.replace(head="4fc"),
+                                  seeds=[1], initial=teacher.models)
+    with pytest.raises(training.TrainingError, match="max_epochs must be at least 1"):
+        training.train_classifier((X[:24], y[:24]), (X[24:], y[24:]), 2, tmp_path / "none", settings, seeds=[1],
+                                  max_epochs=0)
+
+
+def test_warm_selftrain_students_start_from_their_teacher_for_their_own_epochs(synthetic, tmp_path, monkeypatch):
+    """selftrain_student: teacher - each round's student is given its teacher's models; selftrain_student_epochs its length."""
+    dataset, features, pool = synthetic
+    calls = []
+    real = training.train_classifier
+
+    def spy(train, validation, n_classes, run_dir, settings, **kwargs):
+        outcome = real(train, validation, n_classes, run_dir, settings, **kwargs)
+        calls.append(dict(stage=kwargs["stage"], initial=kwargs.get("initial"), epochs=kwargs.get("max_epochs"),
+                          outcome=outcome))
+        return outcome
+
+    monkeypatch.setattr(training, "train_classifier", spy)
+    settings = _settings(folds=[3], run_dir=str(tmp_path / "run"), selftrain_threshold=0.3, selftrain_rounds=2,
+                         selftrain_student="teacher", selftrain_student_epochs=1, methods=["supervised", "selftrain"])
+    Experiment(settings, dataset=dataset, features=features, pool=pool, verbose=0).train_classifier(3, "selftrain")
+    teacher, first, second = calls
+    assert teacher["stage"] == "supervised" and teacher["initial"] is None and teacher["epochs"] is None
+    assert first["initial"] == teacher["outcome"].models and second["initial"] == first["outcome"].models
+    assert first["epochs"] == second["epochs"] == 1
+    assert [len(h) for h in (first["outcome"].histories[0], second["outcome"].histories[0])] == [1, 1]
+    assert len(teacher["outcome"].histories[0]) == settings.max_epochs
+    # Named in the configuration and the students' key; at their defaults, the keys of earlier runs.
+    assert "-steacher-se1" in settings.config_id
+    scratch = settings.replace(selftrain_student="scratch", selftrain_student_epochs=0)
+    assert scratch.key("selftrain") != settings.key("selftrain") and scratch.key("supervised") == settings.key("supervised")
+    assert "-s" not in scratch.config_id.split("-st-")[1].replace("-st-", "")
 
 
 def test_selftrain_cap_grows_by_round(synthetic, tmp_path):

@@ -107,6 +107,8 @@ def test_each_stage_key_changes_exactly_with_the_sections_it_depends_on(name):
     }[type(default)](default)
     if name in ("augment", "contrastive_augment", "fixmatch_weak", "fixmatch_strong"):
         changed = "mixup"
+    if name == "selftrain_student":
+        changed = "teacher"
     other = base.replace(**{name: changed})
     section = Settings.section_of(name)
     for stage, sections in STAGE_SECTIONS.items():
