@@ -26,6 +26,7 @@ __all__ = [
     "Results",
     "paper_tables",
     "fold_accuracies",
+    "sweep_comparison",
     "confusion_and_per_class",
     "learning_curves",
     "embedding",
@@ -276,6 +277,60 @@ def method_comparison(results: Results) -> pd.DataFrame | None:
         f"over folds, difference = method − supervised in points, paired by fold. Scored on the "
         f"{results.experiment.settings.score} folds.")
     evaluation.write_table(table, results.table_dir / "methods_by_budget")
+    return table
+
+
+def sweep_comparison(results: Results) -> pd.DataFrame | None:
+    """Every configuration of the run folder (a sweep's points) against its own supervised runs, paired by fold.
+
+    Rows: configuration, budget, method, both means ± t half-width, the
+    paired difference in points with its interval, the paired t and Wilcoxon
+    p-values, and the method's seconds per fold (from its histories: a
+    self-trained student's include its teachers).  What a search is chosen
+    on.  None unless two or more configurations ran ``supervised`` and
+    another method.  Written as ``sweep_comparison``.
+    """
+    from esc_lib.settings import METHODS
+
+    m = results.metrics[results.metrics["pool"].astype(str) == results.experiment.settings.pool_label]
+    paired = [config for config, rows in m.groupby("config", sort=False)
+              if evaluation.BASELINE in set(rows["method"]) and len(set(rows["method"])) > 1]
+    if len(paired) < 2:
+        return None
+    m = m[m["config"].isin(paired)]
+    seconds = m.groupby(["config", "labels_per_class", "method"])["seconds"].mean()
+    rows = []
+    for method in [method for method in METHODS if method != evaluation.BASELINE and method in set(m["method"])]:
+        compared = evaluation.compare_methods(m[m["method"].isin([evaluation.BASELINE, method])],
+                                              by=("config", "labels_per_class"), treatment=method)
+        for _, row in compared.iterrows():
+            if row[method] == "-":
+                continue
+            rows.append({
+                "config": row["config"],
+                "labels per class": evaluation.budget_label(row["labels_per_class"]),
+                "method": method,
+                "supervised (%)": row[evaluation.BASELINE],
+                "method (%)": row[method],
+                "difference (pp)": evaluation.format_difference(
+                    row["difference"], row["difference_ci_low"], row["difference_ci_high"]),
+                "p (paired t)": row["t_pvalue"],
+                "p (Wilcoxon)": row["wilcoxon_pvalue"],
+                "folds": row["n_folds"],
+                "s/fold": round(float(seconds[(row["config"], row["labels_per_class"], method)]), 1),
+                "_order": evaluation.budget_order(row["labels_per_class"]),
+            })
+    # The profile's own configuration (a sweep's base point) first, then the others by name.
+    order = {config: i for i, config in enumerate(sorted(paired, key=lambda c: (c != results.config_id, c)))}
+    table = (pd.DataFrame(rows).assign(_config=lambda t: t["config"].map(order))
+             .sort_values(["_order", "_config", "method"], kind="stable").drop(columns=["_order", "_config"])
+             .reset_index(drop=True))
+    table.attrs["caption"] = (
+        f"Each configuration of this run against the supervised network of the same configuration "
+        f"({results.experiment.dataset_label}), by labelled clips per class; mean ± half-width of the 95% t interval "
+        f"over folds, difference = method − supervised in points, paired by fold; seconds per fold of the method "
+        f"on this machine. Scored on the {results.experiment.settings.score} folds.")
+    evaluation.write_table(table, results.table_dir / "sweep_comparison")
     return table
 
 

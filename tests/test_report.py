@@ -116,3 +116,32 @@ def test_table2_of_a_sweep_whose_own_configuration_skips_the_cae(results):
                                      "CAE pre-trained CNN, variant"]
     full.loc[full["method"] == "supervised", "config"] = "variant"
     assert report._own_configuration(SimpleNamespace(full=full, config_id=results.config_id)) is None
+
+
+def test_sweep_comparison_pairs_each_configuration_with_its_own_supervised_runs(tmp_path):
+    """A sweep's points side by side, each paired by fold with the supervised rows of its own configuration."""
+    from conftest import SyntheticPool, synthetic_dataset
+
+    dataset, features = synthetic_dataset()
+    base = Settings(encoder="(4)3c-2p", head="8fc", batch_size=8, max_epochs=1, fixmatch_epochs=1, fixmatch_ratio=1,
+                    methods=["supervised", "fixmatch"], folds=[1, 2, 3], run_dir=str(tmp_path / "run"))
+    for settings in (base, base.replace(fixmatch_threshold=0.5)):
+        Experiment(settings, dataset=dataset, features=features, pool=SyntheticPool(), verbose=0).cross_validate()
+    experiment = Experiment(base, dataset=dataset, features=features, pool=SyntheticPool(), verbose=0)
+    results = report.Results.collect(experiment, tmp_path / "figures", tmp_path / "tables")
+    table = report.sweep_comparison(results)
+    assert list(table["config"]) == [base.config_id, base.replace(fixmatch_threshold=0.5).config_id]  # its own first
+    assert set(table["method"]) == {"fixmatch"} and (table["folds"] == 3).all()
+    metrics = results.metrics
+    for _, row in table.iterrows():
+        mine = metrics[(metrics["config"] == row["config"]) & (metrics["method"] == "fixmatch")]
+        assert row["s/fold"] == pytest.approx(mine["seconds"].mean(), abs=0.05)
+        assert row["p (paired t)"] == row["p (paired t)"] or row["difference (pp)"].startswith("+0.0")  # a p, or no spread
+    assert (tmp_path / "tables" / "sweep_comparison.md").is_file()
+    # One configuration (not a sweep): nothing to set side by side.
+    single = tmp_path / "single"
+    Experiment(base.replace(run_dir=str(single)), dataset=dataset, features=features, pool=SyntheticPool(),
+               verbose=0).cross_validate()
+    one = report.Results.collect(Experiment(base.replace(run_dir=str(single)), dataset=dataset, features=features,
+                                            pool=SyntheticPool(), verbose=0), tmp_path / "f1", tmp_path / "t1")
+    assert report.sweep_comparison(one) is None
