@@ -239,6 +239,22 @@ def export_bundle(results: Results) -> Path:
                                           labels_per_class=experiment.settings.reference_budget, overwrite=True)
 
 
+def _comparison_row(row: pd.Series, method: str) -> dict:
+    """One row of a method-against-supervised table from :func:`esc_lib.evaluation.compare_methods`' output."""
+    return {
+        "labels per class": evaluation.budget_label(row["labels_per_class"]),
+        "method": method,
+        "supervised (%)": row[evaluation.BASELINE],
+        "method (%)": row[method],
+        "difference (pp)": evaluation.format_difference(
+            row["difference"], row["difference_ci_low"], row["difference_ci_high"]),
+        "p (paired t)": row["t_pvalue"],
+        "p (Wilcoxon)": row["wilcoxon_pvalue"],
+        "folds": row["n_folds"],
+        "_order": evaluation.budget_order(row["labels_per_class"]),
+    }
+
+
 def method_comparison(results: Results) -> pd.DataFrame | None:
     """Every method against the supervised baseline at each label budget, paired by fold.
 
@@ -257,19 +273,7 @@ def method_comparison(results: Results) -> pd.DataFrame | None:
     rows = []
     for method in others:
         compared = evaluation.compare_methods(m, by="labels_per_class", treatment=method)
-        for _, row in compared.iterrows():
-            rows.append({
-                "labels per class": evaluation.budget_label(row["labels_per_class"]),
-                "method": method,
-                "supervised (%)": row[evaluation.BASELINE],
-                "method (%)": row[method],
-                "difference (pp)": evaluation.format_difference(
-                    row["difference"], row["difference_ci_low"], row["difference_ci_high"]),
-                "p (paired t)": row["t_pvalue"],
-                "p (Wilcoxon)": row["wilcoxon_pvalue"],
-                "folds": row["n_folds"],
-                "_order": evaluation.budget_order(row["labels_per_class"]),
-            })
+        rows += [_comparison_row(row, method) for _, row in compared.iterrows()]
     table = pd.DataFrame(rows).sort_values(["_order", "method"], kind="stable").drop(columns="_order").reset_index(drop=True)
     table.attrs["caption"] = (
         f"Each way of using unlabeled audio against the same network trained from scratch ({results.experiment.dataset_label}, "
@@ -306,20 +310,8 @@ def sweep_comparison(results: Results) -> pd.DataFrame | None:
         for _, row in compared.iterrows():
             if row[method] == "-":
                 continue
-            rows.append({
-                "config": row["config"],
-                "labels per class": evaluation.budget_label(row["labels_per_class"]),
-                "method": method,
-                "supervised (%)": row[evaluation.BASELINE],
-                "method (%)": row[method],
-                "difference (pp)": evaluation.format_difference(
-                    row["difference"], row["difference_ci_low"], row["difference_ci_high"]),
-                "p (paired t)": row["t_pvalue"],
-                "p (Wilcoxon)": row["wilcoxon_pvalue"],
-                "folds": row["n_folds"],
-                "s/fold": round(float(seconds[(row["config"], row["labels_per_class"], method)]), 1),
-                "_order": evaluation.budget_order(row["labels_per_class"]),
-            })
+            rows.append({"config": row["config"], **_comparison_row(row, method),
+                         "s/fold": round(float(seconds[(row["config"], row["labels_per_class"], method)]), 1)})
     # The profile's own configuration (a sweep's base point) first, then the others by name.
     order = {config: i for i, config in enumerate(sorted(paired, key=lambda c: (c != results.config_id, c)))}
     table = (pd.DataFrame(rows).assign(_config=lambda t: t["config"].map(order))
