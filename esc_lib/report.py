@@ -296,7 +296,7 @@ def sweep_comparison(results: Results) -> pd.DataFrame | None:
     """
     from esc_lib.settings import METHODS
 
-    m = results.metrics[results.metrics["pool"].astype(str) == results.experiment.settings.pool_label]
+    m = results.metrics  # a configuration's name includes its pool: a pool sweep's points are configurations too
     paired = [config for config, rows in m.groupby("config", sort=False)
               if evaluation.BASELINE in set(rows["method"]) and len(set(rows["method"])) > 1]
     if len(paired) < 2:
@@ -308,7 +308,7 @@ def sweep_comparison(results: Results) -> pd.DataFrame | None:
         compared = evaluation.compare_methods(m[m["method"].isin([evaluation.BASELINE, method])],
                                               by=("config", "labels_per_class"), treatment=method)
         for _, row in compared.iterrows():
-            if row[method] == "-":
+            if row[method] == "-" or row[evaluation.BASELINE] == "-":  # a budget only one of the two ran
                 continue
             rows.append({"config": row["config"], **_comparison_row(row, method),
                          "s/fold": round(float(seconds[(row["config"], row["labels_per_class"], method)]), 1)})

@@ -7,6 +7,7 @@ killed run resumes to the same weights.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -429,7 +430,18 @@ def test_warm_selftrain_students_start_from_their_teacher_for_their_own_epochs(s
     assert "-steacher-se1" in settings.config_id
     scratch = settings.replace(selftrain_student="scratch", selftrain_student_epochs=0)
     assert scratch.key("selftrain") != settings.key("selftrain") and scratch.key("supervised") == settings.key("supervised")
-    assert "-s" not in scratch.config_id.split("-st-")[1].replace("-st-", "")
+    assert "-steacher" not in scratch.config_id and not re.search(r"-se\d", scratch.config_id)
+
+
+def test_warm_students_refuse_a_refit_teacher_they_would_stop_early_on():
+    """A warm student of a refit teacher, watched on the validation fold the teacher trained on: a settings error."""
+    warm = dict(selftrain_student="teacher", methods=["supervised", "selftrain"], refit_on_validation=True)
+    with pytest.raises(SettingsError, match="selftrain_student 'teacher' with refit_on_validation"):
+        Settings(**warm, lr_schedule="constant")
+    # Cosine with a refit watches nothing; from scratch, or without a refit, nothing is biased.
+    Settings(**warm, lr_schedule="cosine")
+    Settings(**{**warm, "selftrain_student": "scratch"}, lr_schedule="constant")
+    Settings(**{**warm, "refit_on_validation": False}, lr_schedule="constant")
 
 
 def test_selftrain_cap_grows_by_round(synthetic, tmp_path):
