@@ -12,10 +12,15 @@ python_bin="${PYTHON:-${ESC_VENV:-$root/.venv}/bin/python}"
 if ! command -v git >/dev/null 2>&1 || ! git -C "$root" rev-parse --git-dir >/dev/null 2>&1; then
     exit 0
 fi
+# The filter finds its interpreter when it runs: the one named here, else the running checkout's
+# own .venv or .venv-gpu (git runs filters from the top of the working tree). Git worktrees
+# share one .git/config, so a bootstrap in a worktree names that worktree's interpreter for
+# every checkout of the repository; once that worktree is removed, the others still filter.
 # --keep-id: cell ids stay as Jupyter writes them (nbstripout would renumber them).
-git -C "$root" config filter.nbstripout.clean "\"$python_bin\" -m nbstripout --keep-id"
+find='for p in "$0" .venv/bin/python .venv-gpu/bin/python; do if [ -x "$p" ]; then exec "$p" -m nbstripout --keep-id OPTIONS"$@"; fi; done; echo "nbstripout filter: no interpreter ($0 is gone and this checkout has no .venv); run scripts/bootstrap.sh" >&2; exit 1'
+git -C "$root" config filter.nbstripout.clean "sh -c '${find/OPTIONS/}' \"$python_bin\""
 git -C "$root" config filter.nbstripout.smudge cat
 git -C "$root" config filter.nbstripout.required true
 git -C "$root" config filter.nbstripout.extrakeys \
     "metadata.language_info metadata.papermill cell.metadata.papermill cell.metadata.execution"
-git -C "$root" config diff.ipynb.textconv "\"$python_bin\" -m nbstripout --keep-id -t"
+git -C "$root" config diff.ipynb.textconv "sh -c '${find/OPTIONS/-t }' \"$python_bin\""

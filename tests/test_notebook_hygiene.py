@@ -105,3 +105,44 @@ def test_run_all_outputs_stay_out_of_git(server, name):
     # without running the filter. The README says so.)
     assert _git(clone, "status", "--porcelain") == ""
     assert "output of cell" not in _git(clone, "show", f":notebooks/{name}")
+
+
+def test_the_filter_outlives_the_worktree_whose_interpreter_it_names(tmp_path):
+    """Worktrees share .git/config: a bootstrap in one names its interpreter for all of them.
+
+    Once that worktree (and its interpreter) is gone, the filter runs the checkout's own .venv;
+    with neither, it refuses in one line that says what to do, instead of staging outputs.
+    """
+    if subprocess.run(["git", "-C", str(config.PROJECT_ROOT), "rev-parse", "HEAD"], capture_output=True).returncode:
+        pytest.skip("the project is not a git clone")
+    clone, worktree = tmp_path / "repo", tmp_path / "worktree"
+    subprocess.run(["git", "clone", "-q", str(config.PROJECT_ROOT), str(clone)], check=True)
+    script = config.PROJECT_ROOT / "scripts" / "install_git_filter.sh"  # the checked-out one, as edited
+    _git(clone, "worktree", "add", "-q", "--detach", str(worktree))
+    interpreter = worktree / ".venv" / "bin" / "python"
+    interpreter.parent.mkdir(parents=True)
+    interpreter.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')  # a venv of the worktree's own
+    interpreter.chmod(0o755)
+    # install_git_filter.sh finds the checkout from its own location: run a copy in the worktree.
+    subprocess.run(["cp", str(script), str(worktree / "scripts")], check=True)
+    subprocess.run([str(worktree / "scripts" / "install_git_filter.sh")], check=True,
+                   env={**os.environ, "PYTHON": str(interpreter)})
+    assert str(interpreter) in _git(clone, "config", "--get", "filter.nbstripout.clean")
+    _git(clone, "worktree", "remove", "--force", str(worktree))
+
+    name = "notebooks/" + NOTEBOOKS[0]
+    notebook = json.loads((clone / name).read_text())
+    for cell in notebook["cells"]:
+        if cell["cell_type"] == "code":
+            cell["outputs"] = [{"output_type": "stream", "name": "stdout", "text": "output of a run\n"}]
+    (clone / name).write_text(json.dumps(notebook, indent=1))
+    refused = subprocess.run(["git", "-C", str(clone), "add", name], capture_output=True, text=True)
+    assert refused.returncode != 0 and "no interpreter" in refused.stderr and "bootstrap" in refused.stderr
+    own = clone / ".venv" / "bin" / "python"
+    own.parent.mkdir(parents=True)
+    own.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    own.chmod(0o755)
+    assert _git(clone, "diff") == ""  # the textconv strips outputs too
+    subprocess.run(["git", "-C", str(clone / "notebooks"), "add", NOTEBOOKS[0]], check=True)  # from a subfolder
+    assert "output of a run" not in _git(clone, "show", f":{name}")
+    assert _git(clone, "status", "--porcelain") == ""  # .venv is ignored
