@@ -27,6 +27,7 @@ __all__ = [
     "paper_tables",
     "fold_accuracies",
     "sweep_comparison",
+    "seed_comparison",
     "confusion_and_per_class",
     "learning_curves",
     "embedding",
@@ -323,6 +324,86 @@ def sweep_comparison(results: Results) -> pd.DataFrame | None:
         f"over folds, difference = method − supervised in points, paired by fold; seconds per fold of the method "
         f"on this machine. Scored on the {results.experiment.settings.score} folds.")
     evaluation.write_table(table, results.table_dir / "sweep_comparison")
+    return table
+
+
+def seed_comparison(folds: pd.DataFrame, methods=None) -> pd.DataFrame:
+    """Each method against supervised at each budget over several seeds, paired by seed and fold.
+
+    Parameters
+    ----------
+    folds : pd.DataFrame
+        Per-fold rows of one or more runs (their ``fold_accuracies.csv``,
+        e.g. a seed-0 and a seed-1 run of one profile), with ``method``,
+        ``seed``, ``labels_per_class``, ``fold`` and ``accuracy``.
+    methods : sequence of str, optional
+        The methods put against supervised (default: every other one present).
+
+    Returns
+    -------
+    table : pd.DataFrame
+        One row per budget and method: the seeds, both means ± the t
+        half-width over every (seed, fold) pair, each seed's own means, the
+        paired difference with its interval, the paired t and Wilcoxon
+        p-values and the number of pairs.  A pair is a fold trained with one
+        seed: the two methods of a seed share that fold's data and labelled
+        clips, so seeds x folds pairs enter the tests.
+
+    Raises
+    ------
+    ValueError
+        If a column is missing, a (method, budget, seed, fold) repeats (two
+        configurations, or one run given twice), or a method ran other seeds
+        or folds than supervised at a budget.
+    """
+    from esc_lib.settings import METHODS
+
+    frame = evaluation._require_frame(folds, "fold accuracies")
+    evaluation._require_columns(frame, ("method", "seed", "labels_per_class", "fold", "accuracy"), "fold accuracies")
+    key = ["method", "labels_per_class", "seed", "fold"]
+    repeated = frame[frame.duplicated(key, keep=False)]
+    if len(repeated):
+        first = repeated.iloc[0]
+        raise ValueError(
+            f"fold accuracies repeat method {first['method']!r}, {evaluation.budget_label(first['labels_per_class'])} "
+            f"labels per class, seed {first['seed']}, fold {first['fold']}: give each seed's run once, and one "
+            f"configuration per run")
+    present = set(frame["method"])
+    if evaluation.BASELINE not in present:
+        raise ValueError(f"fold accuracies have no {evaluation.BASELINE!r} rows; methods present: {sorted(present)}")
+    chosen = [m for m in METHODS if m != evaluation.BASELINE and m in present] if methods is None else list(methods)
+    missing = [m for m in chosen if m not in present]
+    if missing or not chosen:
+        raise ValueError(f"methods {missing or chosen} have no rows; present: {sorted(present)}")
+    pairs = frame.assign(fold=frame["seed"].astype(str) + ":" + frame["fold"].astype(str))
+    # The means as compare_methods takes them (pandas' grouped mean may round 72.75 the other way).
+    per_seed = frame.groupby(["method", "labels_per_class", "seed"])["accuracy"].agg(lambda v: evaluation.mean_ci(v)[0])
+    rows = []
+    for method in chosen:
+        sub = pairs[pairs["method"].isin([evaluation.BASELINE, method])]
+        for budget, at in sub.groupby("labels_per_class", sort=False):
+            mine, theirs = (set(at.loc[at["method"] == m, "fold"]) for m in (method, evaluation.BASELINE))
+            if not mine:
+                continue
+            if mine != theirs:
+                raise ValueError(
+                    f"{method} and {evaluation.BASELINE} ran different seeds or folds at "
+                    f"{evaluation.budget_label(budget)} labels per class: {sorted(mine ^ theirs)} only one of them")
+            compared = evaluation.compare_methods(at, by="labels_per_class", treatment=method).iloc[0]
+            seeds = sorted(at["seed"].unique())
+            rows.append({
+                **_comparison_row(compared, method),
+                "seeds": ", ".join(map(str, seeds)),
+                "per seed (supervised -> method)": ", ".join(
+                    f"{evaluation.format_mean_ci(per_seed[(evaluation.BASELINE, budget, seed)])} -> "
+                    f"{evaluation.format_mean_ci(per_seed[(method, budget, seed)])}"
+                    for seed in seeds),
+            })
+            rows[-1]["pairs"] = rows[-1].pop("folds")
+    table = pd.DataFrame(rows).sort_values(["_order", "method"], kind="stable").drop(columns="_order").reset_index(drop=True)
+    table.attrs["caption"] = (
+        "Each method against supervised over several seeds, by labelled clips per class; mean ± half-width of the 95% t "
+        "interval over every (seed, fold) pair, difference = method − supervised in points, paired by seed and fold.")
     return table
 
 

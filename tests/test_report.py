@@ -148,3 +148,65 @@ def test_sweep_comparison_pairs_each_configuration_with_its_own_supervised_runs(
     one = report.Results.collect(Experiment(base.replace(run_dir=str(single)), dataset=dataset, features=features,
                                             pool=SyntheticPool(), verbose=0), tmp_path / "f1", tmp_path / "t1")
     assert report.sweep_comparison(one) is None
+
+
+def _seed_folds(seed: int, supervised, selftrain, budget: int = 0) -> pd.DataFrame:
+    rows = [{"config": "c", "method": method, "seed": seed, "labels_per_class": budget, "fold": fold + 1,
+             "accuracy": accuracy}
+            for method, accuracies in (("supervised", supervised), ("selftrain", selftrain))
+            for fold, accuracy in enumerate(accuracies)]
+    return pd.DataFrame(rows)
+
+
+def test_seed_comparison_pairs_by_seed_and_fold():
+    from scipy import stats
+
+    seed0 = _seed_folds(0, [0.80, 0.90, 0.85, 0.95, 0.90], [0.85, 0.90, 0.90, 0.95, 0.95])
+    seed1 = _seed_folds(1, [0.75, 0.90, 0.90, 0.90, 0.95], [0.80, 0.95, 0.90, 0.90, 0.90])
+    table = report.seed_comparison(pd.concat([seed0, seed1]))
+    row = table.iloc[0]
+    assert len(table) == 1 and row["method"] == "selftrain" and row["labels per class"] == "all"
+    assert row["pairs"] == 10 and row["seeds"] == "0, 1"
+    supervised = pd.concat([seed0, seed1]).query("method == 'supervised'")["accuracy"].to_numpy()
+    selftrain = pd.concat([seed0, seed1]).query("method == 'selftrain'")["accuracy"].to_numpy()
+    assert row["p (paired t)"] == pytest.approx(stats.ttest_rel(selftrain, supervised).pvalue)
+    assert row["difference (pp)"].startswith(f"+{(selftrain - supervised).mean() * 100:.1f}")
+    assert row["supervised (%)"].startswith(f"{supervised.mean() * 100:.1f}")
+    assert row["per seed (supervised -> method)"] == "88.0 -> 91.0, 88.0 -> 89.0"
+    # Paired within the seed: swapping seed 1's folds around changes the test, not the means.
+    shuffled = seed1.assign(fold=lambda f: f["fold"].where(f["method"] == "supervised", 6 - f["fold"]))
+    other = report.seed_comparison(pd.concat([seed0, shuffled])).iloc[0]
+    assert other["method (%)"] == row["method (%)"] and other["p (paired t)"] != pytest.approx(row["p (paired t)"])
+
+
+def test_seed_comparison_refuses_a_run_given_twice_and_unmatched_folds():
+    seed0 = _seed_folds(0, [0.8, 0.9, 0.85], [0.85, 0.9, 0.9])
+    with pytest.raises(ValueError, match="repeat method 'supervised', all labels per class, seed 0, fold 1"):
+        report.seed_comparison(pd.concat([seed0, seed0]))
+    short = pd.concat([seed0, _seed_folds(1, [0.8, 0.9], [0.8, 0.9, 0.95])])
+    with pytest.raises(ValueError, match=r"selftrain and supervised ran different seeds or folds at all labels per class: \['1:3'\]"):
+        report.seed_comparison(short)
+    with pytest.raises(ValueError, match="no 'supervised' rows"):
+        report.seed_comparison(seed0[seed0["method"] == "selftrain"])
+
+
+def test_combine_seeds_script_writes_the_table_and_names_a_missing_file(tmp_path, capsys):
+    import importlib.util
+
+    from esc_lib import config
+
+    spec = importlib.util.spec_from_file_location("combine_seeds", config.PROJECT_ROOT / "scripts" / "combine_seeds.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    for seed in (0, 1):
+        (tmp_path / f"run{seed}").mkdir()
+        pd.concat([_seed_folds(seed, [0.8, 0.9, 0.85], [0.85, 0.9, 0.9]),
+                   _seed_folds(seed, [0.5, 0.6, 0.55], [0.6, 0.6, 0.7], budget=4)]).to_csv(
+            tmp_path / f"run{seed}" / "fold_accuracies.csv", index=False)
+    assert script.main([str(tmp_path / "run0"), str(tmp_path / "run1"), "--budgets", "0",
+                        "--out", str(tmp_path / "seeds")]) == 0
+    written = pd.read_csv(tmp_path / "seeds.csv")
+    assert written["pairs"].tolist() == [6] and written["labels per class"].tolist() == ["all"]
+    assert "| all" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match=r"combine_seeds: .*nowhere not found: give results folders"):
+        script.main([str(tmp_path / "nowhere")])
