@@ -328,14 +328,19 @@ def sweep_comparison(results: Results) -> pd.DataFrame | None:
 
 
 def seed_comparison(folds: pd.DataFrame, methods=None) -> pd.DataFrame:
-    """Each method against supervised at each budget over several seeds, paired by seed and fold.
+    """Each method against supervised at each budget over several seeds, paired by fold.
 
     Parameters
     ----------
     folds : pd.DataFrame
-        Per-fold rows of one or more runs (their ``fold_accuracies.csv``,
-        e.g. a seed-0 and a seed-1 run of one profile), with ``method``,
-        ``seed``, ``labels_per_class``, ``fold`` and ``accuracy``.
+        Per-fold rows of one or more runs of one configuration (their
+        ``fold_accuracies.csv``, e.g. a seed-0 and a seed-1 run of one
+        profile), with ``method``, ``seed``, ``labels_per_class``, ``fold``
+        and ``accuracy``; ``config`` and ``scored_on`` when present must take
+        one value (a configuration's name leaves out the seed, so its seeds
+        share it; an equal name does not prove equal settings: the learning
+        rate, for one, is not in it).  A ``source`` column (the folder each
+        row came from) names the folders in errors.
     methods : sequence of str, optional
         The methods put against supervised (default: every other one present).
 
@@ -343,54 +348,70 @@ def seed_comparison(folds: pd.DataFrame, methods=None) -> pd.DataFrame:
     -------
     table : pd.DataFrame
         One row per budget and method: the seeds, both means ± the t
-        half-width over every (seed, fold) pair, each seed's own means, the
-        paired difference with its interval, the paired t and Wilcoxon
-        p-values and the number of pairs.  A pair is a fold trained with one
-        seed: the two methods of a seed share that fold's data and labelled
-        clips, so seeds x folds pairs enter the tests.
+        half-width over the folds, each seed's own means, the paired
+        difference with its interval and the paired t and Wilcoxon p-values.
+        Each method's accuracy on a fold is first averaged over the seeds:
+        the seeds of a fold score the same test clips (and with every label
+        train on the same clips), so they are not independent pairs, and the
+        tests count folds, not seeds x folds.
 
     Raises
     ------
     ValueError
-        If a column is missing, a (method, budget, seed, fold) repeats (two
-        configurations, or one run given twice), or a method ran other seeds
-        or folds than supervised at a budget.
+        If a column is missing, the rows mix configurations or scored folds,
+        a (method, budget, seed, fold) repeats (one seed's run given twice),
+        or a method ran other seeds or folds than supervised at a budget.
     """
     from esc_lib.settings import METHODS
 
     frame = evaluation._require_frame(folds, "fold accuracies")
     evaluation._require_columns(frame, ("method", "seed", "labels_per_class", "fold", "accuracy"), "fold accuracies")
+    if frame["seed"].isna().any():
+        raise ValueError("fold accuracies have rows without a seed: give runs published with their seeds")
+
+    def where(rows: pd.DataFrame) -> str:
+        return f" (in {', '.join(sorted(map(str, rows['source'].unique())))})" if "source" in rows else ""
+
+    for column in ("config", "scored_on"):
+        if column in frame and frame[column].nunique() > 1:
+            values = "; ".join(f"{value}{where(rows)}" for value, rows in frame.groupby(column))
+            raise ValueError(f"fold accuracies mix {column} values: {values}; combine seeds of one configuration")
     key = ["method", "labels_per_class", "seed", "fold"]
     repeated = frame[frame.duplicated(key, keep=False)]
     if len(repeated):
         first = repeated.iloc[0]
+        clash = repeated[(repeated[key] == first[key]).all(axis=1)]
         raise ValueError(
             f"fold accuracies repeat method {first['method']!r}, {evaluation.budget_label(first['labels_per_class'])} "
-            f"labels per class, seed {first['seed']}, fold {first['fold']}: give each seed's run once, and one "
-            f"configuration per run")
+            f"labels per class, seed {first['seed']}, fold {first['fold']}{where(clash)}: give each seed's run once")
     present = set(frame["method"])
     if evaluation.BASELINE not in present:
         raise ValueError(f"fold accuracies have no {evaluation.BASELINE!r} rows; methods present: {sorted(present)}")
     chosen = [m for m in METHODS if m != evaluation.BASELINE and m in present] if methods is None else list(methods)
+    if evaluation.BASELINE in chosen:
+        raise ValueError(f"methods: {evaluation.BASELINE!r} is what the others are compared with; name the others")
     missing = [m for m in chosen if m not in present]
     if missing or not chosen:
         raise ValueError(f"methods {missing or chosen} have no rows; present: {sorted(present)}")
-    pairs = frame.assign(fold=frame["seed"].astype(str) + ":" + frame["fold"].astype(str))
     # The means as compare_methods takes them (pandas' grouped mean may round 72.75 the other way).
-    per_seed = frame.groupby(["method", "labels_per_class", "seed"])["accuracy"].agg(lambda v: evaluation.mean_ci(v)[0])
+    mean = lambda v: evaluation.mean_ci(v)[0]  # noqa: E731
+    per_seed = frame.groupby(["method", "labels_per_class", "seed"])["accuracy"].agg(mean)
+    per_fold = frame.groupby(["method", "labels_per_class", "fold"], as_index=False)["accuracy"].agg(mean)
     rows = []
     for method in chosen:
-        sub = pairs[pairs["method"].isin([evaluation.BASELINE, method])]
-        for budget, at in sub.groupby("labels_per_class", sort=False):
-            mine, theirs = (set(at.loc[at["method"] == m, "fold"]) for m in (method, evaluation.BASELINE))
+        for budget, at in frame[frame["method"].isin([evaluation.BASELINE, method])].groupby("labels_per_class", sort=False):
+            mine, theirs = (set(zip(at.loc[at["method"] == m, "seed"], at.loc[at["method"] == m, "fold"]))
+                            for m in (method, evaluation.BASELINE))
             if not mine:
                 continue
             if mine != theirs:
-                raise ValueError(
-                    f"{method} and {evaluation.BASELINE} ran different seeds or folds at "
-                    f"{evaluation.budget_label(budget)} labels per class: {sorted(mine ^ theirs)} only one of them")
-            compared = evaluation.compare_methods(at, by="labels_per_class", treatment=method).iloc[0]
+                only = ", ".join(f"seed {seed} fold {fold}" for seed, fold in sorted(mine ^ theirs))
+                raise ValueError(f"{method} and {evaluation.BASELINE} ran different seeds or folds at "
+                                 f"{evaluation.budget_label(budget)} labels per class: {only} only one of them")
             seeds = sorted(at["seed"].unique())
+            fold_means = per_fold[per_fold["method"].isin([evaluation.BASELINE, method])
+                                  & (per_fold["labels_per_class"] == budget)]
+            compared = evaluation.compare_methods(fold_means, by="labels_per_class", treatment=method).iloc[0]
             rows.append({
                 **_comparison_row(compared, method),
                 "seeds": ", ".join(map(str, seeds)),
@@ -399,11 +420,11 @@ def seed_comparison(folds: pd.DataFrame, methods=None) -> pd.DataFrame:
                     f"{evaluation.format_mean_ci(per_seed[(method, budget, seed)])}"
                     for seed in seeds),
             })
-            rows[-1]["pairs"] = rows[-1].pop("folds")
     table = pd.DataFrame(rows).sort_values(["_order", "method"], kind="stable").drop(columns="_order").reset_index(drop=True)
     table.attrs["caption"] = (
-        "Each method against supervised over several seeds, by labelled clips per class; mean ± half-width of the 95% t "
-        "interval over every (seed, fold) pair, difference = method − supervised in points, paired by seed and fold.")
+        "Each method against supervised over several seeds, by labelled clips per class; each fold's accuracy averaged "
+        "over the seeds, then mean ± half-width of the 95% t interval over the folds, difference = method − supervised "
+        "in points, paired by fold; each seed's own means beside.")
     return table
 
 

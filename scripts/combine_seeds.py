@@ -26,6 +26,9 @@ from esc_lib import evaluation, report  # noqa: E402
 FILE = "fold_accuracies.csv"
 
 
+REQUIRED = ("method", "seed", "labels_per_class", "fold", "accuracy")
+
+
 def load(folders: list[Path], budgets: list[int] | None = None) -> pd.DataFrame:
     frames = []
     for folder in folders:
@@ -33,16 +36,20 @@ def load(folders: list[Path], budgets: list[int] | None = None) -> pd.DataFrame:
         if not path.is_file():
             raise SystemExit(f"combine_seeds: {path} not found: give results folders that notebook 04 wrote "
                              f"{FILE} into (runs published since it exists), or the CSV files themselves")
-        frame = pd.read_csv(path)
-        if "config" in frame and frame["config"].nunique() > 1:
-            raise SystemExit(f"combine_seeds: {path} holds {frame['config'].nunique()} configurations (a sweep); "
-                             f"combine runs of one configuration")
+        try:
+            frame = pd.read_csv(path)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+            raise SystemExit(f"combine_seeds: {path} is not a readable CSV ({error})") from None
+        lacking = [column for column in REQUIRED if column not in frame]
+        if lacking:
+            raise SystemExit(f"combine_seeds: {path} has no column(s) {', '.join(lacking)}: it is not a "
+                             f"{FILE} of a run published with its seeds")
         frames.append(frame.assign(source=str(folder)))
     folds = pd.concat(frames, ignore_index=True)
     if budgets is not None:
         folds = folds[folds["labels_per_class"].isin(budgets)]
         if folds.empty:
-            raise SystemExit(f"combine_seeds: no rows at labels_per_class {budgets}")
+            raise SystemExit(f"combine_seeds: no rows at labels_per_class {budgets} (0: all labels)")
     return folds
 
 

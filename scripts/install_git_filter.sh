@@ -17,7 +17,7 @@ fi
 # share one .git/config, so a bootstrap in a worktree names that worktree's interpreter for
 # every checkout of the repository; once that worktree is removed, the others still filter.
 # --keep-id: cell ids stay as Jupyter writes them (nbstripout would renumber them).
-find='for p in "$0" .venv/bin/python .venv-gpu/bin/python; do if [ -x "$p" ]; then exec "$p" -m nbstripout --keep-id OPTIONS"$@"; fi; done; echo "nbstripout filter: no interpreter ($0 is gone and this checkout has no .venv); run scripts/bootstrap.sh" >&2; exit 1'
+find='for p in "$0" .venv/bin/python .venv-gpu/bin/python; do if [ -x "$p" ]; then exec "$p" -m nbstripout --keep-id OPTIONS"$@"; fi; done; echo "nbstripout filter: no interpreter (neither $0 nor .venv/bin/python or .venv-gpu/bin/python of this checkout is executable); run scripts/bootstrap.sh" >&2; exit 1'
 git -C "$root" config filter.nbstripout.clean "sh -c '${find/OPTIONS/}' \"$python_bin\""
 git -C "$root" config filter.nbstripout.smudge cat
 git -C "$root" config filter.nbstripout.required true

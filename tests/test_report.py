@@ -158,36 +158,51 @@ def _seed_folds(seed: int, supervised, selftrain, budget: int = 0) -> pd.DataFra
     return pd.DataFrame(rows)
 
 
-def test_seed_comparison_pairs_by_seed_and_fold():
+def test_seed_comparison_averages_the_seeds_of_a_fold_then_pairs_by_fold():
     from scipy import stats
 
     seed0 = _seed_folds(0, [0.80, 0.90, 0.85, 0.95, 0.90], [0.85, 0.90, 0.90, 0.95, 0.95])
     seed1 = _seed_folds(1, [0.75, 0.90, 0.90, 0.90, 0.95], [0.80, 0.95, 0.90, 0.90, 0.90])
-    table = report.seed_comparison(pd.concat([seed0, seed1]))
+    both = pd.concat([seed0.assign(source="run0"), seed1.assign(source="run1")])
+    table = report.seed_comparison(both)
     row = table.iloc[0]
     assert len(table) == 1 and row["method"] == "selftrain" and row["labels per class"] == "all"
-    assert row["pairs"] == 10 and row["seeds"] == "0, 1"
-    supervised = pd.concat([seed0, seed1]).query("method == 'supervised'")["accuracy"].to_numpy()
-    selftrain = pd.concat([seed0, seed1]).query("method == 'selftrain'")["accuracy"].to_numpy()
+    assert row["folds"] == 5 and row["seeds"] == "0, 1"
+    # The two seeds of a fold score the same clips: the test counts 5 fold means, not 10 pairs.
+    fold_means = both.groupby(["method", "fold"])["accuracy"].mean()
+    supervised, selftrain = fold_means["supervised"].to_numpy(), fold_means["selftrain"].to_numpy()
     assert row["p (paired t)"] == pytest.approx(stats.ttest_rel(selftrain, supervised).pvalue)
+    assert row["p (Wilcoxon)"] == pytest.approx(stats.wilcoxon(selftrain - supervised).pvalue)
     assert row["difference (pp)"].startswith(f"+{(selftrain - supervised).mean() * 100:.1f}")
     assert row["supervised (%)"].startswith(f"{supervised.mean() * 100:.1f}")
     assert row["per seed (supervised -> method)"] == "88.0 -> 91.0, 88.0 -> 89.0"
-    # Paired within the seed: swapping seed 1's folds around changes the test, not the means.
-    shuffled = seed1.assign(fold=lambda f: f["fold"].where(f["method"] == "supervised", 6 - f["fold"]))
-    other = report.seed_comparison(pd.concat([seed0, shuffled])).iloc[0]
-    assert other["method (%)"] == row["method (%)"] and other["p (paired t)"] != pytest.approx(row["p (paired t)"])
+    # One seed is the plain per-fold comparison; a budget only supervised ran is left out.
+    alone = report.seed_comparison(pd.concat([seed0, _seed_folds(0, [0.5, 0.6], [], budget=4)])).iloc[0]
+    single = seed0.pivot(index="fold", columns="method", values="accuracy")
+    assert alone["p (paired t)"] == pytest.approx(stats.ttest_rel(single["selftrain"], single["supervised"]).pvalue)
+    assert alone["seeds"] == "0" and alone["labels per class"] == "all"
 
 
-def test_seed_comparison_refuses_a_run_given_twice_and_unmatched_folds():
+def test_seed_comparison_refuses_a_run_given_twice_mixed_configurations_and_unmatched_folds():
     seed0 = _seed_folds(0, [0.8, 0.9, 0.85], [0.85, 0.9, 0.9])
-    with pytest.raises(ValueError, match="repeat method 'supervised', all labels per class, seed 0, fold 1"):
-        report.seed_comparison(pd.concat([seed0, seed0]))
+    with pytest.raises(ValueError, match=r"repeat method 'supervised', all labels per class, seed 0, fold 1 "
+                                         r"\(in a, b\): give each seed's run once"):
+        report.seed_comparison(pd.concat([seed0.assign(source="a"), seed0.assign(source="b")]))
+    seed1 = _seed_folds(1, [0.8, 0.9, 0.85], [0.85, 0.9, 0.9])
+    with pytest.raises(ValueError, match=r"mix config values: c \(in a\); other \(in b\)"):
+        report.seed_comparison(pd.concat([seed0.assign(source="a"), seed1.assign(source="b", config="other")]))
+    with pytest.raises(ValueError, match="mix scored_on values"):
+        report.seed_comparison(pd.concat([seed0.assign(scored_on="test"), seed1.assign(scored_on="validation")]))
     short = pd.concat([seed0, _seed_folds(1, [0.8, 0.9], [0.8, 0.9, 0.95])])
-    with pytest.raises(ValueError, match=r"selftrain and supervised ran different seeds or folds at all labels per class: \['1:3'\]"):
+    with pytest.raises(ValueError, match="selftrain and supervised ran different seeds or folds at all labels per "
+                                         "class: seed 1 fold 3 only one of them"):
         report.seed_comparison(short)
     with pytest.raises(ValueError, match="no 'supervised' rows"):
         report.seed_comparison(seed0[seed0["method"] == "selftrain"])
+    with pytest.raises(ValueError, match="'supervised' is what the others are compared with"):
+        report.seed_comparison(seed0, methods=["supervised"])
+    with pytest.raises(ValueError, match="rows without a seed"):
+        report.seed_comparison(seed0.assign(seed=float("nan")))
 
 
 def test_combine_seeds_script_writes_the_table_and_names_a_missing_file(tmp_path, capsys):
@@ -206,7 +221,11 @@ def test_combine_seeds_script_writes_the_table_and_names_a_missing_file(tmp_path
     assert script.main([str(tmp_path / "run0"), str(tmp_path / "run1"), "--budgets", "0",
                         "--out", str(tmp_path / "seeds")]) == 0
     written = pd.read_csv(tmp_path / "seeds.csv")
-    assert written["pairs"].tolist() == [6] and written["labels per class"].tolist() == ["all"]
+    assert written["folds"].tolist() == [3] and written["seeds"].tolist() == ["0, 1"]
+    assert written["labels per class"].tolist() == ["all"]
     assert "| all" in capsys.readouterr().out
     with pytest.raises(SystemExit, match=r"combine_seeds: .*nowhere not found: give results folders"):
         script.main([str(tmp_path / "nowhere")])
+    (tmp_path / "old.csv").write_text("config,method,fold,accuracy\nc,supervised,1,0.8\n")
+    with pytest.raises(SystemExit, match=r"old.csv has no column\(s\) seed, labels_per_class: it is not a"):
+        script.main([str(tmp_path / "old.csv")])
