@@ -28,6 +28,8 @@ __all__ = [
     "fold_accuracies",
     "sweep_comparison",
     "seed_comparison",
+    "pseudo_label_accuracy",
+    "pseudo_label_table",
     "confusion_and_per_class",
     "learning_curves",
     "embedding",
@@ -425,6 +427,68 @@ def seed_comparison(folds: pd.DataFrame, methods=None) -> pd.DataFrame:
         "Each method against supervised over several seeds, by labelled clips per class; each fold's accuracy averaged "
         "over the seeds, then mean ± half-width of the 95% t interval over the folds, difference = method − supervised "
         "in points, paired by fold; each seed's own means beside.")
+    return table
+
+
+def pseudo_label_table(run_dir, truth: dict[str, str]) -> pd.DataFrame:
+    """How right every self-training round's pseudo-labels under ``run_dir`` were, against ``truth``.
+
+    Parameters
+    ----------
+    run_dir : path
+        A run folder; every ``classifiers/*/selftrain/*/pseudo_labels.csv`` is
+        one round of one fold and budget.
+    truth : dict
+        File name -> class name of the labelled clips (their labels were
+        dropped for training; this is a diagnostic of a finished run).
+
+    Returns
+    -------
+    table : pd.DataFrame
+        One row per round: ``classifier``, ``run`` (``fold1-lpc4``, the last
+        round; ``...-round1`` the earlier ones), ``pseudo_labelled``,
+        ``of_labelled_clips`` (those with a known class), ``pool_files`` (no
+        label), ``right`` (share of the known ones given their true class) and
+        the smallest and largest count per pseudo-labelled class.
+    """
+    from esc_lib.experiment import PSEUDO_LABELS_FILE
+
+    rows = []
+    for path in sorted(Path(run_dir).glob(f"classifiers/*/selftrain/*/{PSEUDO_LABELS_FILE}")):
+        pseudo = pd.read_csv(path)
+        known = pseudo["source"].astype(str).map(truth)
+        labelled = known.notna()
+        counts = pseudo["category"].value_counts()
+        rows.append({
+            "classifier": path.parents[2].name, "run": path.parent.name, "pseudo_labelled": len(pseudo),
+            "of_labelled_clips": int(labelled.sum()), "pool_files": int((~labelled).sum()),
+            "right": float((known[labelled] == pseudo["category"][labelled]).mean()) if labelled.any() else float("nan"),
+            "per_class_min": int(counts.min()) if len(counts) else 0,
+            "per_class_max": int(counts.max()) if len(counts) else 0,
+        })
+    return pd.DataFrame(rows, columns=["classifier", "run", "pseudo_labelled", "of_labelled_clips", "pool_files",
+                                       "right", "per_class_min", "per_class_max"])
+
+
+def pseudo_label_accuracy(results: Results) -> pd.DataFrame | None:
+    """How right the run's self-training pseudo-labels were, against the labelled clips' own classes.
+
+    The unlabeled clips of self-training are mostly labelled clips of the
+    non-test folds with their labels dropped; counted afterwards, their
+    labels show how good each round's pseudo-labels were (pool files have
+    none and are counted apart).  None when the run folder holds no
+    self-training round.  Written as ``pseudo_label_accuracy``.
+    """
+    dataset = results.experiment.dataset
+    truth = dict(zip(dataset.meta["filename"].astype(str), (dataset.classes[label] for label in dataset.labels)))
+    table = pseudo_label_table(results.experiment.run_dir, truth)
+    if table.empty:
+        return None
+    table.attrs["caption"] = (
+        "Self-training's pseudo-labels of each round (run: the fold and budget; -round<r> an earlier round), checked "
+        "afterwards against the true classes of the labelled clips among them (their labels were dropped for "
+        "training); pool files have no label.")
+    evaluation.write_table(table, results.table_dir / "pseudo_label_accuracy")
     return table
 
 

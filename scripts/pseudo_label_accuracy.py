@@ -22,26 +22,13 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from esc_lib import config  # noqa: E402
+from esc_lib import config, report  # noqa: E402
 from esc_lib.experiment import PSEUDO_LABELS_FILE  # noqa: E402
 
 
 def table(run_dir: Path, metadata: Path) -> pd.DataFrame:
     meta = pd.read_csv(metadata)
-    truth = dict(zip(meta["filename"], meta["category"]))
-    rows = []
-    for path in sorted(run_dir.glob(f"classifiers/*/selftrain/*/{PSEUDO_LABELS_FILE}")):
-        pseudo = pd.read_csv(path)
-        known = pseudo["source"].map(truth)
-        labelled = known.notna()
-        counts = pseudo["category"].value_counts()
-        rows.append({
-            "classifier": path.parents[2].name, "run": path.parent.name, "pseudo_labelled": len(pseudo),
-            "of_labelled_clips": int(labelled.sum()), "pool_files": int((~labelled).sum()),
-            "right": float((known[labelled] == pseudo["category"][labelled]).mean()) if labelled.any() else float("nan"),
-            "per_class_min": int(counts.min()) if len(counts) else 0, "per_class_max": int(counts.max()) if len(counts) else 0,
-        })
-    return pd.DataFrame(rows)
+    return report.pseudo_label_table(run_dir, dict(zip(meta["filename"].astype(str), meta["category"])))
 
 
 def main(argv=None) -> int:

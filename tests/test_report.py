@@ -229,3 +229,23 @@ def test_combine_seeds_script_writes_the_table_and_names_a_missing_file(tmp_path
     (tmp_path / "old.csv").write_text("config,method,fold,accuracy\nc,supervised,1,0.8\n")
     with pytest.raises(SystemExit, match=r"old.csv has no column\(s\) seed, labels_per_class: it is not a"):
         script.main([str(tmp_path / "old.csv")])
+
+
+def test_pseudo_label_accuracy_counts_each_round_against_the_dropped_labels(tmp_path, results):
+    from conftest import SyntheticPool, synthetic_dataset
+
+    dataset, features = synthetic_dataset()
+    settings = Settings(encoder="(4)3c-2p", head="8fc", batch_size=8, max_epochs=2, methods=["supervised", "selftrain"],
+                        folds=[1, 2], unlabeled="none", pretrain_on_train_folds=True, selftrain_threshold=0.0,
+                        selftrain_rounds=2, run_dir=str(tmp_path / "run"))
+    experiment = Experiment(settings, dataset=dataset, features=features, pool=SyntheticPool(), verbose=0)
+    experiment.cross_validate()
+    table = report.pseudo_label_accuracy(report.Results.collect(experiment, tmp_path / "figures", tmp_path / "tables"))
+    assert sorted(table["run"]) == ["fold1", "fold1-round1", "fold2", "fold2-round1"]
+    truth = dict(zip(dataset.meta["filename"], dataset.meta["category"]))
+    for _, row in table.iterrows():
+        saved = pd.read_csv(next((tmp_path / "run").glob(f"classifiers/*/selftrain/{row['run']}/pseudo_labels.csv")))
+        assert row["pseudo_labelled"] == len(saved) == row["of_labelled_clips"] > 0 and row["pool_files"] == 0
+        assert row["right"] == pytest.approx((saved["source"].map(truth) == saved["category"]).mean())
+    assert (tmp_path / "tables" / "pseudo_label_accuracy.md").is_file()
+    assert report.pseudo_label_accuracy(results) is None  # no self-training in that run folder
