@@ -329,6 +329,9 @@ def sweep_comparison(results: Results) -> pd.DataFrame | None:
     return table
 
 
+SEED_COMPARISON_COLUMNS = ("method", "seed", "labels_per_class", "fold", "accuracy")
+
+
 def seed_comparison(folds: pd.DataFrame, methods=None) -> pd.DataFrame:
     """Each method against supervised at each budget over several seeds, paired by fold.
 
@@ -367,7 +370,7 @@ def seed_comparison(folds: pd.DataFrame, methods=None) -> pd.DataFrame:
     from esc_lib.settings import METHODS
 
     frame = evaluation._require_frame(folds, "fold accuracies")
-    evaluation._require_columns(frame, ("method", "seed", "labels_per_class", "fold", "accuracy"), "fold accuracies")
+    evaluation._require_columns(frame, SEED_COMPARISON_COLUMNS, "fold accuracies")
     if frame["seed"].isna().any():
         raise ValueError("fold accuracies have rows without a seed: give runs published with their seeds")
 

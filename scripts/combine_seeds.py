@@ -1,11 +1,11 @@
-"""Put each method against supervised over several seeds' runs of one profile, paired by seed and fold.
+"""Put each method against supervised over several seeds' runs of one profile, each fold averaged over the seeds.
 
 Reads ``fold_accuracies.csv`` from each published results folder (notebook 04
 writes it: every fold, method and budget of the run, with the seed), and
 writes one table over all of them (:func:`esc_lib.report.seed_comparison`)::
 
     .venv/bin/python scripts/combine_seeds.py results/budgets7-warm results/budgets7-warm-seed1 \\
-        --budgets 0 --out results/budgets7-warm/seeds
+        --budgets 0 --out results/budgets7-warm-seed1/seeds
 
 prints it, and with ``--out STEM`` saves ``STEM.csv`` and ``STEM.md``.
 """
@@ -26,9 +26,6 @@ from esc_lib import evaluation, report  # noqa: E402
 FILE = "fold_accuracies.csv"
 
 
-REQUIRED = ("method", "seed", "labels_per_class", "fold", "accuracy")
-
-
 def load(folders: list[Path], budgets: list[int] | None = None) -> pd.DataFrame:
     frames = []
     for folder in folders:
@@ -40,7 +37,7 @@ def load(folders: list[Path], budgets: list[int] | None = None) -> pd.DataFrame:
             frame = pd.read_csv(path)
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
             raise SystemExit(f"combine_seeds: {path} is not a readable CSV ({error})") from None
-        lacking = [column for column in REQUIRED if column not in frame]
+        lacking = [column for column in report.SEED_COMPARISON_COLUMNS if column not in frame]
         if lacking:
             raise SystemExit(f"combine_seeds: {path} has no column(s) {', '.join(lacking)}: it is not a "
                              f"{FILE} of a run published with its seeds")
