@@ -442,7 +442,9 @@ class Experiment:
         method : {"supervised", "pretrained", "contrastive", "fixmatch", "selftrain"}
             From random initialisation, from this fold's CAE encoder, from its
             contrastive encoder, from scratch with FixMatch-style
-            consistency on the fold's unlabeled clips, or from scratch on the
+            consistency on the fold's unlabeled clips (with ``fixmatch_init``
+            ``"supervised"`` from the fold's supervised classifier, fine-tuned),
+            or from scratch on the
             labelled clips plus the supervised classifier's confident
             pseudo-labels of the unlabeled ones (:meth:`self_train`).
         labels_per_class : int >= 0
@@ -487,11 +489,21 @@ class Experiment:
         else:
             # Consistency training sees the pre-training data (the pool and/or the non-test folds, labels dropped).
             unlabeled = self.standardised_unlabeled(test_fold) if method == "fixmatch" else None
+            labelled = (scaler.transform(X[train]), labels[train]), (scaler.transform(X[validation]), labels[validation])
+            common = dict(seeds=seeds, score=scaler.transform(X[scored]), verbose=2 if self.verbose else 0, say=self._say)
+            initial = None
+            if method == "fixmatch" and s.fixmatch_init == "supervised":
+                # Warm FixMatch: the supervised classifier of this fold and budget (its own run, loaded
+                # when it exists) is fine-tuned with consistency, member i from its member i.
+                self._say("  start: the supervised classifier of this fold and budget")
+                start_from = training.train_classifier(
+                    *labelled, self.dataset.n_classes, self.classifier_dir("supervised", test_fold, labels_per_class), s,
+                    stage="supervised", **common)
+                initial, teacher_seconds = start_from.models, start_from.seconds
             outcome = training.train_classifier(
-                (scaler.transform(X[train]), labels[train]), (scaler.transform(X[validation]), labels[validation]),
-                self.dataset.n_classes, self.classifier_dir(method, test_fold, labels_per_class), s,
-                seeds=seeds, pretrained=encoder(test_fold)[0] if encoder else None, unlabeled=unlabeled, stage=method,
-                score=scaler.transform(X[scored]), verbose=2 if self.verbose else 0, say=self._say,
+                *labelled, self.dataset.n_classes, self.classifier_dir(method, test_fold, labels_per_class), s,
+                pretrained=encoder(test_fold)[0] if encoder else None, unlabeled=unlabeled, stage=method,
+                initial=initial, **common,
             )
         if outcome.validation is None:
             validation_accuracy = float("nan")  # every labelled fold but the test fold trained

@@ -204,6 +204,10 @@ class Settings(BaseModel):
     fixmatch_ratio: int = _p(3, "semisupervised", "unlabeled clips per labelled clip in a step", gt=0)
     fixmatch_epochs: int = _p(
         0, "semisupervised", "epochs, each one pass over the labelled clips as in supervised training; 0: max_epochs", ge=0)
+    fixmatch_init: Literal["scratch", "supervised"] = _p(
+        "scratch", "semisupervised", "what the consistency-trained classifier starts from: random initialisation "
+        "(scratch) or the supervised method's trained classifier of the fold and budget (supervised: fine-tuned "
+        "for fixmatch_epochs, so its pseudo-labels are there from the first step)")
     fixmatch_weak: str = _p("", "semisupervised", "the weak augmentation of an unlabeled clip; empty: shift 8 frames")
     fixmatch_strong: str = _p(
         "", "semisupervised", "the strong augmentation of an unlabeled clip; empty: shift 30 frames + 2+2 masks")
@@ -312,6 +316,12 @@ class Settings(BaseModel):
                 "selftrain_student 'teacher' with refit_on_validation and lr_schedule 'constant' would start each "
                 "student from a teacher refit on the validation fold and then stop it early on that same fold: "
                 "set lr_schedule to 'cosine', refit_on_validation to false, or selftrain_student to 'scratch'")
+        if (self.fixmatch_init == "supervised" and self.refit_on_validation and self.lr_schedule == "constant"
+                and "fixmatch" in self.methods):
+            raise ValueError(
+                "fixmatch_init 'supervised' with refit_on_validation and lr_schedule 'constant' would start FixMatch "
+                "from a classifier refit on the validation fold and then stop it early on that same fold: "
+                "set lr_schedule to 'cosine', refit_on_validation to false, or fixmatch_init to 'scratch'")
         needs_unlabeled = sorted(set(self.methods) - {"supervised"})
         if self.unlabeled == "none" and not self.pretrain_on_train_folds and needs_unlabeled:
             raise ValueError(
@@ -481,6 +491,7 @@ class Settings(BaseModel):
         augmentation specs and the other values are named by a short hash.
         """
         readable = {"fixmatch_threshold": "t", "fixmatch_ratio": "u", "fixmatch_epochs": "e", "fixmatch_weight": "w",
+                    "fixmatch_init": "i",
                     "contrastive_epochs": "e", "contrastive_batch_size": "b", "contrastive_temperature": "t",
                     "selftrain_threshold": "t", "selftrain_per_class": "k", "selftrain_rounds": "r",
                     "selftrain_cap_growth": "g", "selftrain_teachers": "n", "selftrain_init": "i",

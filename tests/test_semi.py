@@ -462,3 +462,47 @@ def test_selftrain_cap_grows_by_round(synthetic, tmp_path):
     assert plain.key("selftrain") != settings.key("selftrain")
     with pytest.raises(SettingsError, match="selftrain_cap_growth 2 grows a cap, but selftrain_per_class is 0"):
         settings.replace(selftrain_per_class=0)
+
+
+def test_warm_fixmatch_fine_tunes_the_supervised_classifier_of_the_fold(synthetic, tmp_path, monkeypatch):
+    """fixmatch_init: supervised - FixMatch starts from the fold's supervised run (trained once, loaded after) for fixmatch_epochs."""
+    dataset, features, pool = synthetic
+    calls = []
+    real = training.train_classifier
+
+    def spy(train, validation, n_classes, run_dir, settings, **kwargs):
+        outcome = real(train, validation, n_classes, run_dir, settings, **kwargs)
+        calls.append(dict(stage=kwargs["stage"], initial=kwargs.get("initial"), unlabeled=kwargs.get("unlabeled"),
+                          run=Path(run_dir), outcome=outcome))
+        return outcome
+
+    monkeypatch.setattr(training, "train_classifier", spy)
+    settings = _settings(folds=[3], run_dir=str(tmp_path / "run"), fixmatch_init="supervised",
+                         methods=["supervised", "fixmatch"])
+    experiment = Experiment(settings, dataset=dataset, features=features, pool=pool, verbose=0)
+    supervised = experiment.train_classifier(3, "supervised")
+    warm = experiment.train_classifier(3, "fixmatch")
+    first, start, consistency = calls
+    assert start["stage"] == "supervised" and start["run"] == first["run"] and start["unlabeled"] is None
+    assert consistency["initial"] == start["outcome"].models and consistency["unlabeled"] is not None
+    # The start is the supervised method's own run: loaded, not trained again, and the same weights.
+    assert len(start["outcome"].histories[0]) == settings.max_epochs
+    for a, b in zip(start["outcome"].models[0].get_weights(), supervised["model"].get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert len(consistency["outcome"].histories[0]) == settings.fixmatch_epochs
+    # Its cost counts the classifier it starts from.
+    assert warm["metrics"]["seconds"] == pytest.approx(
+        consistency["outcome"].seconds + start["outcome"].seconds, abs=0.11)
+    # Named in the configuration and FixMatch's key only; at the default, the keys of earlier runs.
+    assert "-isupervised" in settings.config_id
+    scratch = settings.replace(fixmatch_init="scratch")
+    assert scratch.key("fixmatch") != settings.key("fixmatch") and scratch.key("supervised") == settings.key("supervised")
+    assert "-isupervised" not in scratch.config_id
+
+
+def test_warm_fixmatch_refuses_a_refit_start_it_would_stop_early_on():
+    warm = dict(fixmatch_init="supervised", methods=["supervised", "fixmatch"], refit_on_validation=True)
+    with pytest.raises(SettingsError, match="fixmatch_init 'supervised' with refit_on_validation"):
+        Settings(**warm, lr_schedule="constant")
+    Settings(**warm, lr_schedule="cosine")
+    Settings(**{**warm, "fixmatch_init": "scratch"}, lr_schedule="constant")

@@ -109,6 +109,8 @@ def test_each_stage_key_changes_exactly_with_the_sections_it_depends_on(name):
         changed = "mixup"
     if name == "selftrain_student":
         changed = "teacher"
+    if name == "fixmatch_init":
+        changed = "supervised"
     other = base.replace(**{name: changed})
     section = Settings.section_of(name)
     for stage, sections in STAGE_SECTIONS.items():
