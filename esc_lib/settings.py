@@ -310,18 +310,16 @@ class Settings(BaseModel):
             raise ValueError(
                 f"selftrain_cap_growth {self.selftrain_cap_growth} grows a cap, but selftrain_per_class is 0 (no cap): "
                 "set selftrain_per_class to the first round's cap, or selftrain_cap_growth to 0")
-        if (self.selftrain_student == "teacher" and self.refit_on_validation and self.lr_schedule == "constant"
-                and "selftrain" in self.methods):
-            raise ValueError(
-                "selftrain_student 'teacher' with refit_on_validation and lr_schedule 'constant' would start each "
-                "student from a teacher refit on the validation fold and then stop it early on that same fold: "
-                "set lr_schedule to 'cosine', refit_on_validation to false, or selftrain_student to 'scratch'")
-        if (self.fixmatch_init == "supervised" and self.refit_on_validation and self.lr_schedule == "constant"
-                and "fixmatch" in self.methods):
-            raise ValueError(
-                "fixmatch_init 'supervised' with refit_on_validation and lr_schedule 'constant' would start FixMatch "
-                "from a classifier refit on the validation fold and then stop it early on that same fold: "
-                "set lr_schedule to 'cosine', refit_on_validation to false, or fixmatch_init to 'scratch'")
+        # A warm start from a refit classifier, then early stopping on the fold that classifier trained on.
+        for method, name, warm, cold, what in (
+                ("selftrain", "selftrain_student", "teacher", "scratch", "each student from a teacher"),
+                ("fixmatch", "fixmatch_init", "supervised", "scratch", "FixMatch from a supervised classifier")):
+            if (getattr(self, name) == warm and self.refit_on_validation and self.lr_schedule == "constant"
+                    and method in self.methods):
+                raise ValueError(
+                    f"{name} '{warm}' with refit_on_validation and lr_schedule 'constant' would start {what} "
+                    "refit on the validation fold and then stop it early on that same fold: "
+                    f"set lr_schedule to 'cosine', refit_on_validation to false, or {name} to '{cold}'")
         needs_unlabeled = sorted(set(self.methods) - {"supervised"})
         if self.unlabeled == "none" and not self.pretrain_on_train_folds and needs_unlabeled:
             raise ValueError(

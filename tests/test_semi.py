@@ -404,19 +404,25 @@ def test_train_classifier_starts_from_the_initial_models_weights(tmp_path):
                                   max_epochs=0)
 
 
-def test_warm_selftrain_students_start_from_their_teacher_for_their_own_epochs(synthetic, tmp_path, monkeypatch):
-    """selftrain_student: teacher - each round's student is given its teacher's models; selftrain_student_epochs its length."""
-    dataset, features, pool = synthetic
+def _spy_classifiers(monkeypatch) -> list[dict]:
+    """Record each training.train_classifier call: its stage, start, unlabeled clips, epochs, folder and outcome."""
     calls = []
     real = training.train_classifier
 
     def spy(train, validation, n_classes, run_dir, settings, **kwargs):
         outcome = real(train, validation, n_classes, run_dir, settings, **kwargs)
-        calls.append(dict(stage=kwargs["stage"], initial=kwargs.get("initial"), epochs=kwargs.get("max_epochs"),
-                          outcome=outcome))
+        calls.append(dict(stage=kwargs["stage"], initial=kwargs.get("initial"), unlabeled=kwargs.get("unlabeled"),
+                          epochs=kwargs.get("max_epochs"), run=Path(run_dir), outcome=outcome))
         return outcome
 
     monkeypatch.setattr(training, "train_classifier", spy)
+    return calls
+
+
+def test_warm_selftrain_students_start_from_their_teacher_for_their_own_epochs(synthetic, tmp_path, monkeypatch):
+    """selftrain_student: teacher - each round's student is given its teacher's models; selftrain_student_epochs its length."""
+    dataset, features, pool = synthetic
+    calls = _spy_classifiers(monkeypatch)
     settings = _settings(folds=[3], run_dir=str(tmp_path / "run"), selftrain_threshold=0.3, selftrain_rounds=2,
                          selftrain_student="teacher", selftrain_student_epochs=1, methods=["supervised", "selftrain"])
     Experiment(settings, dataset=dataset, features=features, pool=pool, verbose=0).train_classifier(3, "selftrain")
@@ -467,16 +473,7 @@ def test_selftrain_cap_grows_by_round(synthetic, tmp_path):
 def test_warm_fixmatch_fine_tunes_the_supervised_classifier_of_the_fold(synthetic, tmp_path, monkeypatch):
     """fixmatch_init: supervised - FixMatch starts from the fold's supervised run (trained once, loaded after) for fixmatch_epochs."""
     dataset, features, pool = synthetic
-    calls = []
-    real = training.train_classifier
-
-    def spy(train, validation, n_classes, run_dir, settings, **kwargs):
-        outcome = real(train, validation, n_classes, run_dir, settings, **kwargs)
-        calls.append(dict(stage=kwargs["stage"], initial=kwargs.get("initial"), unlabeled=kwargs.get("unlabeled"),
-                          run=Path(run_dir), outcome=outcome))
-        return outcome
-
-    monkeypatch.setattr(training, "train_classifier", spy)
+    calls = _spy_classifiers(monkeypatch)
     settings = _settings(folds=[3], run_dir=str(tmp_path / "run"), fixmatch_init="supervised",
                          methods=["supervised", "fixmatch"])
     experiment = Experiment(settings, dataset=dataset, features=features, pool=pool, verbose=0)
