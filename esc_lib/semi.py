@@ -78,6 +78,31 @@ def pseudo_labels(probabilities, threshold: float):
     return tf.argmax(probabilities, axis=-1, output_type=tf.int32), tf.cast(confidence >= threshold, probabilities.dtype)
 
 
+def align_distribution(probabilities, marginal, target):
+    """ReMixMatch's distribution alignment: scale each clip's class probabilities by ``target / marginal``, renormalised.
+
+    Parameters
+    ----------
+    probabilities : tensor or array [shape=(n, n_classes)]
+        The weak views' predictions.
+    marginal : tensor or array [shape=(n_classes,)]
+        The running mean of the model's predictions on unlabeled clips.
+    target : tensor or array [shape=(n_classes,)]
+        The class distribution the predictions should have (the labelled clips').
+
+    Returns
+    -------
+    tensor [shape=(n, n_classes)]
+        Rows that sum to 1; classes the model over-predicts are pulled down, the others up,
+        so the pseudo-labels do not pile onto the classes the model already favours.
+    """
+    probabilities = tf.convert_to_tensor(probabilities)
+    marginal = tf.cast(tf.convert_to_tensor(marginal), probabilities.dtype)
+    target = tf.cast(tf.convert_to_tensor(target), probabilities.dtype)
+    aligned = probabilities * target / tf.maximum(marginal, 1e-6)
+    return aligned / tf.maximum(tf.reduce_sum(aligned, axis=-1, keepdims=True), 1e-12)
+
+
 def select_pseudo_labels(probabilities, threshold: float, per_class: int = 0):
     """Self-training's pseudo-labelled clips: the teacher's confident predictions, optionally capped per class.
 
@@ -321,18 +346,38 @@ class ConsistencyTrainer(_Trainer):
         Confidence a weak view's prediction needs to become a target.
     weight : float >= 0
         Weight of the unlabeled loss.
+    align : array [shape=(n_classes,)], optional
+        The labelled clips' class distribution: the weak views' predictions are
+        aligned to it (:func:`align_distribution`, ReMixMatch) through a running
+        mean of the predictions on unlabeled batches (momentum ``ALIGN_MOMENTUM``),
+        a variable of this trainer, so a resumed run continues it.  None: no alignment.
 
     Logs ``loss`` (total), ``accuracy`` (labelled batch), ``unlabeled_loss``
     and ``mask_rate`` (share of unlabeled clips above the threshold).
     """
 
-    def __init__(self, classifier: keras.Model, threshold: float = 0.95, weight: float = 1.0, **kwargs):
+    #: The running mean's momentum: about the last 10 unlabeled batches (a 4-label budget gives
+    #: ESC-10 2 steps an epoch, so ReMixMatch's 128-batch window would barely move in a run).
+    ALIGN_MOMENTUM = 0.9
+
+    def __init__(self, classifier: keras.Model, threshold: float = 0.95, weight: float = 1.0, align=None, **kwargs):
         super().__init__(classifier, **kwargs)
         if not 0.0 <= float(threshold) <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {threshold!r}")
         if float(weight) < 0:
             raise ValueError(f"weight must be >= 0, got {weight!r}")
         self.threshold, self.weight = float(threshold), float(weight)
+        self.target = None
+        if align is not None:
+            target = np.asarray(align, dtype="float32")
+            n_classes = int(classifier.output_shape[-1])
+            if target.shape != (n_classes,) or (target < 0).any() or not np.isclose(target.sum(), 1.0, atol=1e-4):
+                raise ValueError(f"align must be a class distribution of {n_classes} non-negative shares summing to 1, "
+                                 f"got {target.tolist()}")
+            self.target = tf.constant(target)
+            self.marginal = self.add_weight(
+                name="unlabeled_marginal", shape=(n_classes,), trainable=False, aggregation="mean",
+                initializer=keras.initializers.Constant(target))
         self.unlabeled_loss = keras.metrics.Mean(name="unlabeled_loss")
         self.mask_rate = keras.metrics.Mean(name="mask_rate")
 
@@ -344,6 +389,10 @@ class ConsistencyTrainer(_Trainer):
             probabilities = self.network(tf.concat([x_labelled, x_weak, x_strong], axis=0), training=True)
             p_labelled = probabilities[:n_labelled]
             p_weak = tf.stop_gradient(probabilities[n_labelled:n_labelled + n_unlabeled])
+            if self.target is not None:
+                momentum = self.ALIGN_MOMENTUM
+                self.marginal.assign(momentum * self.marginal + (1.0 - momentum) * tf.reduce_mean(p_weak, axis=0))
+                p_weak = align_distribution(p_weak, self.marginal, self.target)
             p_strong = probabilities[n_labelled + n_unlabeled:]
             supervised = self.compute_loss(x=x_labelled, y=y, y_pred=p_labelled)  # already divided among replicas
             targets, mask = pseudo_labels(p_weak, self.threshold)

@@ -208,6 +208,10 @@ class Settings(BaseModel):
         "scratch", "semisupervised", "what the consistency-trained classifier starts from: random initialisation "
         "(scratch) or the supervised method's trained classifier of the fold and budget (supervised: fine-tuned "
         "for fixmatch_epochs, so its pseudo-labels are there from the first step)")
+    fixmatch_align: bool = _p(
+        False, "semisupervised", "distribution alignment (ReMixMatch): scale the weak views' predictions by the "
+        "labelled clips' class shares over a running mean of the predictions, so pseudo-labels are not piled onto "
+        "the classes the classifier favours")
     fixmatch_weak: str = _p("", "semisupervised", "the weak augmentation of an unlabeled clip; empty: shift 8 frames")
     fixmatch_strong: str = _p(
         "", "semisupervised", "the strong augmentation of an unlabeled clip; empty: shift 30 frames + 2+2 masks")
@@ -489,7 +493,7 @@ class Settings(BaseModel):
         augmentation specs and the other values are named by a short hash.
         """
         readable = {"fixmatch_threshold": "t", "fixmatch_ratio": "u", "fixmatch_epochs": "e", "fixmatch_weight": "w",
-                    "fixmatch_init": "i",
+                    "fixmatch_init": "i", "fixmatch_align": "a",
                     "contrastive_epochs": "e", "contrastive_batch_size": "b", "contrastive_temperature": "t",
                     "selftrain_threshold": "t", "selftrain_per_class": "k", "selftrain_rounds": "r",
                     "selftrain_cap_growth": "g", "selftrain_teachers": "n", "selftrain_init": "i",
@@ -503,7 +507,8 @@ class Settings(BaseModel):
                        if value != type(self).model_fields[name].default}
             if not changed:
                 continue
-            parts = [f"{readable[name]}{value:g}" if isinstance(value, float) else f"{readable[name]}{value}"
+            parts = [f"{readable[name]}{int(value)}" if isinstance(value, bool) else
+                     f"{readable[name]}{value:g}" if isinstance(value, float) else f"{readable[name]}{value}"
                      for name, value in changed.items() if name in readable]
             rest = {name: value for name, value in changed.items() if name not in readable}
             if rest:

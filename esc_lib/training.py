@@ -1007,7 +1007,10 @@ def train_classifier(train, validation, n_classes: int, run_dir, settings, *, se
                     weak=augmentations.from_spec(settings.augmentation("fixmatch_weak")),
                     strong=augmentations.from_spec(settings.augmentation("fixmatch_strong")),
                 )
-                trained = semi.ConsistencyTrainer(model, threshold=settings.fixmatch_threshold, weight=settings.fixmatch_weight)
+                trained = semi.ConsistencyTrainer(
+                    model, threshold=settings.fixmatch_threshold, weight=settings.fixmatch_weight,
+                    # The labelled clips' class shares (before mixing) are what the pseudo-labels are aligned to.
+                    align=Y.mean(axis=0) if settings.fixmatch_align else None)
             decay_steps = epochs * stream.steps_per_epoch if cosine else None
             compile_classifier(trained, learning_rate=settings.learning_rate, decay_steps=decay_steps)
             history = fit(trained, stream, watch, run_dir=run, max_epochs=epochs, patience=patience,

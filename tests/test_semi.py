@@ -134,9 +134,51 @@ def test_contrastive_loss_falls_and_its_encoder_initialises_the_classifier(tmp_p
     assert all(np.array_equal(a, b) for a, b in zip(again.get_weights(), network.get_weights()))
 
 
-def test_killed_fixmatch_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
+def test_distribution_alignment_pulls_down_the_favoured_class_and_keeps_rows_distributions():
+    p = np.array([[0.6, 0.3, 0.1], [0.5, 0.25, 0.25], [0.2, 0.2, 0.6]], "float32")
+    uniform = np.full(3, 1 / 3, "float32")
+    # A model whose predictions already have the target's shares is left as it is.
+    np.testing.assert_allclose(semi.align_distribution(p, uniform, uniform).numpy(), p, rtol=1e-6)
+    # One that favours class 0 has it pulled down and the others pulled up, each row still summing to 1.
+    aligned = semi.align_distribution(p, np.array([0.6, 0.2, 0.2], "float32"), uniform).numpy()
+    np.testing.assert_allclose(aligned.sum(axis=1), 1.0, rtol=1e-6)
+    assert (aligned[:, 0] < p[:, 0]).all() and (aligned[:, 1:] > p[:, 1:]).all()
+    assert aligned[1].argmax() != 0  # the second clip's target moves off the favoured class
+
+
+def test_fixmatch_with_alignment_tracks_the_unlabeled_predictions_and_refuses_a_bad_target(tmp_path):
+    from esc_lib import models
+
     X, y = _data(64)
-    settings = _settings(fixmatch_epochs=4, lr_schedule="cosine", augment="mixup:alpha=0.4")
+    settings = _settings(fixmatch_epochs=3, fixmatch_align=True, fixmatch_threshold=0.0)
+    assert "-fm-" in settings.config_id and "-a1" in settings.config_id
+    seen = {}
+    real = semi.ConsistencyTrainer.train_step
+
+    def spy(self, data):
+        seen["marginal"] = self.marginal
+        return real(self, data)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(semi.ConsistencyTrainer, "train_step", spy)
+        run = training.train_classifier((X[:8], y[:8]), (X[8:24], y[8:24]), 2, tmp_path / "aligned", settings,
+                                        seeds=[0], unlabeled=X[24:])
+    marginal = seen["marginal"].numpy()
+    # Started at the labelled shares, moved by the unlabeled predictions, still a distribution.
+    np.testing.assert_allclose(marginal.sum(), 1.0, rtol=1e-5)
+    assert not np.allclose(marginal, np.bincount(y[:8], minlength=2) / 8)
+    assert (run.histories[0]["mask_rate"] == 1.0).all()
+    network = models.build_classifier(SHAPE, 2, encoder=TINY, head="8fc")
+    with pytest.raises(ValueError, match="align must be a class distribution of 2"):
+        semi.ConsistencyTrainer(network, align=[0.5, 0.4])
+    with pytest.raises(ValueError, match="align must be a class distribution of 2"):
+        semi.ConsistencyTrainer(network, align=[0.2, 0.3, 0.5])
+
+
+@pytest.mark.parametrize("align", [False, True], ids=["plain", "aligned"])
+def test_killed_fixmatch_run_resumes_to_the_same_weights(tmp_path, monkeypatch, align):
+    X, y = _data(64)
+    settings = _settings(fixmatch_epochs=4, lr_schedule="cosine", augment="mixup:alpha=0.4", fixmatch_align=align)
     arguments = dict(seeds=[2], unlabeled=X[24:], score=X[8:24])
     train, validation = (X[:8], y[:8]), (X[8:24], y[8:24])
     uninterrupted = training.train_classifier(train, validation, 2, tmp_path / "a", settings, **arguments)
