@@ -579,7 +579,11 @@ class Experiment:
         ``selftrain_init`` the ``pretrained`` / ``contrastive`` method's, whose
         encoder (``pretrained``) then initialises every student too; with
         ``selftrain_teachers`` > 1 that run and members of further seeds beside
-        it (``-m<k>``) teach together, their probabilities averaged.  The last
+        it (``-m<k>``) teach together, their probabilities averaged.  With
+        ``selftrain_labeler`` ``"propagation"`` the teacher's embeddings of the
+        labelled and unlabeled clips give the pseudo-labels instead, by label
+        spreading (:func:`esc_lib.semi.propagate_labels`), then the same
+        threshold and cap.  The last
         round's student is the one scored, in the method's folder, earlier
         rounds beside it (``-round<r>``).
 
@@ -589,7 +593,7 @@ class Experiment:
             The last student (its ``scored`` the rows ``scored``) and the training
             seconds of every teacher before it.
         """
-        from esc_lib import training
+        from esc_lib import semi, training
 
         s = self.settings
         labels, X, n_classes = self.dataset.labels, self.features, self.dataset.n_classes
@@ -603,6 +607,10 @@ class Experiment:
         common = dict(seeds=seeds, score=scaler.transform(X[scored]), verbose=2 if self.verbose else 0, say=self._say)
 
         def teaching(run):  # the members' mean probabilities on the unlabeled clips
+            if s.selftrain_labeler == "propagation":  # spread along the members' embeddings instead
+                return np.mean([semi.propagate_labels(
+                    training.predict_embeddings(model, X_train), labels[train],
+                    training.predict_embeddings(model, X_unlabeled), n_classes) for model in run.models], axis=0)
             return np.mean([training.predict_proba(model, X_unlabeled) for model in run.models], axis=0)
 
         taught_by = "supervised" if s.selftrain_init == "scratch" else s.selftrain_init

@@ -42,6 +42,7 @@ from esc_lib.streams import epochs_dataset
 __all__ = [
     "pseudo_labels",
     "select_pseudo_labels",
+    "propagate_labels",
     "nt_xent",
     "SemiSupervisedStream",
     "TwoViewStream",
@@ -101,6 +102,58 @@ def align_distribution(probabilities, marginal, target):
     target = tf.cast(tf.convert_to_tensor(target), probabilities.dtype)
     aligned = probabilities * target / tf.maximum(marginal, 1e-6)
     return aligned / tf.maximum(tf.reduce_sum(aligned, axis=-1, keepdims=True), 1e-12)
+
+
+#: Neighbours of each clip in :func:`propagate_labels`' graph (Iscen et al. 2019 use 50 of 50 000 images;
+#: a split at 4 labels per class has ~240 clips, 24 per class).
+PROPAGATION_NEIGHBORS = 10
+#: How much of its neighbours' labels a clip takes each step (sklearn's ``alpha``; 0.99 in Iscen et al.).
+PROPAGATION_ALPHA = 0.99
+
+
+def propagate_labels(labelled, y, unlabeled, n_classes: int, neighbors: int = PROPAGATION_NEIGHBORS,
+                     alpha: float = PROPAGATION_ALPHA) -> np.ndarray:
+    """Class distributions of unlabeled clips by label spreading over a nearest-neighbour graph of embeddings.
+
+    The labelled and unlabeled embeddings (L2-normalised, so distance is
+    cosine) form one k-nearest-neighbour graph; the labelled clips' classes
+    spread along it (:class:`sklearn.semi_supervised.LabelSpreading`), so an
+    unlabeled clip takes the classes of the clips it lies among, not only the
+    side of the classifier's boundary it falls on.
+
+    Parameters
+    ----------
+    labelled : array [shape=(n, d)]
+    y : array of int [shape=(n,)]
+        The labelled clips' classes, in ``range(n_classes)``.
+    unlabeled : array [shape=(m, d)]
+    n_classes : int
+    neighbors : int > 0
+    alpha : float in (0, 1)
+
+    Returns
+    -------
+    np.ndarray [shape=(m, n_classes)]
+        Rows summing to 1 (a class no labelled clip has gets 0), ready for :func:`select_pseudo_labels`.
+    """
+    from sklearn.semi_supervised import LabelSpreading
+
+    labelled, unlabeled = np.asarray(labelled, dtype="float64"), np.asarray(unlabeled, dtype="float64")
+    y = np.asarray(y, dtype="int64")
+    if labelled.ndim != 2 or unlabeled.ndim != 2 or labelled.shape[1] != unlabeled.shape[1]:
+        raise ValueError(f"embeddings must be [n, d] with the same d, got {labelled.shape} and {unlabeled.shape}")
+    if len(y) != len(labelled) or len(y) == 0 or y.min() < 0 or y.max() >= n_classes:
+        raise ValueError(f"y must give each of the {len(labelled)} labelled clips a class in range({n_classes})")
+    if len(unlabeled) == 0:
+        return np.zeros((0, n_classes))
+    X = np.concatenate([labelled, unlabeled])
+    X /= np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+    spreading = LabelSpreading(kernel="knn", n_neighbors=min(int(neighbors), len(X) - 1), alpha=alpha, max_iter=1000)
+    spreading.fit(X, np.concatenate([y, -np.ones(len(unlabeled), dtype="int64")]))
+    distributions = np.zeros((len(unlabeled), n_classes))
+    distributions[:, spreading.classes_] = spreading.label_distributions_[len(labelled):]
+    distributions = np.nan_to_num(distributions)  # an isolated clip: no label reached it
+    return distributions / np.maximum(distributions.sum(axis=1, keepdims=True), 1e-12)
 
 
 def select_pseudo_labels(probabilities, threshold: float, per_class: int = 0):

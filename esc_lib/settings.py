@@ -233,6 +233,10 @@ class Settings(BaseModel):
         "selftrain_init's encoder) or the teacher's trained weights (teacher: fine-tuned, fewer epochs will do)")
     selftrain_student_epochs: int = _p(
         0, "selftraining", "epochs of each student (with cosine, its schedule's length); 0: max_epochs", ge=0)
+    selftrain_labeler: Literal["classifier", "propagation"] = _p(
+        "classifier", "selftraining", "what gives the pseudo-labels: the teacher's softmax (classifier) or label "
+        "spreading over a 10-nearest-neighbour graph of the teacher's embeddings of the labelled and unlabeled clips "
+        "(propagation, as Iscen et al. 2019), so a clip is labelled by the clips it sounds like")
     selftrain_init: Literal["scratch", "pretrained", "contrastive"] = _p(
         "scratch", "selftraining", "what teacher and students start from: random initialisation (the supervised "
         "classifier teaches), the CAE's encoder (the pretrained method's classifier teaches) or the contrastive encoder")
@@ -412,7 +416,7 @@ class Settings(BaseModel):
         if stage == "selftrain":
             selftraining = sections["selftraining"]
             for name in ("selftrain_teachers", "selftrain_init", "selftrain_cap_growth", "selftrain_student",
-                         "selftrain_student_epochs"):
+                         "selftrain_student_epochs", "selftrain_labeler"):
                 if selftraining.get(name) == type(self).model_fields[name].default:
                     selftraining.pop(name)  # one teacher from scratch: the keys of runs made before these settings
             # Students start from the encoder their teacher was fine-tuned from: its settings are theirs.
@@ -497,7 +501,7 @@ class Settings(BaseModel):
                     "contrastive_epochs": "e", "contrastive_batch_size": "b", "contrastive_temperature": "t",
                     "selftrain_threshold": "t", "selftrain_per_class": "k", "selftrain_rounds": "r",
                     "selftrain_cap_growth": "g", "selftrain_teachers": "n", "selftrain_init": "i",
-                    "selftrain_student": "s", "selftrain_student_epochs": "se"}
+                    "selftrain_student": "s", "selftrain_student_epochs": "se", "selftrain_labeler": "l"}
         tags = ""
         for method, section, prefix in (("fixmatch", "semisupervised", "fm"), ("contrastive", "selfsupervised", "cl"),
                                         ("selftrain", "selftraining", "st")):

@@ -1081,6 +1081,15 @@ def predict_proba(model: keras.Model, X, batch_size: int = 256, chunk: int = 409
     return np.asarray(model.predict(X, batch_size=batch_size, verbose=0))
 
 
+def predict_embeddings(model: keras.Model, X, batch_size: int = 256) -> np.ndarray:
+    """A classifier's embeddings [shape=(n, d)]: the input of its softmax layer (``output``), for features X.
+
+    In inference mode (dropout off); ``X`` may be a :class:`esc_lib.store.LazyRows`, as for :func:`predict_proba`.
+    """
+    embedding = keras.Model(model.inputs, model.get_layer("output").input, name=f"{model.name}_embedding")
+    return predict_proba(embedding, X, batch_size)
+
+
 def evaluate(model: keras.Model, X, y, batch_size: int = 256) -> dict:
     """Accuracy and cross-entropy of a classifier on labelled features.
 

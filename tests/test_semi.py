@@ -545,3 +545,57 @@ def test_warm_fixmatch_refuses_a_refit_start_it_would_stop_early_on():
         Settings(**warm, lr_schedule="constant")
     Settings(**warm, lr_schedule="cosine")
     Settings(**{**warm, "fixmatch_init": "scratch"}, lr_schedule="constant")
+
+
+def test_propagate_labels_follows_the_clusters_the_unlabeled_clips_lie_in():
+    rng = np.random.default_rng(0)
+    centres = np.array([[5.0, 0.0, 0.0], [0.0, 5.0, 0.0], [0.0, 0.0, 5.0]])
+    truth = np.repeat(np.arange(3), 20)
+    X = centres[truth] + rng.normal(scale=0.5, size=(60, 3))
+    labelled = np.array([0, 20, 40])  # one labelled clip per class
+    unlabeled = np.setdiff1d(np.arange(60), labelled)
+    distributions = semi.propagate_labels(X[labelled], truth[labelled], X[unlabeled], n_classes=4)
+    assert distributions.shape == (57, 4)
+    np.testing.assert_allclose(distributions.sum(axis=1), 1.0)
+    assert_array_equal(distributions.argmax(axis=1), truth[unlabeled])
+    assert (distributions[:, 3] == 0).all()  # no labelled clip of class 3: it gets nothing
+    assert semi.propagate_labels(X[labelled], truth[labelled], X[:0], n_classes=3).shape == (0, 3)
+
+
+@pytest.mark.parametrize("y, unlabeled_dim, match", [
+    ([0, 1, 5], 3, r"a class in range\(3\)"), ([0, 1], 3, "each of the 3 labelled clips"), ([0, 1, 2], 2, "same d")])
+def test_propagate_labels_rejects_bad_inputs(y, unlabeled_dim, match):
+    with pytest.raises(ValueError, match=match):
+        semi.propagate_labels(np.ones((3, 3)), y, np.ones((4, unlabeled_dim)), n_classes=3)
+
+
+def test_selftrain_by_propagation_labels_with_the_teachers_embeddings(synthetic, tmp_path, monkeypatch):
+    """selftrain_labeler: propagation - label spreading over the teacher's embeddings gives the pseudo-labels."""
+    dataset, features, pool = synthetic
+    calls = []
+    real = semi.propagate_labels
+
+    def spy(labelled, y, unlabeled, n_classes, **kwargs):
+        calls.append((np.asarray(labelled), np.asarray(y), np.asarray(unlabeled)))
+        out = real(labelled, y, unlabeled, n_classes, **kwargs)
+        calls[-1] += (out,)
+        return out
+
+    monkeypatch.setattr(semi, "propagate_labels", spy)
+    settings = _settings(folds=[3], run_dir=str(tmp_path / "run"), selftrain_threshold=0.3, selftrain_per_class=3,
+                         selftrain_labeler="propagation", methods=["supervised", "selftrain"])
+    experiment = Experiment(settings, dataset=dataset, features=features, pool=pool, verbose=0)
+    experiment.cross_validate()
+    split, scaler = experiment.split(3), experiment.standardizer(3)
+    (labelled, y, unlabeled, distributions), = calls  # one round, one teacher member
+    teacher = experiment.train_classifier(3, "supervised")["model"]
+    np.testing.assert_allclose(labelled, training.predict_embeddings(teacher, scaler.transform(features[split.train])),
+                               rtol=1e-5, atol=1e-6)
+    assert_array_equal(y, dataset.labels[split.train])
+    assert labelled.shape[1] == unlabeled.shape[1] == 8  # the '8fc' head's units, the softmax layer's input
+    pseudo = pd.read_csv(experiment.classifier_dir("selftrain", 3) / "pseudo_labels.csv")
+    rows, expected, _ = semi.select_pseudo_labels(distributions, 0.3, 3)
+    assert_array_equal(pseudo["row"], rows) and assert_array_equal(pseudo["label"], expected)
+    assert len(pseudo) > 0 and pseudo["label"].value_counts().max() <= 3
+    assert "-lpropagation" in settings.config_id
+    assert settings.key("selftrain") != settings.replace(selftrain_labeler="classifier").key("selftrain")

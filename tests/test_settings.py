@@ -111,6 +111,8 @@ def test_each_stage_key_changes_exactly_with_the_sections_it_depends_on(name):
         changed = "teacher"
     if name == "fixmatch_init":
         changed = "supervised"
+    if name == "selftrain_labeler":
+        changed = "propagation"
     other = base.replace(**{name: changed})
     section = Settings.section_of(name)
     for stage, sections in STAGE_SECTIONS.items():
