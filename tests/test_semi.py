@@ -595,7 +595,8 @@ def test_selftrain_by_propagation_labels_with_the_teachers_embeddings(synthetic,
     assert labelled.shape[1] == unlabeled.shape[1] == 8  # the '8fc' head's units, the softmax layer's input
     pseudo = pd.read_csv(experiment.classifier_dir("selftrain", 3) / "pseudo_labels.csv")
     rows, expected, _ = semi.select_pseudo_labels(distributions, 0.3, 3)
-    assert_array_equal(pseudo["row"], rows) and assert_array_equal(pseudo["label"], expected)
+    assert_array_equal(pseudo["row"], rows)
+    assert_array_equal(pseudo["label"], expected)
     assert len(pseudo) > 0 and pseudo["label"].value_counts().max() <= 3
     assert "-lpropagation" in settings.config_id
     assert settings.key("selftrain") != settings.replace(selftrain_labeler="classifier").key("selftrain")

@@ -102,7 +102,7 @@ def test_each_stage_key_changes_exactly_with_the_sections_it_depends_on(name):
         bool: lambda v: not v, int: lambda v: v + 1, float: lambda v: v / 2 if v else 0.25,
         str: lambda v: {"esc10": "esc50", "folder": "escus", "unpool": "upsample", "constant": "cosine", "test": "validation",
                         "tsne": "pca", "": "(8)3c-2p", "128fc": "64fc", "auto": "table", "float32": "mixed_bfloat16",
-                        "none": "mirrored", "scratch": "pretrained"}.get(v, v + "x"),
+                        "none": "mirrored", "scratch": "pretrained", "classifier": "propagation"}.get(v, v + "x"),
         list: lambda v: v[:1] if len(v) > 1 else [4],
     }[type(default)](default)
     if name in ("augment", "contrastive_augment", "fixmatch_weak", "fixmatch_strong"):
@@ -111,8 +111,6 @@ def test_each_stage_key_changes_exactly_with_the_sections_it_depends_on(name):
         changed = "teacher"
     if name == "fixmatch_init":
         changed = "supervised"
-    if name == "selftrain_labeler":
-        changed = "propagation"
     other = base.replace(**{name: changed})
     section = Settings.section_of(name)
     for stage, sections in STAGE_SECTIONS.items():
