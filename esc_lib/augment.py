@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["TimeShift", "SpecMask", "Mixup", "Compose", "from_spec", "NAMES"]
+__all__ = ["TimeShift", "FreqShift", "TimeStretch", "SpecMask", "Mixup", "Compose", "from_spec", "NAMES"]
 
 _TIME_AXIS = 2
 _FREQ_AXIS = 1
@@ -74,6 +74,92 @@ class TimeShift:
                     out[i, :, :shift] = value
                 else:
                     out[i, :, shift:] = value
+        return out, y
+
+
+@dataclass(frozen=True)
+class FreqShift:
+    """Shift each example along the mel axis by a random number of bands in ``[-max_shift, max_shift]``.
+
+    A shift of a few mel bands is roughly a pitch shift (Salamon & Bello 2017 found pitch shifting
+    the most useful augmentation for environmental sounds), done on the features.
+
+    Parameters
+    ----------
+    max_shift : int >= 0
+        Largest shift in mel bands.
+    mode : {"fill", "roll"}
+        "fill" (the default) shifts and fills the vacated bands with ``fill_value``; "roll"
+        wraps the top bands round to the bottom.
+    fill_value : float or None
+        With "fill": the value of vacated bands; None repeats the nearest band that was kept
+        (the lowest after an upward shift, the highest after a downward one).
+    """
+
+    max_shift: int = 2
+    mode: str = "fill"
+    fill_value: float | None = None
+
+    def __post_init__(self) -> None:
+        _non_negative_int(self.max_shift, "max_shift", "FreqShift")
+        if self.mode not in ("roll", "fill"):
+            raise ValueError(f"FreqShift.mode must be 'roll' or 'fill', got {self.mode!r}")
+
+    def __call__(self, x, y, rng: np.random.Generator):
+        x = _check_batch(x, "FreqShift")
+        n_mels = x.shape[_FREQ_AXIS]
+        shifts = rng.integers(-self.max_shift, self.max_shift + 1, size=len(x))
+        out = np.empty_like(x)
+        for i, shift in enumerate(shifts):
+            shift = int(shift)
+            out[i] = np.roll(x[i], shift, axis=_FREQ_AXIS - 1)
+            if self.mode == "fill" and shift:
+                shift = max(-n_mels, min(n_mels, shift))
+                if shift > 0:
+                    out[i, :shift] = x[i, :1] if self.fill_value is None else self.fill_value
+                else:
+                    out[i, shift:] = x[i, -1:] if self.fill_value is None else self.fill_value
+        return out, y
+
+
+@dataclass(frozen=True)
+class TimeStretch:
+    """Stretch or compress each example in time by a random rate, keeping its number of frames.
+
+    The rate ``r`` is log-uniform in ``[1 / max_rate, max_rate]``; output frame ``j`` is the input
+    at position ``(offset + j) / r``, linearly interpolated between frames.  A stretched example
+    (``r > 1``) is a random window of the longer clip; a compressed one (``r < 1``) continues
+    round the clip as a loop, as :class:`TimeShift`'s "roll" treats it.  (A time stretch on the
+    features: faster or slower events, pitch unchanged.)
+
+    Parameters
+    ----------
+    max_rate : float >= 1
+        1 is the identity; 1.25 stretches by up to 25% and compresses by up to 20%.
+    """
+
+    max_rate: float = 1.2
+
+    def __post_init__(self) -> None:
+        if isinstance(self.max_rate, bool) or not isinstance(self.max_rate, (int, float)) or not self.max_rate >= 1:
+            raise ValueError(f"TimeStretch.max_rate must be a number >= 1, got {self.max_rate!r}")
+
+    def __call__(self, x, y, rng: np.random.Generator):
+        x = _check_batch(x, "TimeStretch")
+        n_frames = x.shape[_TIME_AXIS]
+        spread = np.log(float(self.max_rate))
+        rates = np.exp(rng.uniform(-spread, spread, size=len(x)))
+        offsets = rng.uniform(0.0, 1.0, size=len(x))
+        frames = np.arange(n_frames, dtype=np.float64)
+        out = np.empty_like(x)
+        for i, (rate, offset) in enumerate(zip(rates, offsets)):
+            start = offset * max(0.0, n_frames * rate - n_frames)
+            position = (start + frames) / rate
+            below = np.floor(position)
+            weight = (position - below).astype(x.dtype)[None, :, None]
+            first = below.astype(np.int64) % n_frames
+            second = (first + 1) % n_frames
+            out[i] = x[i][:, first] * (1 - weight) + x[i][:, second] * weight
         return out, y
 
 
@@ -211,7 +297,8 @@ class Compose:
 
 
 #: Names accepted by :func:`from_spec`.
-NAMES = {"shift": TimeShift, "timeshift": TimeShift, "mask": SpecMask, "specmask": SpecMask, "mixup": Mixup}
+NAMES = {"shift": TimeShift, "timeshift": TimeShift, "fshift": FreqShift, "freqshift": FreqShift,
+         "stretch": TimeStretch, "timestretch": TimeStretch, "mask": SpecMask, "specmask": SpecMask, "mixup": Mixup}
 
 
 def _value(text: str):
@@ -232,7 +319,8 @@ def _value(text: str):
 def from_spec(spec: str, n_classes: int | None = None):
     """Build an augmentation from text: ``name[:key=value[:key=value...]]`` joined by ``+``.
 
-    Names: ``shift`` (:class:`TimeShift`), ``mask`` (:class:`SpecMask`),
+    Names: ``shift`` (:class:`TimeShift`), ``fshift`` (:class:`FreqShift`), ``stretch``
+    (:class:`TimeStretch`), ``mask`` (:class:`SpecMask`),
     ``mixup`` (:class:`Mixup`; gets ``n_classes`` unless the spec sets it).
     Parameters not given keep their defaults.  Spaces are ignored.
 

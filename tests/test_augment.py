@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from esc_lib.augment import Compose, Mixup, SpecMask, TimeShift, from_spec
+from esc_lib.augment import Compose, FreqShift, Mixup, SpecMask, TimeShift, TimeStretch, from_spec
 
 
 def batch(n: int = 8, n_mels: int = 6, n_frames: int = 10, channels: int = 2) -> tuple[np.ndarray, np.ndarray]:
@@ -17,6 +17,9 @@ def batch(n: int = 8, n_mels: int = 6, n_frames: int = 10, channels: int = 2) ->
 AUGMENTATIONS = [
     TimeShift(max_shift=3),
     TimeShift(max_shift=3, mode="fill"),
+    FreqShift(max_shift=2),
+    FreqShift(max_shift=2, mode="roll"),
+    TimeStretch(max_rate=1.5),
     SpecMask(freq_masks=2, max_freq_width=3, time_masks=2, max_time_width=4),
     Mixup(alpha=0.4, n_classes=4),
     Mixup(alpha=1.0, n_classes=4, between_class=False),
@@ -63,6 +66,58 @@ def test_time_shift_fill_blanks_the_vacated_frames():
 def test_time_shift_zero_is_identity():
     X, y = batch()
     np.testing.assert_array_equal(TimeShift(max_shift=0)(X, y, np.random.default_rng(0))[0], X)
+
+
+def test_freq_shift_moves_bands_and_repeats_the_edge_band():
+    X, y = batch(n=30)
+    shifted, labels = FreqShift(max_shift=2)(X, y, np.random.default_rng(3))
+    assert labels is y
+    seen = set()
+    for original, result in zip(X, shifted):
+        matches = []
+        for s in range(-2, 3):
+            expected = np.roll(original, s, axis=0)
+            if s > 0:
+                expected[:s] = original[:1]
+            elif s < 0:
+                expected[s:] = original[-1:]
+            if np.array_equal(expected, result):
+                matches.append(s)
+        assert matches, "each example is its own shift by at most 2 bands, the vacated bands the edge band"
+        seen.update(matches)
+    assert {-2, 2} <= seen
+
+
+def test_freq_shift_fill_value_and_roll():
+    X, y = batch(n=20)
+    filled, _ = FreqShift(max_shift=1, fill_value=-50.0)(X, y, np.random.default_rng(0))
+    assert (filled == -50.0).any()
+    assert np.all((filled == -50.0).all(axis=(1, 2)).sum(axis=1) <= 1), "at most one band filled per example"
+    rolled, _ = FreqShift(max_shift=1, mode="roll")(X, y, np.random.default_rng(0))
+    for original, result in zip(X, rolled):
+        assert any(np.array_equal(np.roll(original, s, axis=0), result) for s in (-1, 0, 1))
+
+
+def test_time_stretch_changes_the_rate_within_range():
+    n_frames = 40
+    ramp = np.broadcast_to(np.arange(n_frames, dtype=np.float32)[None, :, None], (3, n_frames, 1))
+    X = np.stack([ramp] * 25)
+    stretched, _ = TimeStretch(max_rate=1.5)(X, None, np.random.default_rng(4))
+    steps = stretched[:, 0, 1:3, 0] - stretched[:, 0, 0:2, 0]
+    np.testing.assert_allclose(steps[:, 0], steps[:, 1], atol=1e-4)  # one rate per example
+    rates = 1 / steps[:, 0]
+    assert np.all((rates >= 1 / 1.5 - 1e-4) & (rates <= 1.5 + 1e-4))
+    assert rates.min() < 0.95 and rates.max() > 1.05, "both stretched and compressed examples"
+    np.testing.assert_array_equal(stretched[:, 0], stretched[:, 2])  # every band alike
+
+
+def test_time_stretch_of_rate_one_is_identity_and_keeps_constant_clips():
+    X, y = batch()
+    same, _ = TimeStretch(max_rate=1)(X, y, np.random.default_rng(0))
+    np.testing.assert_allclose(same, X, atol=1e-6)
+    flat = np.full((4, 3, 12, 1), 2.5, dtype=np.float32)
+    out, _ = TimeStretch(max_rate=2.0)(flat, None, np.random.default_rng(0))
+    np.testing.assert_allclose(out, flat, atol=1e-6)
 
 
 def test_spec_mask_blanks_bands_and_frames_with_the_value():
@@ -135,6 +190,10 @@ def test_compose_applies_in_order():
     [
         lambda: TimeShift(max_shift=-1),
         lambda: TimeShift(mode="wrap"),
+        lambda: FreqShift(max_shift=-1),
+        lambda: FreqShift(mode="wrap"),
+        lambda: TimeStretch(max_rate=0.9),
+        lambda: TimeStretch(max_rate="fast"),
         lambda: SpecMask(freq_masks=-1),
         lambda: SpecMask(max_time_width=1.5),
         lambda: Mixup(alpha=0),
@@ -170,6 +229,7 @@ def test_from_spec_builds_the_chain():
     assert mixup == Mixup(alpha=1.0, n_classes=10)
     assert from_spec("mixup:n_classes=3:between_class=false", n_classes=10) == Mixup(n_classes=3, between_class=False)
     assert from_spec("timeshift") == TimeShift()
+    assert from_spec("fshift:max_shift=3 + stretch:max_rate=1.25").augmentations == (FreqShift(max_shift=3), TimeStretch(max_rate=1.25))
     assert from_spec("") is None and from_spec(" + ") is None
 
 
