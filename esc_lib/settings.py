@@ -193,6 +193,8 @@ class Settings(BaseModel):
     head: str = _p("128fc", "classifier", "classifier head notation; the last fc gets the number of classes")
     batch_size: int = _p(32, "classifier", "classifier batch size (paper grid: 16, 32, 64)", gt=0)
     dropout: float = _p(0.0, "classifier", "dropout before the dense layers (paper: 0)", ge=0, lt=1)
+    label_smoothing: float = _p(
+        0.0, "classifier", "share of each training target spread evenly over the classes (0: none)", ge=0, lt=1)
     augment: str = _p("", "classifier", 'augmentation of training batches, e.g. "shift + mask + mixup"; empty: none')
     max_epochs: int = _p(100, "classifier", "classifier epochs at most (a cosine schedule trains them all)", gt=0)
     lr_schedule: Literal["constant", "cosine"] = _p(
@@ -413,6 +415,8 @@ class Settings(BaseModel):
         for name, default in (("precision", "float32"), ("distribute", "none")):
             if network.get(name) == default:
                 network.pop(name)  # one device in float32: the keys of runs made before these settings
+        if "classifier" in sections and not self.label_smoothing:
+            sections["classifier"].pop("label_smoothing")  # hard targets: the keys of runs made before the setting
         if stage == "selftrain":
             selftraining = sections["selftraining"]
             for name in ("selftrain_teachers", "selftrain_init", "selftrain_cap_growth", "selftrain_student",
@@ -488,6 +492,8 @@ class Settings(BaseModel):
             tags += "-aug-" + _augment_tag(self.augment)
         if self.lr_schedule != "constant":
             tags += f"-{self.lr_schedule}{self.max_epochs}"
+        if self.label_smoothing:
+            tags += f"-ls{self.label_smoothing:g}"
         return tags
 
     def _method_tags(self) -> str:

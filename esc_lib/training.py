@@ -1012,7 +1012,8 @@ def train_classifier(train, validation, n_classes: int, run_dir, settings, *, se
                     # The labelled clips' class shares (before mixing) are what the pseudo-labels are aligned to.
                     align=Y.mean(axis=0) if settings.fixmatch_align else None)
             decay_steps = epochs * stream.steps_per_epoch if cosine else None
-            compile_classifier(trained, learning_rate=settings.learning_rate, decay_steps=decay_steps)
+            compile_classifier(trained, learning_rate=settings.learning_rate, label_smoothing=settings.label_smoothing,
+                               decay_steps=decay_steps)
             history = fit(trained, stream, watch, run_dir=run, max_epochs=epochs, patience=patience,
                           restore_best=restore_best, seed=seed, verbose=verbose)
             return model, history

@@ -490,6 +490,24 @@ def test_cosine_schedule_trains_every_epoch_and_decays_the_rate_to_zero(tmp_path
     assert done["restore_best"] is False and done["patience"] is None and done["epochs"] == 3
 
 
+def test_label_smoothing_reaches_the_classifiers_loss_and_names_its_runs(tmp_path):
+    """label_smoothing: the compiled loss smooths the targets, so no epoch's loss falls below the smoothed targets' entropy."""
+    X, y = _data()
+    smoothing, k = 0.5, 4
+    settings = _settings(lr_schedule="cosine", max_epochs=4, learning_rate=0.01, label_smoothing=smoothing)
+    run = training.train_classifier((X, y), (X, y), k, tmp_path / "run", settings, seeds=[0])
+    loss = run.models[0].loss
+    assert isinstance(loss, training.ClassCrossentropy) and loss.label_smoothing == smoothing
+    target = np.full(k, smoothing / k) + np.eye(k)[0] * (1 - smoothing)
+    entropy = float(-(target * np.log(target)).sum())
+    assert (run.histories[0]["loss"] >= entropy - 1e-3).all()
+    # Named in the configuration and the classifier's key; at 0, the names and keys of earlier runs.
+    plain = settings.replace(label_smoothing=0.0)
+    assert "-ls0.5" in settings.config_id and "-ls" not in plain.config_id
+    assert settings.key("supervised") != plain.key("supervised") and settings.key("cae") == plain.key("cae")
+    assert "label_smoothing" not in plain.stage_settings("supervised")["classifier"]
+
+
 def test_mixup_augmentation_trains_on_soft_targets(tmp_path, monkeypatch):
     """With mixup the training batches carry soft targets; validation stays one-hot; the run trains."""
     X, y = _data()
