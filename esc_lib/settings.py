@@ -87,6 +87,17 @@ STAGE_SECTIONS = {
     "selftrain": ("data", "features", "network", "classifier", "selftraining"),
 }
 
+#: Settings added after runs were made, by section: a stage key names one only when it differs from
+#: its default, so runs made before it keep their folders (the in-memory pool, one device in
+#: float32, hard targets, one self-training teacher from scratch).
+KEYED_UNLESS_DEFAULT = {
+    "data": ("pool_store",),
+    "network": ("precision", "distribute"),
+    "classifier": ("label_smoothing",),
+    "selftraining": ("selftrain_teachers", "selftrain_init", "selftrain_cap_growth", "selftrain_student",
+                     "selftrain_student_epochs", "selftrain_labeler"),
+}
+
 #: The sections each notebook declares in its parameters cell.
 NOTEBOOK_SECTIONS = {
     "01_preprocessing": ("data", "features", "evaluation", "output"),  # evaluation: the test folds are checked up front
@@ -410,19 +421,12 @@ class Settings(BaseModel):
             # Settings of one's own recordings change nothing else: keep the keys of ESC runs.
             for name in ("labelled_layout", "n_folds"):
                 sections["data"].pop(name, None)
-        if not self.pool_store:
-            sections["data"].pop("pool_store", None)  # the in-memory pool: the keys of runs made before the store
-        for name, default in (("precision", "float32"), ("distribute", "none")):
-            if network.get(name) == default:
-                network.pop(name)  # one device in float32: the keys of runs made before these settings
-        if "classifier" in sections and not self.label_smoothing:
-            sections["classifier"].pop("label_smoothing")  # hard targets: the keys of runs made before the setting
+        # Settings added after runs were made leave the keys alone at their defaults.
+        for section, names in KEYED_UNLESS_DEFAULT.items():
+            for name in names if section in sections else ():
+                if sections[section].get(name) == type(self).model_fields[name].default:
+                    sections[section].pop(name)
         if stage == "selftrain":
-            selftraining = sections["selftraining"]
-            for name in ("selftrain_teachers", "selftrain_init", "selftrain_cap_growth", "selftrain_student",
-                         "selftrain_student_epochs", "selftrain_labeler"):
-                if selftraining.get(name) == type(self).model_fields[name].default:
-                    selftraining.pop(name)  # one teacher from scratch: the keys of runs made before these settings
             # Students start from the encoder their teacher was fine-tuned from: its settings are theirs.
             extra = {"pretrained": "pretraining", "contrastive": "selfsupervised"}.get(self.selftrain_init)
             if extra:
