@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from esc_lib import report
+from esc_lib import evaluation, report
 from esc_lib.experiment import Experiment
 from esc_lib.settings import Settings
 
@@ -229,6 +229,32 @@ def test_combine_seeds_script_writes_the_table_and_names_a_missing_file(tmp_path
     (tmp_path / "old.csv").write_text("config,method,fold,accuracy\nc,supervised,1,0.8\n")
     with pytest.raises(SystemExit, match=r"old.csv has no column\(s\) seed, labels_per_class: it is not a"):
         script.main([str(tmp_path / "old.csv")])
+
+
+def test_compare_configs_script_pairs_two_configurations_by_fold_and_names_a_bad_suffix(tmp_path, capsys):
+    import importlib.util
+
+    from esc_lib import config
+
+    spec = importlib.util.spec_from_file_location("compare_configs", config.PROJECT_ROOT / "scripts" / "compare_configs.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    rows = [{"config": config_id, "method": "supervised", "labels_per_class": 0, "fold": fold, "accuracy": accuracy,
+             "seconds": seconds}
+            for config_id, accuracies, seconds in (("net", [0.8, 0.9, 0.7], 10.0), ("net-ens3", [0.85, 0.9, 0.8], 30.0))
+            for fold, accuracy in zip((1, 2, 3), accuracies)]
+    pd.DataFrame(rows).to_csv(tmp_path / "fold_accuracies.csv", index=False)
+    assert script.main([str(tmp_path), "--base", "net", "--other", "ens3", "--out", str(tmp_path / "cmp")]) == 0
+    written = pd.read_csv(tmp_path / "cmp.csv").iloc[0]
+    assert (written["base (%)"], written["other (%)"], written["folds"]) == (80.0, 85.0, 3)
+    expected = evaluation.paired_test([0.8, 0.9, 0.7], [0.85, 0.9, 0.8])
+    assert written["p (paired t)"] == pytest.approx(round(expected["t_pvalue"], 3))
+    assert (written["s/fold base"], written["s/fold other"]) == (10.0, 30.0)
+    assert "| supervised" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match=r"compare_configs: 2 configurations of .* end with ''"):
+        script.main([str(tmp_path), "--base", "", "--other", "ens3"])
+    with pytest.raises(SystemExit, match=r"compare_configs: .*nowhere.*not found"):
+        script.main([str(tmp_path / "nowhere"), "--base", "net", "--other", "ens3"])
 
 
 def test_pseudo_label_accuracy_counts_each_round_against_the_dropped_labels(tmp_path, results):
