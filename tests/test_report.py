@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -275,3 +276,27 @@ def test_pseudo_label_accuracy_counts_each_round_against_the_dropped_labels(tmp_
         assert row["right"] == pytest.approx((saved["source"].map(truth) == saved["category"]).mean())
     assert (tmp_path / "tables" / "pseudo_label_accuracy.md").is_file()
     assert report.pseudo_label_accuracy(results) is None  # no self-training in that run folder
+
+
+def test_modulation_peaks_script_finds_a_beat_in_the_low_bands_and_names_a_missing_folder(tmp_path):
+    import importlib.util
+
+    from esc_lib import config
+
+    spec = importlib.util.spec_from_file_location("modulation_peaks", config.PROJECT_ROOT / "scripts" / "modulation_peaks.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    sr = script.SAMPLE_RATE
+    rng = np.random.default_rng(0)
+    t = np.arange(5 * sr) / sr
+    # Low-passed noise (a 200 Hz tone band, where the low mel bands are), beaten at 13 Hz or not.
+    carrier = np.sin(2 * np.pi * 200 * t) * (1 + 0.1 * rng.normal(size=t.size))
+    beaten = carrier * (1 + 0.9 * np.sin(2 * np.pi * 13 * t))
+    frequency, ratio = script.modulation_peak(beaten, sr)
+    steady_frequency, steady_ratio = script.modulation_peak(carrier, sr)
+    assert abs(frequency - 13) < 0.5
+    assert ratio > 100 * steady_ratio
+    with pytest.raises(ValueError, match="at least 1 s"):
+        script.modulation_peak(beaten[: sr // 2], sr)
+    with pytest.raises(SystemExit, match=r"modulation_peaks: .*nowhere.*not found"):
+        script.main(["--esc10-dir", str(tmp_path / "nowhere")])
