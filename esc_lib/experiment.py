@@ -27,7 +27,6 @@ there, so re-running a notebook reuses what exists::
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -36,7 +35,7 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as sklearn_metrics
 
-from esc_lib import atomic, config, protocol
+from esc_lib import atomic, config, methods, protocol
 from esc_lib.settings import METHODS, Settings
 
 __all__ = ["Settings", "Experiment", "METHODS", "load_dataset", "held_out_reconstructions", "collect_results", "publish_dirs"]
@@ -83,10 +82,6 @@ def _miniature(meta: pd.DataFrame, clips_per_class: int) -> np.ndarray:
 def _windowed(dataset) -> bool:
     """Whether some file of the dataset gives several rows (5 s windows of a longer recording)."""
     return "window" in dataset.meta.columns and bool((dataset.meta["window"] > 0).any())
-
-
-#: Each self-training round's pseudo-labels, in its student's folder.
-PSEUDO_LABELS_FILE = "pseudo_labels.csv"
 
 
 class _EmptyPool:
@@ -386,12 +381,12 @@ class Experiment:
 
         Returns ``(model, history)``: encoder + projection head, NT-Xent per epoch.
         """
-        from esc_lib import training
+        from esc_lib.methods.contrastive import train_contrastive
 
         run = self.contrastive_dir(test_fold)
         X = self.standardised_unlabeled(test_fold)
         self._say(f"contrastive encoder {self.settings.contrastive_id()} for test fold {test_fold}: {len(X)} clips -> {run}")
-        return training.train_contrastive(X, run, self.settings, verbose=2 if self.verbose else 0)
+        return train_contrastive(X, run, self.settings, verbose=2 if self.verbose else 0)
 
     def pretrain_all(self) -> dict[str, pd.DataFrame]:
         """Every pre-trained encoder the methods need: the CAE (``pretrained``) and the contrastive one.
@@ -401,17 +396,26 @@ class Experiment:
         """
         s = self.settings
         shared = protocol.shared_pretraining(s.pretrain_on_train_folds)
-        trainers = {"CAE": self.pretrain, "contrastive": self.pretrain_contrastive}
         starts = {s.starts_from(method) for method in s.methods}
-        used = [name for name, method in (("CAE", "pretrained"), ("contrastive", "contrastive")) if method in starts]
+        used = [(name, trainer) for kind, (name, trainer) in self._encoders().items() if kind in starts]
         histories = {}
-        for name in used:
+        for name, trainer in used:
             for fold in s.folds[:1] if shared else s.folds:
                 label = "shared" if shared else f"fold {fold}"
-                histories[f"{name}, {label}" if len(used) > 1 else label] = trainers[name](fold)[1]
+                histories[f"{name}, {label}" if len(used) > 1 else label] = trainer(fold)[1]
         if not histories:
             self._say("no method among the settings' methods pre-trains an encoder")
         return histories
+
+    def _encoders(self) -> dict:
+        """Encoder kind a method may start from -> (its name in captions, the pre-training stage giving it)."""
+        return {"pretrained": ("CAE", self.pretrain), "contrastive": ("contrastive", self.pretrain_contrastive)}
+
+    def encoder(self, kind: str, test_fold: int):
+        """The pre-trained encoder of ``kind`` (``"pretrained"``: the CAE, ``"contrastive"``) for one test fold."""
+        if kind not in self._encoders():
+            raise ValueError(f"encoder kind must be one of {sorted(self._encoders())}, got {kind!r}")
+        return self._encoders()[kind][1](test_fold)[0]
 
     # ------------------------------------------------------------ fine-tuning
     def classifier_dir(self, method: str, test_fold: int, labels_per_class: int = 0) -> Path:
@@ -434,19 +438,45 @@ class Experiment:
         history = training.load_history(self.classifier_dir(method, test_fold, labels_per_class))
         return history if len(history) else training.load_history(self.scored_runs(method, test_fold, labels_per_class)[0])
 
+    def split_data(self, test_fold: int, labels_per_class: int = 0) -> methods.SplitData:
+        """What a method trains on for one test fold and budget (:class:`esc_lib.methods.SplitData`).
+
+        The training and validation clips are cut to ``labels_per_class`` (nested across budgets,
+        :func:`esc_lib.protocol.label_budget`; 0 keeps all) and standardised with the fold's statistics;
+        the scored clips are the test fold, or with ``score="validation"`` the validation clips.
+        The unlabeled clips, encoders and run folders are reached through the protocol's own
+        methods here (:meth:`standardised_unlabeled`, :meth:`encoder`, :meth:`classifier_dir`).
+        """
+        s = self.settings
+        split = self.split(test_fold)
+        labels, X = self.dataset.labels, self.features
+        seed = protocol.budget_seed(s.seed, test_fold)
+        train = self._label_budget(split.train, labels_per_class, seed)
+        validation = self._label_budget(split.validation, labels_per_class, seed)
+        scored = split.test if s.score == "test" else validation
+        scaler = self.standardizer(test_fold)
+        return methods.SplitData(
+            settings=s, test_fold=test_fold, labels_per_class=int(labels_per_class), classes=list(self.dataset.classes),
+            train=(scaler.transform(X[train]), labels[train]),
+            validation=(scaler.transform(X[validation]), labels[validation]),
+            train_rows=train, validation_rows=validation, score=scaler.transform(X[scored]),
+            seeds=[protocol.member_seed(s.seed, test_fold, m) for m in range(s.ensemble)],
+            unlabeled=lambda exclude=None: self.standardised_unlabeled(test_fold, exclude=exclude),
+            sources=lambda exclude=None: self.unlabeled_sources(test_fold, exclude=exclude),
+            encoder=lambda kind: self.encoder(kind, test_fold),
+            run_dir=lambda method: self.classifier_dir(method, test_fold, labels_per_class),
+            say=self._say, verbose=self.verbose,
+        )
+
     def train_classifier(self, test_fold: int, method: str, labels_per_class: int = 0) -> dict:
-        """Train one classifier (or ensemble) on one fold and score it.
+        """Train one classifier (or ensemble) of a method on one fold and score it.
 
         Parameters
         ----------
-        method : {"supervised", "pretrained", "contrastive", "fixmatch", "selftrain"}
-            From random initialisation, from this fold's CAE encoder, from its
-            contrastive encoder, from scratch with FixMatch-style
-            consistency on the fold's unlabeled clips (with ``fixmatch_init``
-            ``"supervised"`` from the fold's supervised classifier, fine-tuned),
-            or from scratch on the
-            labelled clips plus the supervised classifier's confident
-            pseudo-labels of the unlabeled ones (:meth:`self_train`).
+        method : str
+            A registered method (:mod:`esc_lib.methods`): ``supervised``,
+            ``pretrained`` (from this fold's CAE encoder), ``contrastive``,
+            ``fixmatch``, ``selftrain``, ...
         labels_per_class : int >= 0
             Keep only this many labelled clips per class in the training and
             the validation fold (nested across budgets, :func:`esc_lib.protocol.label_budget`);
@@ -461,50 +491,19 @@ class Experiment:
         scored clip), ``history`` (DataFrame of member 0) and ``model``
         (member 0's scored model).
         """
-        from esc_lib import training
-
-        if method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        trainer = methods.get(method)
         s = self.settings
         split = self.split(test_fold)
-        labels, X = self.dataset.labels, self.features
-        seed = protocol.budget_seed(s.seed, test_fold)
-        train = self._label_budget(split.train, labels_per_class, seed)
-        validation = self._label_budget(split.validation, labels_per_class, seed)
-        scored = split.test if s.score == "test" else validation
         start = time.monotonic()
         self._say(
             f"{method} classifier {s.config_id}, test fold {test_fold} (validation fold {split.validation_fold})"
             + (f", {s.ensemble} members" if s.ensemble > 1 else "")
             + (f", {labels_per_class} labelled clips per class" if labels_per_class else "")
         )
-        scaler = self.standardizer(test_fold)
-        # A pre-trained encoder is loaded (or trained) once; every member starts from it.
-        encoder = {"pretrained": self.pretrain, "contrastive": self.pretrain_contrastive}.get(s.starts_from(method))
-        seeds = [protocol.member_seed(s.seed, test_fold, m) for m in range(s.ensemble)]
-        teacher_seconds = 0.0
-        if method == "selftrain":
-            outcome, teacher_seconds = self.self_train(test_fold, labels_per_class, train, validation, scored, seeds,
-                                                       pretrained=encoder(test_fold)[0] if encoder else None)
-        else:
-            # Consistency training sees the pre-training data (the pool and/or the non-test folds, labels dropped).
-            unlabeled = self.standardised_unlabeled(test_fold) if method == "fixmatch" else None
-            labelled = (scaler.transform(X[train]), labels[train]), (scaler.transform(X[validation]), labels[validation])
-            common = dict(seeds=seeds, score=scaler.transform(X[scored]), verbose=2 if self.verbose else 0, say=self._say)
-            initial = None
-            if method == "fixmatch" and s.fixmatch_init == "supervised":
-                # Warm FixMatch: the supervised classifier of this fold and budget (its own run, loaded
-                # when it exists) is fine-tuned with consistency, member i from its member i.
-                self._say("  start: the supervised classifier of this fold and budget")
-                start_from = training.train_classifier(
-                    *labelled, self.dataset.n_classes, self.classifier_dir("supervised", test_fold, labels_per_class), s,
-                    stage="supervised", **common)
-                initial, teacher_seconds = start_from.models, start_from.seconds
-            outcome = training.train_classifier(
-                *labelled, self.dataset.n_classes, self.classifier_dir(method, test_fold, labels_per_class), s,
-                pretrained=encoder(test_fold)[0] if encoder else None, unlabeled=unlabeled, stage=method,
-                initial=initial, **common,
-            )
+        data = self.split_data(test_fold, labels_per_class)
+        labels, train, validation = self.dataset.labels, data.train_rows, data.validation_rows
+        scored = split.test if s.score == "test" else validation
+        outcome = trainer.train(data)
         if outcome.validation is None:
             validation_accuracy = float("nan")  # every labelled fold but the test fold trained
         else:
@@ -525,7 +524,7 @@ class Experiment:
             "scored_on": s.score,
             "labels_per_class": int(labels_per_class),
             "pool": s.pool_label,
-            "pool_size": len(self.pool.X) if (method != "supervised" and self._has_pool()) else 0,
+            "pool_size": len(self.pool.X) if (trainer.uses_unlabeled and self._has_pool()) else 0,
             "n_train": self._n_files(train) + (self._n_files(validation) if s.refit_on_validation else 0),
             "n_test": len(truth),
             "members": s.ensemble,
@@ -539,7 +538,7 @@ class Experiment:
             # Training time from the runs' histories (the same when a finished run is loaded), for
             # self-training the teachers' too; wall_seconds is this call's, with loading or training
             # the encoder it starts from.
-            "seconds": round(outcome.seconds + teacher_seconds, 1),
+            "seconds": round(outcome.seconds, 1),
             "wall_seconds": round(time.monotonic() - start, 1),
         }
         meta = self.dataset.meta.iloc[scored]
@@ -560,115 +559,6 @@ class Experiment:
             sources += ([str(files[i]) for i in index] if files is not None and index is not None
                         else [f"pool window {i}" for i in range(len(self.pool.X))])
         return sources + list(self.dataset.meta["filename"].to_numpy()[self._unlabeled_rows(test_fold, exclude)])
-
-    def self_train(self, test_fold: int, labels_per_class: int, train, validation, scored, seeds, pretrained=None):
-        """Self-training on one fold: the supervised classifier teaches; each round's student teaches the next.
-
-        Round ``r`` keeps the teacher's confident predictions on the unlabeled
-        clips (:func:`esc_lib.semi.select_pseudo_labels`, ``selftrain_threshold``
-        and ``selftrain_per_class``), writes them to ``pseudo_labels.csv`` in
-        its folder, and trains a student of the same network on the labelled
-        clips plus those (the cap grows by ``selftrain_cap_growth`` per
-        class each round; the classifier settings: augmentation, dropout,
-        schedule, refit; ``selftrain_student_epochs`` epochs when set).  With
-        ``selftrain_student`` ``"teacher"`` each student starts from its
-        teacher's weights (member ``i`` from member ``i`` mod the teacher's)
-        and is fine-tuned, instead of starting as the teacher did.  The teacher
-        of round 1 is the ``supervised`` method's
-        run of this fold and budget (loaded when it exists), or with
-        ``selftrain_init`` the ``pretrained`` / ``contrastive`` method's, whose
-        encoder (``pretrained``) then initialises every student too; with
-        ``selftrain_teachers`` > 1 that run and members of further seeds beside
-        it (``-m<k>``) teach together, their probabilities averaged.  With
-        ``selftrain_labeler`` ``"propagation"`` the teacher's embeddings of the
-        labelled and unlabeled clips give the pseudo-labels instead, by label
-        spreading (:func:`esc_lib.semi.propagate_labels`), then the same
-        threshold and cap.  The last
-        round's student is the one scored, in the method's folder, earlier
-        rounds beside it (``-round<r>``).
-
-        Returns
-        -------
-        (ClassifierRun, float)
-            The last student (its ``scored`` the rows ``scored``) and the training
-            seconds of every teacher before it.
-        """
-        from esc_lib import semi, training
-
-        s = self.settings
-        labels, X, n_classes = self.dataset.labels, self.features, self.dataset.n_classes
-        scaler = self.standardizer(test_fold)
-        # The pool and the non-test folds' audio as pre-training and FixMatch see them, less the clips
-        # trained on with their labels (with pool_store read a chunk at a time, only the chosen gathered).
-        with_labels = np.union1d(train, validation) if s.refit_on_validation else np.asarray(train)
-        X_unlabeled = self.standardised_unlabeled(test_fold, exclude=with_labels)
-        sources = self.unlabeled_sources(test_fold, exclude=with_labels)
-        X_train, X_validation = scaler.transform(X[train]), scaler.transform(X[validation])
-        common = dict(seeds=seeds, score=scaler.transform(X[scored]), verbose=2 if self.verbose else 0, say=self._say)
-
-        def teaching(run):  # the members' mean probabilities on the unlabeled clips
-            if s.selftrain_labeler == "propagation":  # spread along the members' embeddings instead
-                return np.mean([semi.propagate_labels(
-                    training.predict_embeddings(model, X_train), labels[train],
-                    training.predict_embeddings(model, X_unlabeled), n_classes) for model in run.models], axis=0)
-            return np.mean([training.predict_proba(model, X_unlabeled) for model in run.models], axis=0)
-
-        taught_by = "supervised" if s.selftrain_init == "scratch" else s.selftrain_init
-        members = max(len(seeds), s.selftrain_teachers)
-        self._say(f"  teacher: the {taught_by} classifier of this fold and budget"
-                  + (f", {members} members" if members > 1 else ""))
-        teacher = training.train_classifier(
-            (X_train, labels[train]), (X_validation, labels[validation]), n_classes,
-            self.classifier_dir(taught_by, test_fold, labels_per_class), s, stage=taught_by, pretrained=pretrained,
-            **{**common, "seeds": [protocol.member_seed(s.seed, test_fold, m) for m in range(members)]})
-        spent = teacher.seconds
-        final = self.classifier_dir("selftrain", test_fold, labels_per_class)
-        for round_ in range(1, s.selftrain_rounds + 1):
-            run = final if round_ == s.selftrain_rounds else final.with_name(f"{final.name}-round{round_}")
-            cap = s.selftrain_per_class + (round_ - 1) * s.selftrain_cap_growth if s.selftrain_per_class else 0
-            rows, pseudo = self._pseudo_labels(run / PSEUDO_LABELS_FILE, lambda: teaching(teacher), sources, cap)
-            counts = np.bincount(pseudo, minlength=n_classes)
-            self._say(f"  round {round_}: {len(rows)} of {len(X_unlabeled)} unlabeled clips pseudo-labelled "
-                      f"(confidence >= {s.selftrain_threshold:g}" + (f", at most {cap} per class" if cap else "")
-                      + f"; per class {counts.min()}-{counts.max()})")
-            student = training.train_classifier(
-                (np.concatenate([X_train, X_unlabeled[rows]]), np.concatenate([labels[train], pseudo])),
-                (X_validation, labels[validation]), n_classes, run, s, stage="selftrain", pretrained=pretrained,
-                initial=teacher.models if s.selftrain_student == "teacher" else None,
-                max_epochs=s.selftrain_student_epochs or None, **common)
-            if round_ < s.selftrain_rounds:
-                spent += student.seconds
-            teacher = student
-        return student, spent
-
-    def _pseudo_labels(self, path: Path, probabilities, sources: list[str],
-                       per_class: int) -> tuple[np.ndarray, np.ndarray]:
-        """One round's pseudo-labels: chosen and written to ``path`` the first time, read back after that.
-
-        ``probabilities`` is called (the teacher's predictions on the unlabeled
-        clips) only when the file is not there yet.  A student resumed after a
-        kill so learns from exactly the clips it started with; a file that
-        names other clips than today's unlabeled ones (the pool changed) is an
-        error, not a silent mix.
-        """
-        from esc_lib import semi
-
-        s = self.settings
-        if path.is_file():
-            saved = pd.read_csv(path)
-            rows, pseudo = saved["row"].to_numpy(dtype=np.int64), saved["label"].to_numpy(dtype=np.int64)
-            if (rows >= len(sources)).any() or [sources[i] for i in rows] != list(saved["source"].astype(str)):
-                raise ValueError(
-                    f"{path} names other unlabeled clips than this run has (the pool or folds changed); "
-                    f"remove {path.parent} to train this student again")
-            return rows, pseudo
-        rows, pseudo, confidence = semi.select_pseudo_labels(probabilities(), s.selftrain_threshold, per_class)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic.write_text(path, pd.DataFrame({
-            "row": rows, "source": [sources[i] for i in rows], "label": pseudo,
-            "category": [self.dataset.classes[k] for k in pseudo], "confidence": confidence.round(6),
-        }).to_csv(index=False))
-        return rows, pseudo
 
     def _label_budget(self, indices, labels_per_class: int, seed: int) -> np.ndarray:
         """:func:`esc_lib.protocol.label_budget` over files: a kept file keeps all its windows."""

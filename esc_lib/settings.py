@@ -22,8 +22,14 @@ A stage's run folder is named by a hash of the sections it depends on
 (:meth:`Settings.key`): the CAE of ``data + features + network + pretraining``,
 the supervised classifier of ``data + features + network + classifier``, the
 CAE-pre-trained classifier of those and ``pretraining``, and so on
-(:data:`STAGE_SECTIONS`).  So a changed setting never reuses a model
+(:data:`PRETRAINING_SECTIONS`; each method's in :mod:`esc_lib.methods`,
+:meth:`Settings.stage_sections`).  So a changed setting never reuses a model
 trained with the old value, and nothing else has to be listed anywhere.
+
+A method's own parameters are its section (``semisupervised`` for ``fixmatch``,
+``selftraining`` for ``selftrain``, ...); everything else a method says about
+its settings (checks, run-folder names) lives in its module of
+:mod:`esc_lib.methods`, which :data:`METHODS` and ``methods`` come from.
 
 This module imports no TensorFlow (only pydantic, PyYAML and the standard
 library), so the runner can validate a profile before any work starts::
@@ -45,11 +51,13 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+
+from esc_lib import methods as registry
 
 __all__ = [
     "SECTIONS",
-    "STAGE_SECTIONS",
+    "PRETRAINING_SECTIONS",
     "NOTEBOOK_SECTIONS",
     "METHODS",
     "SettingsError",
@@ -75,27 +83,20 @@ SECTIONS = {
     "output": "where results go and what is drawn",
 }
 
-#: The sections each trained stage depends on: the key of its run folder hashes exactly these.
-STAGE_SECTIONS = {
+#: The sections each pre-training stage depends on: the key of its run folder hashes exactly these.  A
+#: method's classifiers depend on the sections its :meth:`esc_lib.methods.base.Method.key_sections` names.
+PRETRAINING_SECTIONS = {
     "cae": ("data", "features", "network", "pretraining"),
     "contrastive_encoder": ("data", "features", "network", "selfsupervised"),
-    "supervised": ("data", "features", "network", "classifier"),
-    "pretrained": ("data", "features", "network", "pretraining", "classifier"),
-    "contrastive": ("data", "features", "network", "selfsupervised", "classifier"),
-    "fixmatch": ("data", "features", "network", "classifier", "semisupervised"),
-    # The teacher of the first round is the supervised classifier (its own stage and folder).
-    "selftrain": ("data", "features", "network", "classifier", "selftraining"),
 }
 
 #: Settings added after runs were made, by section: a stage key names one only when it differs from
 #: its default, so runs made before it keep their folders (the in-memory pool, one device in
-#: float32, hard targets, one self-training teacher from scratch).
+#: float32, hard targets); a method's own are its ``keyed_unless_default``.
 KEYED_UNLESS_DEFAULT = {
     "data": ("pool_store",),
     "network": ("precision", "distribute"),
     "classifier": ("label_smoothing",),
-    "selftraining": ("selftrain_teachers", "selftrain_init", "selftrain_cap_growth", "selftrain_student",
-                     "selftrain_student_epochs", "selftrain_labeler"),
 }
 
 #: The sections each notebook declares in its parameters cell.
@@ -108,36 +109,34 @@ NOTEBOOK_SECTIONS = {
     "04_results": tuple(SECTIONS),
 }
 
-#: The ways of training a classifier: from scratch (``supervised``), from the CAE's encoder
-#: (``pretrained``, the paper's), from a contrastively pre-trained encoder (``contrastive``), and
-#: from scratch with FixMatch-style consistency on unlabeled clips (``fixmatch``), and a student
-#: trained from scratch on the labelled clips plus a teacher's confident pseudo-labels (``selftrain``).
-METHODS = ("supervised", "pretrained", "contrastive", "fixmatch", "selftrain")
-_Method = Literal["supervised", "pretrained", "contrastive", "fixmatch", "selftrain"]
+#: The ways of training a classifier (:mod:`esc_lib.methods`, one module each), the baseline first.
+METHODS = registry.names()
 
 #: The paper's encoder, ``filters`` per convolution (section 4.4).
 PAPER_ENCODER = "({f})5c-2p-({f})3c-2p-({f})3c-2p"
 
-#: The augmentations an empty ``contrastive_augment`` / ``fixmatch_weak`` / ``fixmatch_strong`` stands for
-#: (not written as defaults: papermill cannot parse a parameters line holding two '=').
-DEFAULT_AUGMENTATIONS = {
-    "contrastive_augment": "shift:max_shift=30 + mask:freq_masks=2:max_freq_width=8:time_masks=2:max_time_width=12",
-    "fixmatch_weak": "shift:max_shift=8",
-    "fixmatch_strong": "shift:max_shift=30 + mask:freq_masks=2:max_freq_width=8:time_masks=2:max_time_width=12",
-}
+#: Two augmentations the methods' defaults use: a small shift, and a large shift with two frequency and
+#: two time masks.
+_SHIFT = "shift:max_shift=8"
+_SHIFT_AND_MASKS = "shift:max_shift=30 + mask:freq_masks=2:max_freq_width=8:time_masks=2:max_time_width=12"
 
 
 class SettingsError(ValueError):
     """A parameter that is unknown, of the wrong type or out of range; the message names it."""
 
 
-def _p(default, section: str, description: str, **constraints):
-    """A parameter: its default, its section and its one-line description (shown by papermill and ``describe``)."""
+def _p(default, section: str, description: str, *, augmentation: str = "", **constraints):
+    """A parameter: its default, its section and its one-line description (shown by papermill and ``describe``).
+
+    ``augmentation``: the parameter is an augmentation spec (:mod:`esc_lib.augment`), checked when set, and
+    empty stands for this spec (:data:`DEFAULT_AUGMENTATIONS`).
+    """
     if section not in SECTIONS:
         raise AssertionError(f"unknown section {section!r}")
     if "=" in description or "=" in str(default):
         raise AssertionError(f"{default!r} / {description!r}: papermill cannot parse a parameters line holding two '='")
-    return Field(default, description=description, json_schema_extra={"section": section}, **constraints)
+    extra = {"section": section, **({"augmentation": augmentation} if augmentation else {})}
+    return Field(default, description=description, json_schema_extra=extra, **constraints)
 
 
 class Settings(BaseModel):
@@ -199,7 +198,8 @@ class Settings(BaseModel):
     contrastive_validation_fraction: float = _p(
         0.1, "selfsupervised", "share of the unlabeled clips held out for early stopping", gt=0, lt=1)
     contrastive_augment: str = _p(
-        "", "selfsupervised", "augmentation making each of a clip's two views; empty: shift 30 frames + 2+2 masks")
+        "", "selfsupervised", "augmentation making each of a clip's two views; empty: shift 30 frames + 2+2 masks",
+        augmentation=_SHIFT_AND_MASKS)
     # ---------------------------------------------------------- classifier
     head: str = _p("128fc", "classifier", "classifier head notation; the last fc gets the number of classes")
     batch_size: int = _p(32, "classifier", "classifier batch size (paper grid: 16, 32, 64)", gt=0)
@@ -225,9 +225,11 @@ class Settings(BaseModel):
         False, "semisupervised", "distribution alignment (ReMixMatch): scale the weak views' predictions by the "
         "labelled clips' class shares over a running mean of the predictions, so pseudo-labels are not piled onto "
         "the classes the classifier favours")
-    fixmatch_weak: str = _p("", "semisupervised", "the weak augmentation of an unlabeled clip; empty: shift 8 frames")
+    fixmatch_weak: str = _p("", "semisupervised", "the weak augmentation of an unlabeled clip; empty: shift 8 frames",
+                            augmentation=_SHIFT)
     fixmatch_strong: str = _p(
-        "", "semisupervised", "the strong augmentation of an unlabeled clip; empty: shift 30 frames + 2+2 masks")
+        "", "semisupervised", "the strong augmentation of an unlabeled clip; empty: shift 30 frames + 2+2 masks",
+        augmentation=_SHIFT_AND_MASKS)
     # -------------------------------------------------------- selftraining
     selftrain_threshold: float = _p(
         0.7, "selftraining", "confidence a teacher's prediction needs to become a pseudo-label", ge=0, le=1)
@@ -255,9 +257,8 @@ class Settings(BaseModel):
         "classifier teaches), the CAE's encoder (the pretrained method's classifier teaches) or the contrastive encoder")
     # ---------------------------------------------------------- evaluation
     folds: list[int] = _p([1, 2, 3, 4, 5], "evaluation", "test folds of the cross-validation", min_length=1)
-    methods: list[_Method] = _p(
-        ["supervised", "pretrained"], "evaluation", "ways of training to compare: supervised, pretrained (CAE), contrastive, fixmatch, selftrain",
-        min_length=1)
+    methods: list[str] = _p(
+        ["supervised", "pretrained"], "evaluation", f"ways of training to compare: {', '.join(METHODS)}", min_length=1)
     label_budgets: list[int] = _p(
         [0], "evaluation", "labelled clips per class kept in the training folds and in the validation fold, one run each; 0 means all",
         min_length=1)
@@ -294,20 +295,31 @@ class Settings(BaseModel):
     def _tuple_is_list(cls, value):
         return list(value) if isinstance(value, tuple) else value
 
-    @field_validator("learning_rate", "dropout", "cae_validation_fraction", "contrastive_temperature",
-                     "contrastive_validation_fraction",
-                     "fixmatch_threshold", "fixmatch_weight", "selftrain_threshold", mode="before")
+    @field_validator("*", mode="before")
     @classmethod
-    def _int_is_float(cls, value):
-        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    def _int_is_float(cls, value, info: ValidationInfo):
+        # A float parameter takes an integer (``-p learning_rate 1``); strict mode would refuse it.
+        if cls.model_fields[info.field_name].annotation is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        return value
 
-    @field_validator("augment", "contrastive_augment", "fixmatch_weak", "fixmatch_strong")
+    @field_validator("*")
     @classmethod
-    def _augment_parses(cls, value: str) -> str:
-        if value.strip():
+    def _augment_parses(cls, value, info: ValidationInfo):
+        if (info.field_name == "augment" or info.field_name in DEFAULT_AUGMENTATIONS) and value.strip():
             from esc_lib import augment  # NumPy only
 
             augment.from_spec(value, n_classes=2)  # raises ValueError naming the bad step
+        return value
+
+    @field_validator("methods")
+    @classmethod
+    def _registered_methods(cls, value: list[str]) -> list[str]:
+        unknown = [name for name in value if name not in METHODS]
+        if unknown:
+            raise ValueError(f"unknown method(s) {unknown}; the methods are {list(METHODS)} (esc_lib.methods)")
+        if len(set(value)) != len(value):
+            raise ValueError("methods must not repeat")
         return value
 
     @field_validator("label_budgets")
@@ -327,21 +339,9 @@ class Settings(BaseModel):
                 "set refit_on_validation to false for a search")
         if self.pool_store and self.unlabeled == "none":
             raise ValueError("pool_store keeps an unlabeled pool on disk, but unlabeled is 'none'")
-        if self.selftrain_cap_growth and not self.selftrain_per_class:
-            raise ValueError(
-                f"selftrain_cap_growth {self.selftrain_cap_growth} grows a cap, but selftrain_per_class is 0 (no cap): "
-                "set selftrain_per_class to the first round's cap, or selftrain_cap_growth to 0")
-        # A warm start from a refit classifier, then early stopping on the fold that classifier trained on.
-        for method, name, warm, cold, what in (
-                ("selftrain", "selftrain_student", "teacher", "scratch", "each student from a teacher"),
-                ("fixmatch", "fixmatch_init", "supervised", "scratch", "FixMatch from a supervised classifier")):
-            if (getattr(self, name) == warm and self.refit_on_validation and self.lr_schedule == "constant"
-                    and method in self.methods):
-                raise ValueError(
-                    f"{name} '{warm}' with refit_on_validation and lr_schedule 'constant' would start {what} "
-                    "refit on the validation fold and then stop it early on that same fold: "
-                    f"set lr_schedule to 'cosine', refit_on_validation to false, or {name} to '{cold}'")
-        needs_unlabeled = sorted(set(self.methods) - {"supervised"})
+        for method in self.methods:  # what each method run asks of the rest (e.g. a warm start it cannot use)
+            registry.get(method).check(self)
+        needs_unlabeled = sorted(name for name in self.methods if registry.get(name).uses_unlabeled)
         if self.unlabeled == "none" and not self.pretrain_on_train_folds and needs_unlabeled:
             raise ValueError(
                 f"the method(s) {needs_unlabeled} need unlabeled audio: set unlabeled to 'folder' or 'escus' "
@@ -405,15 +405,22 @@ class Settings(BaseModel):
         """The values of one section, as JSON-ready Python values."""
         return {field: value for field, value in self.model_dump().items() if self.section_of(field) == name}
 
+    def stage_sections(self, stage: str) -> tuple[str, ...]:
+        """The sections ``stage`` depends on: a pre-training stage's (:data:`PRETRAINING_SECTIONS`) or a method's
+        (:meth:`esc_lib.methods.base.Method.key_sections`)."""
+        if stage in PRETRAINING_SECTIONS:
+            return PRETRAINING_SECTIONS[stage]
+        if stage in METHODS:
+            return registry.get(stage).key_sections(self)
+        raise SettingsError(f"stage must be one of {sorted([*PRETRAINING_SECTIONS, *METHODS])}, got {stage!r}")
+
     def stage_settings(self, stage: str) -> dict[str, dict[str, Any]]:
-        """``{section: values}`` of what ``stage`` (a key of :data:`STAGE_SECTIONS`) depends on.
+        """``{section: values}`` of what ``stage`` (a pre-training stage or a method) depends on.
 
         The encoder is given as the notation actually built, so ``filters`` stops
         mattering once ``encoder`` is set.
         """
-        if stage not in STAGE_SECTIONS:
-            raise SettingsError(f"stage must be one of {sorted(STAGE_SECTIONS)}, got {stage!r}")
-        sections = {name: self.section(name) for name in STAGE_SECTIONS[stage]}
+        sections = {name: self.section(name) for name in self.stage_sections(stage)}
         network = sections["network"]
         network["encoder"] = self.encoder_notation
         del network["filters"]
@@ -422,15 +429,10 @@ class Settings(BaseModel):
             for name in ("labelled_layout", "n_folds"):
                 sections["data"].pop(name, None)
         # Settings added after runs were made leave the keys alone at their defaults.
-        for section, names in KEYED_UNLESS_DEFAULT.items():
+        for section, names in _keyed_unless_default().items():
             for name in names if section in sections else ():
                 if sections[section].get(name) == type(self).model_fields[name].default:
                     sections[section].pop(name)
-        if stage == "selftrain":
-            # Students start from the encoder their teacher was fine-tuned from: its settings are theirs.
-            extra = {"pretrained": "pretraining", "contrastive": "selfsupervised"}.get(self.selftrain_init)
-            if extra:
-                sections[extra] = self.section(extra)
         if self.holds_out_validation:
             # A search's unlabeled clips (and input statistics) leave out the scored validation fold.
             sections["data"]["unlabeled_folds"] = "training folds only"
@@ -501,34 +503,9 @@ class Settings(BaseModel):
         return tags
 
     def _method_tags(self) -> str:
-        """The non-default settings of the methods run (FixMatch's, the contrastive encoder's), so search points differ.
-
-        E.g. ``-fm-t0.7-u1`` (threshold 0.7, 1 unlabeled clip per labelled one);
-        augmentation specs and the other values are named by a short hash.
-        """
-        readable = {"fixmatch_threshold": "t", "fixmatch_ratio": "u", "fixmatch_epochs": "e", "fixmatch_weight": "w",
-                    "fixmatch_init": "i", "fixmatch_align": "a",
-                    "contrastive_epochs": "e", "contrastive_batch_size": "b", "contrastive_temperature": "t",
-                    "selftrain_threshold": "t", "selftrain_per_class": "k", "selftrain_rounds": "r",
-                    "selftrain_cap_growth": "g", "selftrain_teachers": "n", "selftrain_init": "i",
-                    "selftrain_student": "s", "selftrain_student_epochs": "se", "selftrain_labeler": "l"}
-        tags = ""
-        for method, section, prefix in (("fixmatch", "semisupervised", "fm"), ("contrastive", "selfsupervised", "cl"),
-                                        ("selftrain", "selftraining", "st")):
-            if method not in self.methods:
-                continue
-            changed = {name: value for name, value in self.section(section).items()
-                       if value != type(self).model_fields[name].default}
-            if not changed:
-                continue
-            parts = [f"{readable[name]}{int(value)}" if isinstance(value, bool) else
-                     f"{readable[name]}{value:g}" if isinstance(value, float) else f"{readable[name]}{value}"
-                     for name, value in changed.items() if name in readable]
-            rest = {name: value for name, value in changed.items() if name not in readable}
-            if rest:
-                parts.append(hashlib.sha256(json.dumps(rest, sort_keys=True).encode()).hexdigest()[:4])
-            tags += f"-{prefix}-" + "-".join(parts)
-        return tags
+        """The non-default settings of the methods run (:meth:`esc_lib.methods.base.Method.config_tag`), so search
+        points differ: e.g. ``-fm-t0.7-u1`` (FixMatch's threshold 0.7, 1 unlabeled clip per labelled one)."""
+        return "".join(registry.get(name).config_tag(self) for name in METHODS if name in self.methods)
 
     @property
     def config_id(self) -> str:
@@ -557,8 +534,7 @@ class Settings(BaseModel):
 
         A self-trained student starts from ``selftrain_init``'s.
         """
-        origin = self.selftrain_init if method == "selftrain" else method
-        return origin if origin in ("pretrained", "contrastive") else None
+        return registry.get(method).starts_from(self)
 
     def classifier_id(self, method: str) -> str:
         """Run-folder name of a classifier: readable part + :meth:`key` of ``method``.
@@ -570,8 +546,7 @@ class Settings(BaseModel):
         """
         if method not in METHODS:
             raise SettingsError(f"method must be one of {METHODS}, got {method!r}")
-        origin = {"supervised": "", "pretrained": f"-{self.decoder}", "contrastive": "-simclr", "fixmatch": "-fixmatch",
-                  "selftrain": "-selftrain"}[method]
+        origin = registry.get(method).run_folder_tag(self)
         name = f"bs{self.batch_size}-{self._encoder_tag()}{origin}-bn{int(self.batch_norm)}" + self._classifier_tags()
         return f"{name}-{self.key(method)}"
 
@@ -586,6 +561,23 @@ class Settings(BaseModel):
         if stage:
             payload = {"stage": stage, "key": self.key(stage), **payload}
         return json.dumps(payload, indent=2, sort_keys=False) + "\n"
+
+
+#: The augmentation an empty augmentation parameter stands for (not written as its default: papermill cannot
+#: parse a parameters line holding two '='), from the schema (``_p(..., augmentation=...)``).
+DEFAULT_AUGMENTATIONS = {
+    name: spec.json_schema_extra["augmentation"] for name, spec in Settings.model_fields.items()
+    if "augmentation" in spec.json_schema_extra
+}
+
+
+def _keyed_unless_default() -> dict[str, tuple[str, ...]]:
+    """:data:`KEYED_UNLESS_DEFAULT` and each method's own (:attr:`esc_lib.methods.base.Method.keyed_unless_default`)."""
+    table = dict(KEYED_UNLESS_DEFAULT)
+    for method in registry.all_methods():
+        if method.keyed_unless_default:
+            table[method.section] = table.get(method.section, ()) + tuple(method.keyed_unless_default)
+    return table
 
 
 #: Names a Jupyter kernel puts into a notebook's namespace besides the parameters.

@@ -27,7 +27,7 @@ Run folder layout::
         history.csv               epoch, loss, ..., val_loss, ..., seconds, improved
         done.json                 written when the run has finished
 
-:func:`train_cae` (or :func:`train_contrastive`) and :func:`train_classifier`
+:func:`train_cae` (or :func:`esc_lib.methods.contrastive.train_contrastive`) and :func:`train_classifier`
 are the two stages and the only training path of the project (notebooks,
 tests and benchmarks call them): the CAE learns to reconstruct unlabeled features; a classifier
 takes its encoder (or starts from scratch, the supervised baseline) and
@@ -66,7 +66,9 @@ __all__ = [
     "load_history",
     "run_state",
     "train_cae",
-    "train_contrastive",
+    "write_settings",
+    "check_learning_rate",
+    "numerics",
     "train_classifier",
     "ClassifierRun",
     "member_runs",
@@ -179,7 +181,8 @@ def numerics(settings, say=print):
         keras.config.set_dtype_policy(previous)
 
 
-def _check_learning_rate(learning_rate) -> float:
+def check_learning_rate(learning_rate) -> float:
+    """``learning_rate`` as a float, or a ``ValueError`` when it is not a positive finite number."""
     if not isinstance(learning_rate, (int, float)) or not (0 < learning_rate < math.inf):
         raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r}")
     return float(learning_rate)
@@ -253,7 +256,7 @@ def compile_classifier(model: keras.Model, learning_rate: float = 1e-3, label_sm
     optimizer's step counter, which checkpoints keep, so a resumed run
     continues it exactly.
     """
-    rate = _check_learning_rate(learning_rate)
+    rate = check_learning_rate(learning_rate)
     if decay_steps is not None:
         if isinstance(decay_steps, bool) or not isinstance(decay_steps, int) or decay_steps < 1:
             raise ValueError(f"decay_steps must be a positive int or None, got {decay_steps!r}")
@@ -268,7 +271,7 @@ def compile_classifier(model: keras.Model, learning_rate: float = 1e-3, label_sm
 
 def compile_autoencoder(model: keras.Model, learning_rate: float = 1e-3) -> keras.Model:
     """Adam (the paper's 0.001) and the mean squared reconstruction error."""
-    model.compile(optimizer=keras.optimizers.Adam(_check_learning_rate(learning_rate)), loss="mse")
+    model.compile(optimizer=keras.optimizers.Adam(check_learning_rate(learning_rate)), loss="mse")
     return model
 
 
@@ -720,7 +723,7 @@ def fit(model: keras.Model, train, validation=None, run_dir=None, max_epochs: in
 # The two stages: the one training path of the project
 
 
-def _write_settings(run_dir: Path, settings, stage: str) -> None:
+def write_settings(run_dir: Path, settings, stage: str) -> None:
     """``settings.json``: what this run folder's models depend on (the sections its key hashes).
 
     Written when the folder is new; a folder that already holds other
@@ -781,7 +784,7 @@ def train_cae(X, run_dir, settings, *, decoder: str | None = None, verbose: int 
         train, validation = protocol.holdout(len(X), settings.cae_validation_fraction, settings.seed)
     except ValueError as error:
         raise TrainingError(f"train_cae: pre-training data: {error}") from None
-    _write_settings(run_dir, settings, "cae")
+    write_settings(run_dir, settings, "cae")
     with numerics(settings, say=print if verbose else None):
         set_seed(settings.seed)
         model = models.build_cae(X.shape[1:], encoder=settings.encoder_notation, decoder=settings.decoder,
@@ -803,59 +806,6 @@ def _cae_streams(X, train, validation, settings, lazy: bool):
                 store.RowStream(X, validation, 256, shuffle=False))
     return (BatchStream(X[train], batch_size=settings.cae_batch_size, seed=settings.seed, target="input"),
             BatchStream(X[validation], batch_size=256, shuffle=False, target="input"))
-
-
-def train_contrastive(X, run_dir, settings, *, verbose: int = 0) -> tuple[keras.Model, pd.DataFrame]:
-    """Self-supervised pre-training of the encoder (SimCLR-style, :mod:`esc_lib.semi`), or load it when finished.
-
-    Two views of each clip (``settings.contrastive_augment``) through the
-    encoder and a projection head; the NT-Xent loss on a held-out share
-    (``contrastive_validation_fraction``, chosen as the CAE's hold-out) decides early stopping.
-
-    Parameters
-    ----------
-    X : np.ndarray [shape=(n, n_mels, n_frames, channels)] or esc_lib.store.LazyRows
-        Standardised unlabeled features (the same data rule as the CAE's); a
-        ``LazyRows`` (an on-disk pool) is read a batch at a time, in the
-        batches the array would give.
-    run_dir : str or Path
-    settings : esc_lib.settings.Settings
-
-    Returns
-    -------
-    model : keras.Model
-        Encoder + projection head; its ``encoder_*`` layers initialise a
-        classifier through :func:`esc_lib.models.transfer_encoder`.
-    history : pandas.DataFrame
-    """
-    from esc_lib import augment as augmentations
-    from esc_lib import protocol, semi, store
-
-    if not isinstance(X, store.LazyRows):  # an on-disk pool stays there: batches gather their rows
-        X = np.asarray(X, dtype="float32")
-    if X.ndim != 4:
-        raise TrainingError(f"train_contrastive: X must be [n, n_mels, n_frames, channels], got shape {X.shape}")
-    run_dir = Path(run_dir)
-    try:
-        train, validation = protocol.holdout(len(X), settings.contrastive_validation_fraction, settings.seed)
-    except ValueError as error:
-        raise TrainingError(f"train_contrastive: pre-training data: {error}") from None
-    views = augmentations.from_spec(settings.augmentation("contrastive_augment"))
-    batch = min(settings.contrastive_batch_size, len(train))
-    _write_settings(run_dir, settings, "contrastive_encoder")
-    with numerics(settings, say=print if verbose else None):
-        set_seed(settings.seed)
-        network = semi.build_contrastive(X.shape[1:], settings.encoder_notation, settings.batch_norm)
-        model = semi.ContrastiveTrainer(network, temperature=settings.contrastive_temperature)
-        model.compile(optimizer=keras.optimizers.Adam(_check_learning_rate(settings.learning_rate)))
-        history = fit(
-            model,
-            semi.TwoViewStream(X, batch, settings.seed, views, rows=train),
-            semi.TwoViewStream(X, min(batch, len(validation)), settings.seed + 1, views, rows=validation),
-            run_dir=run_dir, max_epochs=settings.contrastive_epochs, patience=settings.patience, seed=settings.seed,
-            verbose=verbose,
-        )
-    return network, history
 
 
 def _loaded_or(run_dir: Path, message: str) -> str:
@@ -905,7 +855,7 @@ class ClassifierRun:
 
 
 def train_classifier(train, validation, n_classes: int, run_dir, settings, *, seeds: Sequence[int],
-                     pretrained=None, unlabeled=None, stage: str | None = None, score=None, verbose: int = 0,
+                     pretrained=None, consistency=None, stage: str | None = None, score=None, verbose: int = 0,
                      say=None, initial: Sequence[keras.Model] | None = None,
                      max_epochs: int | None = None) -> ClassifierRun:
     """Stage 2: one classifier, or an ensemble, from a pre-trained encoder or from scratch.
@@ -936,14 +886,15 @@ def train_classifier(train, validation, n_classes: int, run_dir, settings, *, se
     pretrained : keras.Model, optional
         The CAE (or contrastive encoder) whose encoder initialises every
         member; None is the supervised baseline (random initialisation).
-    unlabeled : np.ndarray [shape=(m, n_mels, n_frames, channels)] or esc_lib.store.LazyRows, optional
-        Standardised unlabeled clips (a ``LazyRows`` is read a batch at a time): train with FixMatch-style consistency
-        (:class:`esc_lib.semi.ConsistencyTrainer`, the ``fixmatch_*`` settings;
-        ``fixmatch_epochs`` passes over the labelled clips, ``max_epochs`` when 0)
-        instead of on labels alone.
+    consistency : object, optional
+        A semi-supervised method's training on labelled and unlabeled batches together
+        (e.g. :class:`esc_lib.methods.fixmatch.Consistency`): its ``stream(X, Y, seed, augment)``
+        gives each member's batches (labelled clips and the unlabeled clips it holds) and its
+        ``trainer(model, Y)`` wraps the classifier in the Keras model whose ``train_step`` is the
+        method's loss.  None: train on the labelled clips alone.
     stage : str, optional
         The method, for ``settings.json`` (default: ``pretrained`` with a
-        pre-trained encoder, ``fixmatch`` with unlabeled clips, else ``supervised``).
+        pre-trained encoder, else ``supervised``; required with ``consistency``).
     initial : sequence of keras.Model, optional
         Trained classifiers of this network (e.g. a self-training teacher's
         members) whose weights start the members, member ``i`` from
@@ -961,18 +912,20 @@ def train_classifier(train, validation, n_classes: int, run_dir, settings, *, se
     ClassifierRun
     """
     from esc_lib import augment as augmentations
-    from esc_lib import semi, streams
+    from esc_lib import streams
 
     X_train, y_train = _as_arrays(train, "train")
     X_validation, y_validation = _as_arrays(validation, "validation")
     if not seeds:
         raise TrainingError("train_classifier: seeds must name at least one member")
-    stage = stage or ("fixmatch" if unlabeled is not None else "supervised" if pretrained is None else "pretrained")
+    if consistency is not None and not stage:
+        raise TrainingError("train_classifier: name the stage (the method) of a consistency-trained classifier")
+    stage = stage or ("supervised" if pretrained is None else "pretrained")
     say = say or (lambda message: None)
     augment = augmentations.from_spec(settings.augment, n_classes=n_classes) if settings.augment else None
     cosine = settings.lr_schedule == "cosine"
     if max_epochs is None:
-        max_epochs = settings.max_epochs if unlabeled is None else (settings.fixmatch_epochs or settings.max_epochs)
+        max_epochs = settings.max_epochs
     elif max_epochs < 1:
         raise TrainingError(f"train_classifier: max_epochs must be at least 1, got {max_epochs}")
     initial = list(initial or [])
@@ -982,7 +935,7 @@ def train_classifier(train, validation, n_classes: int, run_dir, settings, *, se
 
     def build_and_fit(X, Y, run: Path, seed: int, epochs: int, watch, patience, restore_best: bool, member: int):
         trained_runs.append(run)
-        _write_settings(run, settings, stage)
+        write_settings(run, settings, stage)
         with numerics(settings, say=say):
             set_seed(seed)
             model = models.build_classifier(
@@ -998,19 +951,12 @@ def train_classifier(train, validation, n_classes: int, run_dir, settings, *, se
                         f"train_classifier: the initial model {start.name!r} is another network than {settings.encoder_notation!r} "
                         f"with head {settings.head!r}; start from a classifier of the same settings")
                 model.set_weights(start.get_weights())
-            if unlabeled is None:
+            if consistency is None:
                 stream = streams.BatchStream(X, Y, batch_size=settings.batch_size, seed=seed, augment=augment)
                 trained = model
             else:
-                stream = semi.SemiSupervisedStream(
-                    X, Y, unlabeled, settings.batch_size, settings.fixmatch_ratio, seed, augment=augment,
-                    weak=augmentations.from_spec(settings.augmentation("fixmatch_weak")),
-                    strong=augmentations.from_spec(settings.augmentation("fixmatch_strong")),
-                )
-                trained = semi.ConsistencyTrainer(
-                    model, threshold=settings.fixmatch_threshold, weight=settings.fixmatch_weight,
-                    # The labelled clips' class shares (before mixing) are what the pseudo-labels are aligned to.
-                    align=Y.mean(axis=0) if settings.fixmatch_align else None)
+                stream = consistency.stream(X, Y, seed, augment)
+                trained = consistency.trainer(model, Y)
             decay_steps = epochs * stream.steps_per_epoch if cosine else None
             compile_classifier(trained, learning_rate=settings.learning_rate, label_smoothing=settings.label_smoothing,
                                decay_steps=decay_steps)

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from esc_lib import config, report  # noqa: E402
-from esc_lib.experiment import PSEUDO_LABELS_FILE  # noqa: E402
+from esc_lib.methods.selftrain import PSEUDO_LABELS_FILE  # noqa: E402
 
 
 def table(run_dir: Path, metadata: Path) -> pd.DataFrame:

@@ -20,6 +20,7 @@ import pytest
 import tensorflow as tf
 
 from esc_lib import training
+from esc_lib.methods import contrastive, fixmatch
 from esc_lib.settings import Settings, SettingsError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,14 +55,15 @@ def test_mixed_precision_trains_every_stage_with_float32_weights_and_outputs(pre
     lines = []
     for method in ("supervised", "fixmatch"):
         run = training.train_classifier(
-            (X[:16], y[:16]), (X[16:], y[16:]), 2, tmp_path / method, settings, seeds=[1], score=X[16:],
-            unlabeled=X[16:] if method == "fixmatch" else None, say=lines.append)
+            (X[:16], y[:16]), (X[16:], y[16:]), 2, tmp_path / method, settings, seeds=[1], score=X[16:], stage=method,
+            consistency=fixmatch.Consistency(settings, X[16:]) if method == "fixmatch" else None, say=lines.append,
+            max_epochs=settings.fixmatch_epochs if method == "fixmatch" else None)
         model = run.models[0]
         assert model.dtype_policy.name == precision and model.output.dtype == "float32"
         assert {v.dtype for v in model.trainable_variables} == {"float32"}
         assert run.scored.dtype == np.float32 and np.allclose(run.scored.sum(axis=1), 1, atol=1e-3)
         assert np.isfinite(run.histories[0]["loss"]).all()
-    for train in (training.train_cae, training.train_contrastive):
+    for train in (training.train_cae, contrastive.train_contrastive):
         model, history = train(X, tmp_path / train.__name__, settings)
         assert model.output.dtype == "float32" and np.isfinite(history["loss"]).all()
     # The policy is the run's only: nothing built afterwards inherits it.
@@ -102,6 +104,7 @@ _MIRRORED = textwrap.dedent("""
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import numpy as np
     from esc_lib import training
+    from esc_lib.methods import contrastive, fixmatch
     from esc_lib.settings import Settings
     rng = np.random.default_rng(0)
     X = rng.normal(size=(32, 8, 12, 1)).astype("float32")
@@ -114,12 +117,13 @@ _MIRRORED = textwrap.dedent("""
                      contrastive_batch_size=8, distribute=distribute, methods=["supervised", "fixmatch"])
         for method in ("supervised", "fixmatch"):
             run = training.train_classifier((X[:16], y[:16]), (X[16:], y[16:]), 2, f"{sys.argv[1]}/{distribute}-{method}",
-                                            s, seeds=[1], unlabeled=X[16:] if method == "fixmatch" else None,
-                                            say=lines.append)
+                                            s, seeds=[1], stage=method, say=lines.append,
+                                            consistency=fixmatch.Consistency(s, X[16:]) if method == "fixmatch" else None,
+                                            max_epochs=s.fixmatch_epochs if method == "fixmatch" else None)
             out[f"{distribute}-{method}"] = [w.tolist() for w in run.models[0].get_weights()]
         cae, history = training.train_cae(X, f"{sys.argv[1]}/{distribute}-cae", s)
         out[f"{distribute}-cae-loss"] = history[["loss", "val_loss"]].to_numpy().tolist()
-        network, history = training.train_contrastive(X, f"{sys.argv[1]}/{distribute}-contrastive", s)
+        network, history = contrastive.train_contrastive(X, f"{sys.argv[1]}/{distribute}-contrastive", s)
         out[f"{distribute}-contrastive-loss"] = history["loss"].tolist()
     out["lines"] = lines
     print(json.dumps(out))

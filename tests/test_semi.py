@@ -1,4 +1,5 @@
-"""Ways of using unlabeled audio beyond the CAE (esc_lib.semi): FixMatch-style consistency, contrastive pre-training.
+"""Ways of using unlabeled audio beyond the CAE (esc_lib.methods: fixmatch, contrastive, selftrain) and the machinery
+they share (esc_lib.semi).
 
 Tiny synthetic data (no audio): the unsupervised losses fall, pseudo-labels
 respect the threshold, the test fold never reaches the unlabeled stream, and a
@@ -18,6 +19,7 @@ from numpy.testing import assert_array_equal
 from conftest import kill_after
 from esc_lib import protocol, semi, training
 from esc_lib.experiment import Experiment
+from esc_lib.methods import contrastive, fixmatch, selftrain
 from esc_lib.settings import Settings, SettingsError
 
 SHAPE = (8, 12, 1)
@@ -33,6 +35,13 @@ def _data(n=64, seed=0):
     return X, y
 
 
+def _fixmatch(train, validation, run_dir, settings, unlabeled, **kwargs):
+    """A FixMatch classifier through the one training path, as the fixmatch method trains it."""
+    return training.train_classifier(train, validation, 2, run_dir, settings, stage="fixmatch",
+                                     consistency=fixmatch.Consistency(settings, unlabeled),
+                                     max_epochs=settings.fixmatch_epochs or settings.max_epochs, **kwargs)
+
+
 def _settings(**changes):
     values = dict(encoder=TINY, head="8fc", batch_size=8, max_epochs=2, cae_max_epochs=2, fixmatch_epochs=3,
                   fixmatch_ratio=2, fixmatch_threshold=0.6, fixmatch_weak="shift:max_shift=1",
@@ -46,7 +55,7 @@ def _settings(**changes):
 @pytest.mark.parametrize("threshold", [0.0, 0.5, 0.8, 1.0])
 def test_pseudo_labels_respect_the_threshold(threshold):
     probabilities = np.array([[0.9, 0.1], [0.55, 0.45], [0.2, 0.8], [0.5, 0.5]], "float32")
-    targets, mask = pseudo_labels = semi.pseudo_labels(probabilities, threshold)
+    targets, mask = pseudo_labels = fixmatch.pseudo_labels(probabilities, threshold)
     assert_array_equal(targets.numpy(), [0, 0, 1, 0])
     assert_array_equal(mask.numpy(), (probabilities.max(axis=1) >= threshold).astype("float32"))
     assert pseudo_labels
@@ -54,14 +63,14 @@ def test_pseudo_labels_respect_the_threshold(threshold):
 
 def test_pseudo_labels_reject_a_bad_threshold():
     with pytest.raises(ValueError, match="threshold"):
-        semi.pseudo_labels(np.ones((1, 2), "float32") / 2, 1.5)
+        fixmatch.pseudo_labels(np.ones((1, 2), "float32") / 2, 1.5)
 
 
 def test_nt_xent_is_low_when_views_agree_and_high_when_they_do_not():
     rng = np.random.default_rng(0)
     z = rng.normal(size=(16, 8)).astype("float32")
-    same = float(semi.nt_xent(z, z, 0.1))
-    other = float(semi.nt_xent(z, rng.normal(size=(16, 8)).astype("float32"), 0.1))
+    same = float(contrastive.nt_xent(z, z, 0.1))
+    other = float(contrastive.nt_xent(z, rng.normal(size=(16, 8)).astype("float32"), 0.1))
     assert same < 0.5 < 2.0 < other  # about log(2b - 1) = 3.4 for unrelated views
 
 
@@ -98,8 +107,7 @@ def test_semi_supervised_stream_pairs_each_unlabeled_clip_with_two_views_and_rep
 def test_fixmatch_unlabeled_loss_falls_and_confident_share_rises(tmp_path):
     X, y = _data(96)
     settings = _settings(fixmatch_epochs=30, fixmatch_threshold=0.0, learning_rate=0.01)  # 30 steps of 8 + 16
-    run = training.train_classifier((X[:8], y[:8]), (X[8:24], y[8:24]), 2, tmp_path / "fixmatch", settings,
-                                    seeds=[0], unlabeled=X[24:], score=X[8:24])
+    run = _fixmatch((X[:8], y[:8]), (X[8:24], y[8:24]), tmp_path / "fixmatch", settings, X[24:], seeds=[0], score=X[8:24])
     history = run.histories[0]
     assert {"unlabeled_loss", "mask_rate"} <= set(history.columns)
     assert "val_unlabeled_loss" not in history.columns
@@ -111,8 +119,7 @@ def test_fixmatch_unlabeled_loss_falls_and_confident_share_rises(tmp_path):
 
 def test_a_threshold_of_one_masks_every_unlabeled_clip(tmp_path):
     X, y = _data(48)
-    run = training.train_classifier((X[:8], y[:8]), (X[8:16], y[8:16]), 2, tmp_path / "r", _settings(fixmatch_threshold=1.0),
-                                    seeds=[0], unlabeled=X[16:])
+    run = _fixmatch((X[:8], y[:8]), (X[8:16], y[8:16]), tmp_path / "r", _settings(fixmatch_threshold=1.0), X[16:], seeds=[0])
     history = run.histories[0]
     assert (history["mask_rate"] < 1.0).all() and (history["unlabeled_loss"] <= history["mask_rate"] * 10).all()
 
@@ -122,14 +129,14 @@ def test_contrastive_loss_falls_and_its_encoder_initialises_the_classifier(tmp_p
 
     X, _ = _data(64)
     settings = _settings(contrastive_epochs=6, learning_rate=0.01)
-    network, history = training.train_contrastive(X, tmp_path / "simclr", settings)
+    network, history = contrastive.train_contrastive(X, tmp_path / "simclr", settings)
     assert history["loss"].iloc[-1] < history["loss"].iloc[0]
     classifier = models.build_classifier(SHAPE, 2, encoder=TINY, head="8fc")
     copied = models.transfer_encoder(network, classifier)
     assert copied and all(name.startswith("encoder_") for name in copied)
     assert_array_equal(classifier.get_layer(copied[0]).get_weights()[0], network.get_layer(copied[0]).get_weights()[0])
     # A finished run is loaded, not trained again.
-    again, history_again = training.train_contrastive(X, tmp_path / "simclr", settings)
+    again, history_again = contrastive.train_contrastive(X, tmp_path / "simclr", settings)
     assert len(history_again) == len(history)
     assert all(np.array_equal(a, b) for a, b in zip(again.get_weights(), network.get_weights()))
 
@@ -138,9 +145,9 @@ def test_distribution_alignment_pulls_down_the_favoured_class_and_keeps_rows_dis
     p = np.array([[0.6, 0.3, 0.1], [0.5, 0.25, 0.25], [0.2, 0.2, 0.6]], "float32")
     uniform = np.full(3, 1 / 3, "float32")
     # A model whose predictions already have the target's shares is left as it is.
-    np.testing.assert_allclose(semi.align_distribution(p, uniform, uniform).numpy(), p, rtol=1e-6)
+    np.testing.assert_allclose(fixmatch.align_distribution(p, uniform, uniform).numpy(), p, rtol=1e-6)
     # One that favours class 0 has it pulled down and the others pulled up, each row still summing to 1.
-    aligned = semi.align_distribution(p, np.array([0.6, 0.2, 0.2], "float32"), uniform).numpy()
+    aligned = fixmatch.align_distribution(p, np.array([0.6, 0.2, 0.2], "float32"), uniform).numpy()
     np.testing.assert_allclose(aligned.sum(axis=1), 1.0, rtol=1e-6)
     assert (aligned[:, 0] < p[:, 0]).all() and (aligned[:, 1:] > p[:, 1:]).all()
     assert aligned[1].argmax() != 0  # the second clip's target moves off the favoured class
@@ -153,16 +160,15 @@ def test_fixmatch_with_alignment_tracks_the_unlabeled_predictions_and_refuses_a_
     settings = _settings(fixmatch_epochs=3, fixmatch_align=True, fixmatch_threshold=0.0)
     assert "-fm-" in settings.config_id and "-a1" in settings.config_id
     seen = {}
-    real = semi.ConsistencyTrainer.train_step
+    real = fixmatch.ConsistencyTrainer.train_step
 
     def spy(self, data):
         seen["marginal"] = self.marginal
         return real(self, data)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(semi.ConsistencyTrainer, "train_step", spy)
-        run = training.train_classifier((X[:8], y[:8]), (X[8:24], y[8:24]), 2, tmp_path / "aligned", settings,
-                                        seeds=[0], unlabeled=X[24:])
+        patch.setattr(fixmatch.ConsistencyTrainer, "train_step", spy)
+        run = _fixmatch((X[:8], y[:8]), (X[8:24], y[8:24]), tmp_path / "aligned", settings, X[24:], seeds=[0])
     marginal = seen["marginal"].numpy()
     # Started at the labelled shares, moved by the unlabeled predictions, still a distribution.
     np.testing.assert_allclose(marginal.sum(), 1.0, rtol=1e-5)
@@ -170,44 +176,44 @@ def test_fixmatch_with_alignment_tracks_the_unlabeled_predictions_and_refuses_a_
     assert (run.histories[0]["mask_rate"] == 1.0).all()
     network = models.build_classifier(SHAPE, 2, encoder=TINY, head="8fc")
     with pytest.raises(ValueError, match="align must be a class distribution of 2"):
-        semi.ConsistencyTrainer(network, align=[0.5, 0.4])
+        fixmatch.ConsistencyTrainer(network, align=[0.5, 0.4])
     with pytest.raises(ValueError, match="align must be a class distribution of 2"):
-        semi.ConsistencyTrainer(network, align=[0.2, 0.3, 0.5])
+        fixmatch.ConsistencyTrainer(network, align=[0.2, 0.3, 0.5])
 
 
 @pytest.mark.parametrize("align", [False, True], ids=["plain", "aligned"])
 def test_killed_fixmatch_run_resumes_to_the_same_weights(tmp_path, monkeypatch, align):
     X, y = _data(64)
     settings = _settings(fixmatch_epochs=4, lr_schedule="cosine", augment="mixup:alpha=0.4", fixmatch_align=align)
-    arguments = dict(seeds=[2], unlabeled=X[24:], score=X[8:24])
+    arguments = dict(seeds=[2], score=X[8:24])
     train, validation = (X[:8], y[:8]), (X[8:24], y[8:24])
-    uninterrupted = training.train_classifier(train, validation, 2, tmp_path / "a", settings, **arguments)
+    uninterrupted = _fixmatch(train, validation, tmp_path / "a", settings, X[24:], **arguments)
 
     real = training.fit
     monkeypatch.setattr(training, "fit", lambda *a, callbacks=(), **k: real(*a, callbacks=[*callbacks, kill_after(2)], **k))
     with pytest.raises(KeyboardInterrupt):
-        training.train_classifier(train, validation, 2, tmp_path / "b", settings, **arguments)
+        _fixmatch(train, validation, tmp_path / "b", settings, X[24:], **arguments)
     monkeypatch.setattr(training, "fit", real)
-    resumed = training.train_classifier(train, validation, 2, tmp_path / "b", settings, **arguments)
+    resumed = _fixmatch(train, validation, tmp_path / "b", settings, X[24:], **arguments)
     assert all(np.array_equal(a, b) for a, b in zip(resumed.models[0].get_weights(), uninterrupted.models[0].get_weights()))
     assert_array_equal(resumed.scored, uninterrupted.scored)
 
 
 def _spy_unlabeled(monkeypatch):
     seen = {}
-    real_classifier, real_contrastive = training.train_classifier, training.train_contrastive
+    real_classifier, real_contrastive = training.train_classifier, contrastive.train_contrastive
 
-    def spy_classifier(*args, unlabeled=None, **kwargs):
-        if unlabeled is not None:
-            seen["fixmatch"] = unlabeled
-        return real_classifier(*args, unlabeled=unlabeled, **kwargs)
+    def spy_classifier(*args, consistency=None, **kwargs):
+        if consistency is not None:
+            seen["fixmatch"] = consistency.unlabeled
+        return real_classifier(*args, consistency=consistency, **kwargs)
 
     def spy_contrastive(X, *args, **kwargs):
         seen["contrastive"] = X
         return real_contrastive(X, *args, **kwargs)
 
     monkeypatch.setattr(training, "train_classifier", spy_classifier)
-    monkeypatch.setattr(training, "train_contrastive", spy_contrastive)
+    monkeypatch.setattr(contrastive, "train_contrastive", spy_contrastive)
     return seen
 
 
@@ -258,22 +264,22 @@ def test_a_search_scored_on_the_validation_fold_leaves_its_audio_out_of_the_unla
 
 def test_select_pseudo_labels_keeps_confident_clips_and_caps_each_class():
     probabilities = np.array([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8], [0.95, 0.05], [0.3, 0.7], [0.5, 0.5]])
-    rows, labels, confidence = semi.select_pseudo_labels(probabilities, 0.7)
+    rows, labels, confidence = selftrain.select_pseudo_labels(probabilities, 0.7)
     assert_array_equal(rows, [0, 2, 3, 4])
     assert_array_equal(labels, [0, 1, 0, 1])
     assert (confidence >= 0.7).all()
     # At most one per class: the most confident of each.
-    rows, labels, _ = semi.select_pseudo_labels(probabilities, 0.7, per_class=1)
+    rows, labels, _ = selftrain.select_pseudo_labels(probabilities, 0.7, per_class=1)
     assert_array_equal(rows, [2, 3])
     assert_array_equal(labels, [1, 0])
-    assert len(semi.select_pseudo_labels(probabilities, 1.0)[0]) == 0
-    assert_array_equal(semi.select_pseudo_labels(probabilities, 0.0)[0], np.arange(6))
+    assert len(selftrain.select_pseudo_labels(probabilities, 1.0)[0]) == 0
+    assert_array_equal(selftrain.select_pseudo_labels(probabilities, 0.0)[0], np.arange(6))
 
 
 @pytest.mark.parametrize("threshold, per_class", [(-0.1, 0), (1.5, 0), (0.5, -1), (0.5, 1.5), (0.5, True)])
 def test_select_pseudo_labels_rejects_bad_parameters(threshold, per_class):
     with pytest.raises(ValueError, match="threshold|per_class"):
-        semi.select_pseudo_labels(np.full((2, 2), 0.5), threshold, per_class)
+        selftrain.select_pseudo_labels(np.full((2, 2), 0.5), threshold, per_class)
 
 
 def _spy_selftrain(monkeypatch):
@@ -412,9 +418,9 @@ def test_fixmatch_and_the_contrastive_encoder_train_from_an_on_disk_pool_as_from
     settings = _settings(fixmatch_epochs=2, contrastive_epochs=2)
     runs = {}
     for name, unlabeled in (("disk", half), ("memory", memory)):
-        run = training.train_classifier((X[:8], y[:8]), (X[8:24], y[8:24]), 2, tmp_path / f"fixmatch-{name}", settings,
-                                        seeds=[2], unlabeled=unlabeled)
-        encoder, _ = training.train_contrastive(unlabeled, tmp_path / f"contrastive-{name}", settings)
+        run = _fixmatch((X[:8], y[:8]), (X[8:24], y[8:24]), tmp_path / f"fixmatch-{name}", settings, unlabeled,
+                        seeds=[2])
+        encoder, _ = contrastive.train_contrastive(unlabeled, tmp_path / f"contrastive-{name}", settings)
         runs[name] = (run.models[0].get_weights(), encoder.get_weights())
     for disk, memory_ in zip(runs["disk"], runs["memory"]):
         assert all(np.array_equal(a, b) for a, b in zip(disk, memory_))
@@ -453,7 +459,9 @@ def _spy_classifiers(monkeypatch) -> list[dict]:
 
     def spy(train, validation, n_classes, run_dir, settings, **kwargs):
         outcome = real(train, validation, n_classes, run_dir, settings, **kwargs)
-        calls.append(dict(stage=kwargs["stage"], initial=kwargs.get("initial"), unlabeled=kwargs.get("unlabeled"),
+        consistency = kwargs.get("consistency")
+        calls.append(dict(stage=kwargs["stage"], initial=kwargs.get("initial"),
+                          unlabeled=None if consistency is None else consistency.unlabeled,
                           epochs=kwargs.get("max_epochs"), run=Path(run_dir), outcome=outcome))
         return outcome
 
@@ -554,26 +562,26 @@ def test_propagate_labels_follows_the_clusters_the_unlabeled_clips_lie_in():
     X = centres[truth] + rng.normal(scale=0.5, size=(60, 3))
     labelled = np.array([0, 20, 40])  # one labelled clip per class
     unlabeled = np.setdiff1d(np.arange(60), labelled)
-    distributions = semi.propagate_labels(X[labelled], truth[labelled], X[unlabeled], n_classes=4)
+    distributions = selftrain.propagate_labels(X[labelled], truth[labelled], X[unlabeled], n_classes=4)
     assert distributions.shape == (57, 4)
     np.testing.assert_allclose(distributions.sum(axis=1), 1.0)
     assert_array_equal(distributions.argmax(axis=1), truth[unlabeled])
     assert (distributions[:, 3] == 0).all()  # no labelled clip of class 3: it gets nothing
-    assert semi.propagate_labels(X[labelled], truth[labelled], X[:0], n_classes=3).shape == (0, 3)
+    assert selftrain.propagate_labels(X[labelled], truth[labelled], X[:0], n_classes=3).shape == (0, 3)
 
 
 @pytest.mark.parametrize("y, unlabeled_dim, match", [
     ([0, 1, 5], 3, r"a class in range\(3\)"), ([0, 1], 3, "each of the 3 labelled clips"), ([0, 1, 2], 2, "same d")])
 def test_propagate_labels_rejects_bad_inputs(y, unlabeled_dim, match):
     with pytest.raises(ValueError, match=match):
-        semi.propagate_labels(np.ones((3, 3)), y, np.ones((4, unlabeled_dim)), n_classes=3)
+        selftrain.propagate_labels(np.ones((3, 3)), y, np.ones((4, unlabeled_dim)), n_classes=3)
 
 
 def test_selftrain_by_propagation_labels_with_the_teachers_embeddings(synthetic, tmp_path, monkeypatch):
     """selftrain_labeler: propagation - label spreading over the teacher's embeddings gives the pseudo-labels."""
     dataset, features, pool = synthetic
     calls = []
-    real = semi.propagate_labels
+    real = selftrain.propagate_labels
 
     def spy(labelled, y, unlabeled, n_classes, **kwargs):
         calls.append((np.asarray(labelled), np.asarray(y), np.asarray(unlabeled)))
@@ -581,7 +589,7 @@ def test_selftrain_by_propagation_labels_with_the_teachers_embeddings(synthetic,
         calls[-1] += (out,)
         return out
 
-    monkeypatch.setattr(semi, "propagate_labels", spy)
+    monkeypatch.setattr(selftrain, "propagate_labels", spy)
     settings = _settings(folds=[3], run_dir=str(tmp_path / "run"), selftrain_threshold=0.3, selftrain_per_class=3,
                          selftrain_labeler="propagation", methods=["supervised", "selftrain"])
     experiment = Experiment(settings, dataset=dataset, features=features, pool=pool, verbose=0)
@@ -594,7 +602,7 @@ def test_selftrain_by_propagation_labels_with_the_teachers_embeddings(synthetic,
     assert_array_equal(y, dataset.labels[split.train])
     assert labelled.shape[1] == unlabeled.shape[1] == 8  # the '8fc' head's units, the softmax layer's input
     pseudo = pd.read_csv(experiment.classifier_dir("selftrain", 3) / "pseudo_labels.csv")
-    rows, expected, _ = semi.select_pseudo_labels(distributions, 0.3, 3)
+    rows, expected, _ = selftrain.select_pseudo_labels(distributions, 0.3, 3)
     assert_array_equal(pseudo["row"], rows)
     assert_array_equal(pseudo["label"], expected)
     assert len(pseudo) > 0 and pseudo["label"].value_counts().max() <= 3

@@ -1,0 +1,239 @@
+"""``fixmatch``: consistency training on labelled and unlabeled batches together (Sohn et al. 2020).
+
+Each unlabeled clip is seen twice, weakly and strongly augmented
+(``fixmatch_weak`` / ``fixmatch_strong``); where the classifier is confident
+(max probability >= ``fixmatch_threshold``) about the weak view, its arg-max
+becomes the target of the strong view.  Loss = supervised cross-entropy +
+``fixmatch_weight`` x the masked cross-entropy on the strong views.  With
+``fixmatch_align`` the weak views' predictions are first aligned to the labelled
+clips' class shares (ReMixMatch's distribution alignment); with ``fixmatch_init``
+``"supervised"`` the classifier starts from the fold's supervised run.
+
+The Keras pieces (:class:`ConsistencyTrainer`, :func:`pseudo_labels`,
+:func:`align_distribution`) are built on first use, so importing the method
+registry imports no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from esc_lib.methods.base import Method, SplitData, Trained
+from esc_lib.methods.supervised import train_from
+
+__all__ = ["FixMatch", "METHOD", "Consistency", "ConsistencyTrainer", "pseudo_labels", "align_distribution"]
+
+
+class Consistency:
+    """FixMatch's part of :func:`esc_lib.training.train_classifier`: the batches and the trainer of each member.
+
+    Parameters
+    ----------
+    settings : esc_lib.settings.Settings
+    unlabeled : np.ndarray [shape=(m, n_mels, n_frames, channels)] or esc_lib.store.LazyRows
+        Standardised unlabeled clips (a ``LazyRows`` is read a batch at a time).
+    """
+
+    def __init__(self, settings, unlabeled):
+        self.settings, self.unlabeled = settings, unlabeled
+
+    def stream(self, X, Y, seed: int, augment):
+        """Labelled batches and ``fixmatch_ratio`` times as many unlabeled clips, each in a weak and a strong view."""
+        from esc_lib import augment as augmentations
+        from esc_lib import semi
+
+        s = self.settings
+        return semi.SemiSupervisedStream(
+            X, Y, self.unlabeled, s.batch_size, s.fixmatch_ratio, seed, augment=augment,
+            weak=augmentations.from_spec(s.augmentation("fixmatch_weak")),
+            strong=augmentations.from_spec(s.augmentation("fixmatch_strong")),
+        )
+
+    def trainer(self, model, Y):
+        s = self.settings
+        return _trainer_class()(
+            model, threshold=s.fixmatch_threshold, weight=s.fixmatch_weight,
+            # The labelled clips' class shares (before mixing) are what the pseudo-labels are aligned to.
+            align=Y.mean(axis=0) if s.fixmatch_align else None)
+
+
+class FixMatch(Method):
+    def check(self, settings) -> None:
+        if settings.fixmatch_init == "supervised" and settings.refit_on_validation and settings.lr_schedule == "constant":
+            raise ValueError(
+                "fixmatch_init 'supervised' with refit_on_validation and lr_schedule 'constant' would start "
+                "FixMatch from a supervised classifier refit on the validation fold and then stop it early on that "
+                "same fold: set lr_schedule to 'cosine', refit_on_validation to false, or fixmatch_init to 'scratch'")
+
+    def train(self, split: SplitData) -> Trained:
+        """Consistency training of the split's classifier on its unlabeled clips (the pool and/or the non-test
+        folds, labels dropped), for ``fixmatch_epochs`` passes over the labelled clips (``max_epochs`` when 0)."""
+        from esc_lib import training
+
+        s = split.settings
+        unlabeled = split.unlabeled()
+        initial, start_seconds = None, 0.0
+        if s.fixmatch_init == "supervised":
+            # Warm FixMatch: the supervised classifier of this fold and budget (its own run, loaded
+            # when it exists) is fine-tuned with consistency, member i from its member i.
+            split.say("  start: the supervised classifier of this fold and budget")
+            start = train_from(split, "supervised")
+            initial, start_seconds = start.models, start.seconds
+        run = training.train_classifier(
+            split.train, split.validation, split.n_classes, split.run_dir(self.name), s,
+            consistency=Consistency(s, unlabeled), stage=self.name, initial=initial,
+            max_epochs=s.fixmatch_epochs or s.max_epochs, **split.common())
+        return Trained.of(run, start_seconds)
+
+
+METHOD = FixMatch(
+    name="fixmatch", summary="consistency between weak and strong views of unlabeled clips (FixMatch)",
+    section="semisupervised", folder_tag="-fixmatch", tag_prefix="fm",
+    tag_letters={"fixmatch_threshold": "t", "fixmatch_ratio": "u", "fixmatch_epochs": "e", "fixmatch_weight": "w",
+                 "fixmatch_init": "i", "fixmatch_align": "a"})
+
+
+# ---------------------------------------------------------------------------
+# The Keras pieces, built on first use
+
+
+def pseudo_labels(probabilities, threshold: float):
+    """FixMatch's targets from the weak views' class probabilities.
+
+    Parameters
+    ----------
+    probabilities : tensor or array [shape=(n, n_classes)]
+    threshold : float in [0, 1]
+        Only predictions at least this confident count.
+
+    Returns
+    -------
+    targets : int tensor [shape=(n,)]
+        The arg-max class of each clip.
+    mask : float tensor [shape=(n,)]
+        1.0 where ``max(probabilities) >= threshold``, else 0.0.
+    """
+    import tensorflow as tf
+
+    if not 0.0 <= float(threshold) <= 1.0:
+        raise ValueError(f"threshold must be in [0, 1], got {threshold!r}")
+    probabilities = tf.convert_to_tensor(probabilities)
+    confidence = tf.reduce_max(probabilities, axis=-1)
+    return tf.argmax(probabilities, axis=-1, output_type=tf.int32), tf.cast(confidence >= threshold, probabilities.dtype)
+
+
+def align_distribution(probabilities, marginal, target):
+    """ReMixMatch's distribution alignment: scale each clip's class probabilities by ``target / marginal``, renormalised.
+
+    Parameters
+    ----------
+    probabilities : tensor or array [shape=(n, n_classes)]
+        The weak views' predictions.
+    marginal : tensor or array [shape=(n_classes,)]
+        The running mean of the model's predictions on unlabeled clips.
+    target : tensor or array [shape=(n_classes,)]
+        The class distribution the predictions should have (the labelled clips').
+
+    Returns
+    -------
+    tensor [shape=(n, n_classes)]
+        Rows that sum to 1; classes the model over-predicts are pulled down, the others up,
+        so the pseudo-labels do not pile onto the classes the model already favours.
+    """
+    import tensorflow as tf
+
+    probabilities = tf.convert_to_tensor(probabilities)
+    marginal = tf.cast(tf.convert_to_tensor(marginal), probabilities.dtype)
+    target = tf.cast(tf.convert_to_tensor(target), probabilities.dtype)
+    aligned = probabilities * target / tf.maximum(marginal, 1e-6)
+    return aligned / tf.maximum(tf.reduce_sum(aligned, axis=-1, keepdims=True), 1e-12)
+
+
+@functools.cache
+def _trainer_class():
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from esc_lib import semi
+
+    class ConsistencyTrainer(semi.Trainer):
+        """FixMatch-style training of a classifier on ``SemiSupervisedStream`` batches.
+
+        Parameters
+        ----------
+        classifier : keras.Model
+            Softmax outputs; compiled on this wrapper with the classifier's loss
+            (:func:`esc_lib.training.compile_classifier`).
+        threshold : float in [0, 1]
+            Confidence a weak view's prediction needs to become a target.
+        weight : float >= 0
+            Weight of the unlabeled loss.
+        align : array [shape=(n_classes,)], optional
+            The labelled clips' class distribution: the weak views' predictions are
+            aligned to it (:func:`align_distribution`, ReMixMatch) through a running
+            mean of the predictions on unlabeled batches (momentum ``ALIGN_MOMENTUM``),
+            a variable of this trainer, so a resumed run continues it.  None: no alignment.
+
+        Logs ``loss`` (total), ``accuracy`` (labelled batch), ``unlabeled_loss``
+        and ``mask_rate`` (share of unlabeled clips above the threshold).
+        """
+
+        TRAINING_ONLY = ("unlabeled_loss", "mask_rate")
+        #: The running mean's momentum: about the last 10 unlabeled batches (a 4-label budget gives
+        #: ESC-10 2 steps an epoch, so ReMixMatch's 128-batch window would barely move in a run).
+        ALIGN_MOMENTUM = 0.9
+
+        def __init__(self, classifier: keras.Model, threshold: float = 0.95, weight: float = 1.0, align=None, **kwargs):
+            super().__init__(classifier, **kwargs)
+            if not 0.0 <= float(threshold) <= 1.0:
+                raise ValueError(f"threshold must be in [0, 1], got {threshold!r}")
+            if float(weight) < 0:
+                raise ValueError(f"weight must be >= 0, got {weight!r}")
+            self.threshold, self.weight = float(threshold), float(weight)
+            self.target = None
+            if align is not None:
+                target = np.asarray(align, dtype="float32")
+                n_classes = int(classifier.output_shape[-1])
+                if target.shape != (n_classes,) or (target < 0).any() or not np.isclose(target.sum(), 1.0, atol=1e-4):
+                    raise ValueError(f"align must be a class distribution of {n_classes} non-negative shares summing "
+                                     f"to 1, got {target.tolist()}")
+                self.target = tf.constant(target)
+                self.marginal = self.add_weight(
+                    name="unlabeled_marginal", shape=(n_classes,), trainable=False, aggregation="mean",
+                    initializer=keras.initializers.Constant(target))
+            self.unlabeled_loss = keras.metrics.Mean(name="unlabeled_loss")
+            self.mask_rate = keras.metrics.Mean(name="mask_rate")
+
+        def train_step(self, data):
+            (x_labelled, x_weak, x_strong), y = data
+            n_labelled, n_unlabeled = tf.shape(x_labelled)[0], tf.shape(x_weak)[0]
+            with tf.GradientTape() as tape:
+                # One forward pass over all three parts, so batch norm sees them together.
+                probabilities = self.network(tf.concat([x_labelled, x_weak, x_strong], axis=0), training=True)
+                p_labelled = probabilities[:n_labelled]
+                p_weak = tf.stop_gradient(probabilities[n_labelled:n_labelled + n_unlabeled])
+                if self.target is not None:
+                    momentum = self.ALIGN_MOMENTUM
+                    self.marginal.assign(momentum * self.marginal + (1.0 - momentum) * tf.reduce_mean(p_weak, axis=0))
+                    p_weak = align_distribution(p_weak, self.marginal, self.target)
+                p_strong = probabilities[n_labelled + n_unlabeled:]
+                supervised = self.compute_loss(x=x_labelled, y=y, y_pred=p_labelled)  # already divided among replicas
+                targets, mask = pseudo_labels(p_weak, self.threshold)
+                unlabeled = tf.reduce_mean(mask * keras.losses.sparse_categorical_crossentropy(targets, p_strong))
+                loss = supervised + self.weight * semi.for_replicas(unlabeled)
+                scaled = self.optimizer.scale_loss(loss)
+            self.apply_loss(tape, scaled)
+            return self.step_metrics(loss, {"unlabeled_loss": unlabeled, "mask_rate": tf.reduce_mean(mask)}, y, p_labelled)
+
+        def test_step(self, data):
+            return self.classification_step(data)
+
+    return ConsistencyTrainer
+
+
+def __getattr__(name: str):
+    # PEP 562: the Keras class is made on first access, so the registry imports without TensorFlow.
+    if name == "ConsistencyTrainer":
+        return _trainer_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
