@@ -1,12 +1,8 @@
 """The ways of training a classifier, one module each, found by name.
 
-=============== =====================================================================
-``supervised``  from random initialisation, on the labelled clips alone (the baseline)
-``pretrained``  from the fold's CAE encoder, fine-tuned (the paper's method)
-``contrastive`` from an encoder pre-trained contrastively on the unlabeled clips (SimCLR)
-``fixmatch``    consistency between weak and strong views of unlabeled clips (FixMatch)
-``selftrain``   a student on the labelled clips plus a teacher's confident pseudo-labels
-=============== =====================================================================
+The registered methods are :data:`REGISTERED`, in the order tables list them
+(the baseline, ``supervised``, first); :func:`describe` gives each with its one
+line and its settings section, and each module's docstring says what it does.
 
 Each module defines ``METHOD``, a :class:`esc_lib.methods.base.Method`: its
 settings section, how its run folders are named and keyed, and
@@ -27,7 +23,7 @@ import importlib
 
 from esc_lib.methods.base import Method, SplitData, Trained
 
-__all__ = ["REGISTERED", "Method", "SplitData", "Trained", "get", "names", "all_methods"]
+__all__ = ["REGISTERED", "Method", "SplitData", "Trained", "get", "names", "all_methods", "describe"]
 
 #: The registered methods, in the order tables and figures list them (the baseline first).
 REGISTERED = ("supervised", "pretrained", "contrastive", "fixmatch", "selftrain")
@@ -55,3 +51,8 @@ def names() -> tuple[str, ...]:
 def all_methods() -> list[Method]:
     """Every registered method, in :data:`REGISTERED` order."""
     return [get(name) for name in REGISTERED]
+
+
+def describe() -> list[dict[str, str]]:
+    """One row per registered method: ``method``, ``what`` (its one line) and ``settings`` (its section, or '-')."""
+    return [{"method": method.name, "what": method.summary, "settings": method.section or "-"} for method in all_methods()]
