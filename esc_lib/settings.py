@@ -79,6 +79,7 @@ SECTIONS = {
     "classifier": "the classifier only",
     "semisupervised": "consistency training on unlabeled clips (method 'fixmatch')",
     "selftraining": "a teacher's confident pseudo-labels, a student trained on them (method 'selftrain')",
+    "meanteacher": "agreement with an average of the classifier's own weights on unlabeled clips (method 'meanteacher')",
     "evaluation": "what is scored and how",
     "output": "where results go and what is drawn",
 }
@@ -255,6 +256,23 @@ class Settings(BaseModel):
     selftrain_init: Literal["scratch", "pretrained", "contrastive"] = _p(
         "scratch", "selftraining", "what teacher and students start from: random initialisation (the supervised "
         "classifier teaches), the CAE's encoder (the pretrained method's classifier teaches) or the contrastive encoder")
+    # --------------------------------------------------------- meanteacher
+    meanteacher_weight: float = _p(
+        50.0, "meanteacher", "weight of the consistency loss (squared difference of student and teacher class "
+        "probabilities, averaged over classes) once ramped up", ge=0)
+    meanteacher_ema: float = _p(
+        0.99, "meanteacher", "decay of the teacher's moving average of the student's weights", ge=0, lt=1)
+    meanteacher_rampup: float = _p(
+        0.4, "meanteacher", "share of the training steps over which the consistency weight rises from 0", ge=0, le=1)
+    meanteacher_ratio: int = _p(3, "meanteacher", "unlabeled clips per labelled clip in a step", gt=0)
+    meanteacher_epochs: int = _p(
+        0, "meanteacher", "epochs, each one pass over the labelled clips as in supervised training; 0: max_epochs", ge=0)
+    meanteacher_student_view: str = _p(
+        "", "meanteacher", "the augmentation of an unlabeled clip the student sees; empty: shift 8 frames",
+        augmentation=_SHIFT)
+    meanteacher_teacher_view: str = _p(
+        "", "meanteacher", "the augmentation of the same clip the teacher sees; empty: shift 8 frames",
+        augmentation=_SHIFT)
     # ---------------------------------------------------------- evaluation
     folds: list[int] = _p([1, 2, 3, 4, 5], "evaluation", "test folds of the cross-validation", min_length=1)
     methods: list[str] = _p(

@@ -1,0 +1,152 @@
+"""The mean teacher method (esc_lib.methods.meanteacher): ramp-up, the teacher's average, resume, the protocol.
+
+Tiny synthetic data (no audio): the teacher is an exponential moving average
+of the student, the consistency weight ramps up, a killed run resumes to the
+same weights, the test fold never reaches the unlabeled clips, and the method
+runs through the orchestrator like any other.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from conftest import kill_after
+from esc_lib import methods, training
+from esc_lib.experiment import Experiment
+from esc_lib.methods import meanteacher
+from esc_lib.settings import Settings, SettingsError
+
+SHAPE = (8, 12, 1)
+TINY = "(4)3c-2p"
+
+
+def _data(n=64, seed=0):
+    """Two classes told apart by the sign of the features' mean."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, *SHAPE)).astype("float32")
+    y = (X.mean(axis=(1, 2, 3)) > 0).astype("int64")
+    X += (2 * y - 1)[:, None, None, None].astype("float32")
+    return X, y
+
+
+def _settings(**changes):
+    values = dict(encoder=TINY, head="8fc", batch_size=8, max_epochs=2, meanteacher_epochs=4, meanteacher_ratio=2,
+                  meanteacher_student_view="shift:max_shift=2", meanteacher_teacher_view="shift:max_shift=1",
+                  methods=["supervised", "meanteacher"])
+    values.update(changes)
+    return Settings(**values)
+
+
+def _train(run_dir, settings, X, y, unlabeled, **kwargs):
+    epochs = settings.meanteacher_epochs or settings.max_epochs
+    return training.train_classifier(
+        (X[:8], y[:8]), (X[8:24], y[8:24]), 2, run_dir, settings, stage="meanteacher", max_epochs=epochs,
+        consistency=meanteacher.Consistency(settings, unlabeled, epochs), **kwargs)
+
+
+def test_rampup_rises_from_near_zero_to_the_weight_and_the_decay_warms_up():
+    assert meanteacher.rampup_weight(0, 100, 50.0) == pytest.approx(50.0 * math.exp(-5))
+    assert meanteacher.rampup_weight(50, 100, 50.0) == pytest.approx(50.0 * math.exp(-1.25))
+    assert meanteacher.rampup_weight(100, 100, 50.0) == meanteacher.rampup_weight(1000, 100, 50.0) == 50.0
+    assert meanteacher.rampup_weight(0, 0, 7.0) == 7.0  # no ramp-up
+    weights = [meanteacher.rampup_weight(step, 40, 1.0) for step in range(41)]
+    assert all(a < b for a, b in zip(weights, weights[1:]))
+    # The teacher copies the student at the first step, averages more and more, then at most ``ema``.
+    assert [meanteacher.ema_decay(step, 0.99) for step in (0, 1, 3)] == [0.0, 0.5, 0.75]
+    assert meanteacher.ema_decay(10_000, 0.99) == 0.99
+
+
+def test_the_method_is_registered_with_its_own_settings_section():
+    method = methods.get("meanteacher")
+    assert method.name == "meanteacher" and method.section == "meanteacher" and method.uses_unlabeled
+    assert set(Settings.names(["meanteacher"])) == {
+        "meanteacher_weight", "meanteacher_ema", "meanteacher_rampup", "meanteacher_ratio", "meanteacher_epochs",
+        "meanteacher_student_view", "meanteacher_teacher_view"}
+    settings = _settings()
+    assert settings.key("meanteacher") != settings.replace(meanteacher_weight=1.0).key("meanteacher")
+    assert settings.key("supervised") == settings.replace(meanteacher_weight=1.0).key("supervised")
+    assert "-mt-" in settings.config_id and "-e4" in settings.config_id and "-meanteacher-" in settings.classifier_id("meanteacher")
+    for bad, match in (({"meanteacher_ema": 1.0}, "meanteacher_ema"), ({"meanteacher_ratio": 0}, "meanteacher_ratio"),
+                       ({"meanteacher_student_view": "shiftt"}, "shiftt"), ({"methods": ["mean_teacher"]}, "mean_teacher")):
+        with pytest.raises(SettingsError, match=match):
+            _settings(**bad)
+
+
+def test_the_teacher_is_the_students_average_and_is_what_is_scored(tmp_path):
+    X, y = _data(96)
+    # ema 0: the teacher copies the student after every step.
+    copied = _train(tmp_path / "copy", _settings(meanteacher_ema=0.0), X, y, X[24:], seeds=[0], score=X[8:24])
+    trainer_networks = {}
+    real = meanteacher._trainer_class()
+
+    class Spy(real):
+        def __init__(self, classifier, **kwargs):
+            super().__init__(classifier, **kwargs)
+            trainer_networks["student"], trainer_networks["teacher"] = self.student, classifier
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(meanteacher, "_trainer_class", lambda: Spy)
+        averaged = _train(tmp_path / "average", _settings(meanteacher_ema=0.9), X, y, X[24:], seeds=[0], score=X[8:24])
+        copy_again = _train(tmp_path / "copy-spied", _settings(meanteacher_ema=0.0), X, y, X[24:], seeds=[0])
+    student, teacher = trainer_networks["student"], trainer_networks["teacher"]
+    for a, b in zip(student.weights, teacher.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-7)  # ema 0: one and the same
+    assert copy_again.models[0] is teacher  # the teacher is the classifier returned and scored
+    # With a decay the teacher lags: its weights differ from the student's, and it is the one scored.
+    assert not all(np.allclose(a, b) for a, b in zip(copied.models[0].get_weights(), averaged.models[0].get_weights()))
+    history = averaged.histories[0]
+    assert {"consistency_loss", "consistency_weight"} <= set(history.columns)
+    assert "val_consistency_loss" not in history.columns
+    assert history["consistency_weight"].is_monotonic_increasing and history["consistency_weight"].iloc[-1] > 1.0
+    assert averaged.scored.shape == (16, 2) and np.allclose(averaged.scored.sum(axis=1), 1.0, atol=1e-5)
+    assert (tmp_path / "average" / "settings.json").read_text().count('"stage": "meanteacher"') == 1
+
+
+def test_mean_teacher_learns_the_labelled_task(tmp_path):
+    X, y = _data(160)
+    settings = _settings(meanteacher_epochs=15, learning_rate=0.01, meanteacher_weight=5.0)
+    run = _train(tmp_path / "learn", settings, X, y, X[24:], seeds=[0], score=X[24:])
+    assert np.mean(run.scored.argmax(axis=1) == y[24:]) >= 0.9
+    assert run.histories[0]["loss"].iloc[-1] < run.histories[0]["loss"].iloc[0]
+
+
+def test_a_killed_mean_teacher_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
+    X, y = _data(64)
+    settings = _settings(lr_schedule="cosine", augment="mixup:alpha=0.4")
+    uninterrupted = _train(tmp_path / "a", settings, X, y, X[24:], seeds=[3], score=X[8:24])
+    real = training.fit
+    monkeypatch.setattr(training, "fit", lambda *a, callbacks=(), **k: real(*a, callbacks=[*callbacks, kill_after(2)], **k))
+    with pytest.raises(KeyboardInterrupt):
+        _train(tmp_path / "b", settings, X, y, X[24:], seeds=[3], score=X[8:24])
+    monkeypatch.setattr(training, "fit", real)
+    resumed = _train(tmp_path / "b", settings, X, y, X[24:], seeds=[3], score=X[8:24])
+    for a, b in zip(resumed.models[0].get_weights(), uninterrupted.models[0].get_weights()):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(resumed.scored, uninterrupted.scored)
+
+
+def test_mean_teacher_through_the_orchestrator_never_sees_the_test_fold(synthetic, tmp_path, monkeypatch):
+    dataset, features, pool = synthetic
+    seen = {}
+    real = training.train_classifier
+
+    def spy(*args, consistency=None, **kwargs):
+        if consistency is not None:
+            seen["unlabeled"] = consistency.unlabeled
+        return real(*args, consistency=consistency, **kwargs)
+
+    monkeypatch.setattr(training, "train_classifier", spy)
+    settings = _settings(folds=[3], run_dir=str(tmp_path / "run"), meanteacher_epochs=1)
+    experiment = Experiment(settings, dataset=dataset, features=features, pool=pool, verbose=0)
+    metrics = experiment.cross_validate()[0]
+    assert list(metrics["method"]) == ["supervised", "meanteacher"]
+    row = metrics.set_index("method").loc["meanteacher"]
+    assert row["pool_size"] == len(pool.X) and row["epochs"] == 1 and 0 <= row["accuracy"] <= 1
+    scaler = experiment.standardizer(3)
+    unlabeled = seen["unlabeled"]
+    assert len(unlabeled) == len(pool.X) + int((dataset.folds != 3).sum())
+    for clip in scaler.transform(features[dataset.folds == 3]):
+        assert not np.any(np.all(np.isclose(unlabeled, clip), axis=(1, 2, 3)))
