@@ -130,7 +130,7 @@ class Trainer(keras.Model):
     training runs :meth:`train_step`; :func:`esc_lib.training.fit` saves ``inference_model``."""
 
     #: Metrics of the training step alone (a method's unlabeled loss, ...): not updated from labels, not
-    #: reported by :meth:`classification_step`.
+    #: reported by :meth:`test_step`.
     TRAINING_ONLY: tuple = ()
 
     def __init__(self, network: keras.Model, **kwargs):
@@ -169,9 +169,9 @@ class Trainer(keras.Model):
             results[metric.name] = metric.result()
         return results
 
-    def classification_step(self, data) -> dict:
-        """A ``test_step`` of plain classification: loss and accuracy on labelled ``(x, y)``, without the
-        training-only trackers (validation of a consistency-trained classifier)."""
+    def test_step(self, data) -> dict:
+        """Validation is plain classification: loss and accuracy of the network on labelled ``(x, y)``,
+        without the training-only trackers (a subclass whose validation differs overrides it)."""
         x, y = data
         probabilities = self.network(x, training=False)
         loss = self.compute_loss(x=x, y=y, y_pred=probabilities)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover
     from esc_lib.settings import Settings
 
-__all__ = ["SplitData", "Trained", "Method"]
+__all__ = ["SplitData", "Trained", "Method", "refuse_warm_start_on_refit"]
 
 
 @dataclass(frozen=True)
@@ -99,24 +99,11 @@ class SplitData:
 
 @dataclass
 class Trained:
-    """What a method gives back for one split.
-
-    Attributes
-    ----------
-    scored : np.ndarray [shape=(n_scored, n_classes)]
-        Mean class probabilities of the members on ``SplitData.score``.
-    validation : np.ndarray [shape=(n_validation, n_classes)] or None
-        Mean class probabilities on the validation clips by models that did not train on
-        them (None when every member did, e.g. after a refit).
-    histories : list of pandas.DataFrame
-        Per member: the run watched on the validation fold, else its only run.
-    epochs : list of int
-        Per member, the epochs of the scored model.
-    models : list of keras.Model
-        Per member, the scored model.
-    seconds : float
-        Training time of everything this method's score needed (a teacher's or a start's
-        included), from the runs' histories: the same when finished runs are loaded.
+    """What a method gives back for one split: its scored classifier's outcome, as
+    :class:`esc_lib.training.ClassifierRun` describes it (``scored`` the probabilities on
+    ``SplitData.score``, ``validation``, ``histories``, ``epochs``, ``models``), with
+    ``seconds`` the training time of everything the score needed -- a teacher's or a start's
+    run included, from the runs' histories, so the same when finished runs are loaded.
     """
 
     scored: Any
@@ -210,3 +197,13 @@ class Method:
     def train(self, split: SplitData) -> Trained:
         """Train (or load, when finished before) this method's classifier of one split and score ``split.score``."""
         raise NotImplementedError(f"method {self.name!r} does not implement train()")
+
+
+def refuse_warm_start_on_refit(settings: "Settings", name: str, warm: str, cold: str, what: str) -> None:
+    """A ``ValueError`` when ``name`` is ``warm`` (start from a trained classifier) while the classifiers are refit on
+    the validation fold with early stopping: the start would have trained on the fold that then stops it early."""
+    if getattr(settings, name) == warm and settings.refit_on_validation and settings.lr_schedule == "constant":
+        raise ValueError(
+            f"{name} '{warm}' with refit_on_validation and lr_schedule 'constant' would start {what} "
+            "refit on the validation fold and then stop it early on that same fold: "
+            f"set lr_schedule to 'cosine', refit_on_validation to false, or {name} to '{cold}'")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 
-from esc_lib.methods.base import Method, SplitData, Trained
+from esc_lib.methods.base import Method, SplitData, Trained, refuse_warm_start_on_refit
 from esc_lib.methods.supervised import train_from
 
 __all__ = ["FixMatch", "METHOD", "Consistency", "ConsistencyTrainer", "pseudo_labels", "align_distribution"]
@@ -59,11 +59,7 @@ class Consistency:
 
 class FixMatch(Method):
     def check(self, settings) -> None:
-        if settings.fixmatch_init == "supervised" and settings.refit_on_validation and settings.lr_schedule == "constant":
-            raise ValueError(
-                "fixmatch_init 'supervised' with refit_on_validation and lr_schedule 'constant' would start "
-                "FixMatch from a supervised classifier refit on the validation fold and then stop it early on that "
-                "same fold: set lr_schedule to 'cosine', refit_on_validation to false, or fixmatch_init to 'scratch'")
+        refuse_warm_start_on_refit(settings, "fixmatch_init", "supervised", "scratch", "FixMatch from a supervised classifier")
 
     def train(self, split: SplitData) -> Trained:
         """Consistency training of the split's classifier on its unlabeled clips (the pool and/or the non-test
@@ -225,9 +221,6 @@ def _trainer_class():
                 scaled = self.optimizer.scale_loss(loss)
             self.apply_loss(tape, scaled)
             return self.step_metrics(loss, {"unlabeled_loss": unlabeled, "mask_rate": tf.reduce_mean(mask)}, y, p_labelled)
-
-        def test_step(self, data):
-            return self.classification_step(data)
 
     return ConsistencyTrainer
 

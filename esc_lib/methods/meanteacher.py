@@ -176,9 +176,6 @@ def _trainer_class():
                     teacher_weight.assign(kept * teacher_weight + (1 - kept) * student_weight)
             return self.step_metrics(loss, {"consistency_loss": consistency, "consistency_weight": weight}, y, p_labelled)
 
-        def test_step(self, data):
-            return self.classification_step(data)
-
     return MeanTeacherTrainer
 
 

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from esc_lib import atomic, protocol
-from esc_lib.methods.base import Method, SplitData, Trained
+from esc_lib.methods.base import Method, SplitData, Trained, refuse_warm_start_on_refit
 from esc_lib.methods.supervised import train_from
 
 __all__ = ["SelfTraining", "METHOD", "PSEUDO_LABELS_FILE", "pseudo_labels_of_round", "select_pseudo_labels", "propagate_labels",
@@ -50,11 +50,7 @@ class SelfTraining(Method):
             raise ValueError(
                 f"selftrain_cap_growth {settings.selftrain_cap_growth} grows a cap, but selftrain_per_class is 0 (no cap): "
                 "set selftrain_per_class to the first round's cap, or selftrain_cap_growth to 0")
-        if settings.selftrain_student == "teacher" and settings.refit_on_validation and settings.lr_schedule == "constant":
-            raise ValueError(
-                "selftrain_student 'teacher' with refit_on_validation and lr_schedule 'constant' would start "
-                "each student from a teacher refit on the validation fold and then stop it early on that same fold: "
-                "set lr_schedule to 'cosine', refit_on_validation to false, or selftrain_student to 'scratch'")
+        refuse_warm_start_on_refit(settings, "selftrain_student", "teacher", "scratch", "each student from a teacher")
 
     def train(self, split: SplitData) -> Trained:
         """Self-training on one split: the teacher's method's classifier teaches; each round's student teaches the next.
