@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["ESC_CACHE_DIR"] = cache
     from esc_lib import features
 
-    jobs = features._resolve_jobs(args.jobs)
+    jobs = features.resolve_jobs(args.jobs)
     load_before = os.getloadavg()
     for path in paths:
         path.read_bytes()

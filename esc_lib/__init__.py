@@ -6,7 +6,8 @@ A thin library behind the numbered notebooks: datasets and downloads
 (:mod:`esc_lib.features`), Pescador streams (:mod:`esc_lib.streams`), the
 switch-unpooling layer (:mod:`esc_lib.layers`), models built from the paper's
 notation (:mod:`esc_lib.models`), training (:mod:`esc_lib.training`),
-evaluation (:mod:`esc_lib.evaluation`) and figures (:mod:`esc_lib.plots`).
+statistics (:mod:`esc_lib.stats`), result tables (:mod:`esc_lib.tables`) and
+figures (:mod:`esc_lib.plots`).
 Every file is written all-or-nothing through :mod:`esc_lib.atomic`.
 
 Importing the package is cheap: TensorFlow is imported only by the modules

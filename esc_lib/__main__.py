@@ -8,11 +8,22 @@ predict BUNDLE FILES_OR_FOLDER... [--top-k K] [--csv OUT.csv]
     :func:`esc_lib.predict.save_bundle`.  Prints the top-k classes with
     probabilities per file and a summary of the files that could not be
     read; ``--csv`` also writes the table (atomically).
+compare RUN [RUN ...] [--base CONFIG [--other CONFIG]] [--budgets N ...] [--methods M ...] [--out STEM]
+    Pair runs fold by fold from the ``fold_accuracies.csv`` that notebook 04
+    publishes in each results folder (several folders: several seeds of one
+    study, paired by fold and seed, each fold averaged over the seeds).
+    With ``--base`` and ``--other``: each method of configuration OTHER
+    against the same method of BASE (:func:`esc_lib.stats.config_comparison`).
+    Without ``--other``: each method against supervised within one
+    configuration, BASE when the runs hold several
+    (:func:`esc_lib.stats.seed_comparison`).  Prints the caption and the
+    table; ``--out STEM`` also writes ``STEM.csv`` and ``STEM.md``.
 
-Exit status: 0 when at least one file was predicted, 1 when none could be,
-2 for a bad bundle or bad arguments (a one-line message on stderr, no
-traceback).  TensorFlow is imported only by the ``predict`` command, so
-``--help`` stays quick.
+Exit status: for ``predict``, 0 when at least one file was predicted, 1 when
+none could be; for ``compare``, 0 when the table was made, 1 when ``--out``
+cannot be written; 2 for a bad bundle, bad runs or bad arguments (a one-line
+message on stderr, no traceback).  TensorFlow is imported only by the
+``predict`` command, so ``--help`` stays quick.
 """
 
 from __future__ import annotations
@@ -36,6 +47,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _budget(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected labels per class, a non-negative integer (0: all), got {text!r}")
     return value
 
 
@@ -64,6 +85,31 @@ def build_parser() -> argparse.ArgumentParser:
                          help="also write the predictions as CSV: file, n_windows, top1_class, top1_probability, ...")
     predict.add_argument("--progress", action="store_true", help="show a progress bar on stderr")
     predict.set_defaults(handler=_predict)
+    compare = commands.add_parser(
+        "compare",
+        help="pair runs fold by fold: one configuration against another, or each method against supervised",
+        description=(
+            "Pair published runs fold by fold, from the fold_accuracies.csv notebook 04 writes into each results "
+            "folder. Several folders are several seeds: they are paired by fold and seed, and each fold's accuracy "
+            "is averaged over the seeds before the paired t and Wilcoxon tests, which count folds. With --base and "
+            "--other, each method of configuration OTHER is put against the same method of BASE; without --other, "
+            "each method against supervised within one configuration (BASE, when the runs hold several)."
+        ),
+    )
+    compare.add_argument("runs", metavar="RUN", nargs="+", type=Path,
+                         help="results folders holding fold_accuracies.csv (or those CSV files); "
+                              "several: several seeds")
+    compare.add_argument("--base", metavar="CONFIG",
+                         help="the base configuration: its name, or how the name ends (must name exactly one)")
+    compare.add_argument("--other", metavar="CONFIG",
+                         help="the configuration put against --base, method by method (name or end of name)")
+    compare.add_argument("--budgets", type=_budget, nargs="+", metavar="N",
+                         help="labels per class to keep (0: all labels; default: every budget)")
+    compare.add_argument("--methods", nargs="+", metavar="METHOD",
+                         help="methods to compare (default: every one the runs hold; without --other, "
+                              "all but supervised)")
+    compare.add_argument("--out", type=Path, metavar="STEM", help="also write STEM.csv and STEM.md")
+    compare.set_defaults(handler=_compare)
     return parser
 
 
@@ -114,6 +160,43 @@ def _predict(args: argparse.Namespace) -> int:
             _error("predict", f"{args.csv}: cannot write the CSV ({error.strerror or error})")
             return 1
         print(f"wrote {args.csv}", file=sys.stderr)
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from esc_lib import stats, tables
+
+    if args.other is not None and args.base is None:
+        _error("compare", "--other needs --base, the configuration it is put against")
+        return 2
+    columns = stats.CONFIG_COMPARISON_COLUMNS if args.other is not None else stats.SEED_COMPARISON_COLUMNS
+    try:
+        folds = tables.load_fold_accuracies([run.expanduser() for run in args.runs], columns, args.budgets)
+        if args.other is not None:
+            table = stats.config_comparison(folds, args.base, args.other, methods=args.methods)
+        else:
+            if args.base is not None:
+                folds = folds[folds["config"] == stats.match_config(folds, args.base)]
+            elif "config" in folds and folds["config"].nunique() > 1:
+                names = ", ".join(sorted(map(str, folds["config"].unique())))
+                _error("compare", f"the runs hold {folds['config'].nunique()} configurations ({names}): name one with "
+                                  "--base, or two with --base and --other")
+                return 2
+            table = stats.seed_comparison(folds, methods=args.methods)
+    except (OSError, ValueError) as error:
+        _error("compare", str(error))
+        return 2
+    print(table.attrs["caption"])
+    print()
+    print(table.to_markdown(index=False))
+    if args.out is not None:
+        try:
+            written = tables.write_table(table, args.out.expanduser())
+        except OSError as error:
+            _error("compare", f"{args.out}: cannot write the table ({error.strerror or error})")
+            return 1
+        for path in written:
+            print(f"wrote {path}", file=sys.stderr)
     return 0
 
 

@@ -52,6 +52,7 @@ __all__ = [
     "load_labelled",
     "load_esc10",
     "read_metadata",
+    "resolve_clips",
     "find_audio_files",
     "freesound_id",
     "source_ids",
@@ -317,6 +318,42 @@ def _missing_message(where: Path, missing: Sequence[str], limit: int = 5) -> str
     )
 
 
+def resolve_clips(audio_dir: Path, filenames: Sequence[str], *, verify: bool = True) -> list[Path]:
+    """The path of every clip a metadata file lists, found in ``audio_dir``.
+
+    A clip listed as ``1-100032-A-0.wav`` is also found as ``1-100032-A-0.ogg``
+    (or another audio extension; ``.wav``, ``.ogg``, ``.flac`` preferred in
+    that order), so a dataset converted to another format still loads.
+
+    Parameters
+    ----------
+    audio_dir : Path
+        The folder of the clips (``<root>/audio`` in the ESC-50 layout).
+    filenames : sequence of str
+        The ``filename`` column of the metadata; a name with a ``/`` is a
+        path below ``audio_dir`` and must exist as listed.
+    verify : bool
+        Raise when a clip is missing.  False gives the listed path of a
+        missing clip instead.
+
+    Returns
+    -------
+    paths : list of Path [length=len(filenames)]
+        In the order of ``filenames``.
+
+    Raises
+    ------
+    DatasetError
+        With ``verify``, if clips are missing (neither as listed nor with
+        another audio extension): the message names ``audio_dir``, how many
+        and the first few.
+    """
+    paths, missing = _resolve_paths(Path(audio_dir), filenames)
+    if verify and missing:
+        raise DatasetError(_missing_message(Path(audio_dir), missing))
+    return paths
+
+
 def load_labelled(
     root: str | Path | None = None,
     subset: str | Sequence[str] | None = None,
@@ -390,9 +427,7 @@ def load_labelled(
     classes = [str(c) for c in pairs["category"]]
     label_of_target = {int(t): i for i, t in enumerate(pairs["target"])}
 
-    paths, missing = _resolve_paths(root / "audio", list(meta["filename"]))
-    if verify and missing:
-        raise DatasetError(_missing_message(root / "audio", missing))
+    paths = resolve_clips(root / "audio", list(meta["filename"]), verify=verify)
     meta["path"] = [str(p) for p in paths]
     meta["label"] = meta["target"].map(label_of_target).astype(np.int64)
     return LabelledDataset(root=root, meta=meta, classes=classes)

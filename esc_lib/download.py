@@ -50,7 +50,7 @@ import urllib3
 from tqdm import tqdm  # text bars: tqdm.auto would want ipywidgets in a notebook (and warn without)
 
 from esc_lib import atomic, config
-from esc_lib.data import DatasetError, _missing_message, _resolve_paths, read_metadata
+from esc_lib.data import DatasetError, read_metadata, resolve_clips
 
 __all__ = [
     "ESC50_COMMIT",
@@ -519,9 +519,7 @@ def verify_esc50(
             problems.append(f"clips per class {wrong.head(5).to_dict()}, expected {per_class} each")
     if problems:
         raise DatasetError(f"{meta_path}: {'; '.join(problems)}")
-    paths, missing = _resolve_paths(root / "audio", list(meta["filename"]))
-    if missing:
-        raise DatasetError(_missing_message(root / "audio", missing))
+    paths = resolve_clips(root / "audio", list(meta["filename"]))
     if not check_audio:
         return
     bad = []

@@ -68,6 +68,10 @@ __all__ = [
     "extract_pool",
     "cache_root",
     "clear_cache",
+    "window_features",
+    "resolve_jobs",
+    "progress_bar",
+    "run_parallel",
     "NotFittedError",
     "Standardizer",
 ]
@@ -376,8 +380,28 @@ def _clip_features(path: Path, params: FeatureParams) -> np.ndarray:
     return logmel(y, params)
 
 
-def _window_features(path: Path, params: FeatureParams, last: str, min_last_seconds: float) -> np.ndarray:
-    """All 5 s windows of one file (see :func:`esc_lib.audio.load_windows`), transformed."""
+def window_features(path: Path, params: FeatureParams, last: str, min_last_seconds: float) -> np.ndarray:
+    """The log-mels of every window of one audio file, uncached: what a pool or a feature store holds per file.
+
+    Parameters
+    ----------
+    path : Path
+        An audio file of any length, sampling rate and channel count.
+    params : FeatureParams
+        The front end; windows are ``params.duration`` seconds at ``params.sr``.
+    last, min_last_seconds
+        What happens to a last, shorter window, as in
+        :func:`esc_lib.audio.load_windows`.
+
+    Returns
+    -------
+    windows : np.ndarray [shape=(n_windows, *params.shape), dtype=float32]
+
+    Raises
+    ------
+    esc_lib.audio.AudioError
+        If the file cannot be decoded or gives no window.
+    """
     windows = audio.load_windows(path, params.sr, params.duration, last, min_last_seconds, params.normalise)
     out = np.empty((len(windows), *params.shape), dtype=np.float32)
     for i, window in enumerate(windows):
@@ -512,7 +536,24 @@ def clear_cache(params: FeatureParams | None = None) -> int:
 # Parallel extraction
 
 
-def _resolve_jobs(n_jobs: int | None) -> int:
+def resolve_jobs(n_jobs: int | None) -> int:
+    """The number of threads (or workers) an ``n_jobs`` argument asks for.
+
+    Parameters
+    ----------
+    n_jobs : int > 0, -1 or None
+        None or -1: every core this process may run on
+        (:func:`os.sched_getaffinity`, else :func:`os.cpu_count`).
+
+    Returns
+    -------
+    jobs : int > 0
+
+    Raises
+    ------
+    ValueError
+        For anything else (0, -2, a bool, a float, text).
+    """
     if n_jobs is None or n_jobs == -1:
         try:
             return max(1, len(os.sched_getaffinity(0)))
@@ -523,18 +564,55 @@ def _resolve_jobs(n_jobs: int | None) -> int:
     return int(n_jobs)
 
 
-def _progress_bar(total: int, description: str, enabled: bool):
+def progress_bar(total: int, description: str, enabled: bool):
+    """A text progress bar counting files (tqdm), silent when disabled or when there is nothing to do.
+
+    Parameters
+    ----------
+    total : int >= 0
+        Files to count.
+    description : str
+        Shown before the bar.
+    enabled : bool
+        False gives a bar that prints nothing (still a context manager with ``update``).
+
+    Returns
+    -------
+    bar : tqdm.tqdm
+        Use it as a context manager and pass it to :func:`run_parallel`.
+    """
     from tqdm import tqdm
 
     return tqdm(total=total, desc=description, unit="file", disable=not enabled or total == 0)
 
 
-def _run_parallel(tasks: Sequence, work: Callable, n_jobs: int, bar, on_error: Callable | None = None):
+def run_parallel(tasks: Sequence, work: Callable, n_jobs: int, bar, on_error: Callable | None = None):
     """Yield ``(task, result)`` for each task as it completes, on ``n_jobs`` threads.
 
-    With ``on_error=None`` the first exception cancels the rest and is raised;
-    otherwise ``on_error(task, exception)`` handles it and the run continues
-    (only for :class:`esc_lib.audio.AudioError`).
+    Decoding and the FFT release the GIL, so threads scale over the cores
+    (see the module docstring).
+
+    Parameters
+    ----------
+    tasks : sequence
+        What ``work`` is called with, one call each (e.g. indices of files).
+    work : callable
+        ``work(task) -> result``.
+    n_jobs : int > 0
+        Threads (see :func:`resolve_jobs`); with 1, or a single task, the
+        tasks run in this thread, in order.
+    bar : tqdm.tqdm
+        Updated once per finished task (see :func:`progress_bar`).
+    on_error : callable, optional
+        With None the first exception cancels the rest and is raised;
+        otherwise ``on_error(task, exception)`` handles it and the run
+        continues (only for :class:`esc_lib.audio.AudioError`; any other
+        exception is raised).
+
+    Yields
+    ------
+    task, result
+        In the order the tasks finish; a task whose error was handled yields nothing.
     """
     def settle(task, compute):
         try:
@@ -603,13 +681,13 @@ def extract_clips(
         If a file is missing or cannot be decoded (the message names it).
     """
     paths = [Path(p) for p in paths]
-    jobs = _resolve_jobs(n_jobs)
+    jobs = resolve_jobs(n_jobs)
     X = np.empty((len(paths), *params.shape), dtype=np.float32)
     if not paths:
         return X
     if not cache:
-        with _progress_bar(len(paths), "log-mel", progress) as bar:
-            for index, features in _run_parallel(range(len(paths)), lambda i: _clip_features(paths[i], params), jobs, bar):
+        with progress_bar(len(paths), "log-mel", progress) as bar:
+            for index, features in run_parallel(range(len(paths)), lambda i: _clip_features(paths[i], params), jobs, bar):
                 X[index] = features
         return X
 
@@ -634,8 +712,8 @@ def extract_clips(
         _save_array(_entry(clips, identities[index]), features)
         return features
 
-    with _progress_bar(len(missing), "log-mel", progress) as bar:
-        for index, features in _run_parallel(missing, work, jobs, bar):
+    with progress_bar(len(missing), "log-mel", progress) as bar:
+        for index, features in run_parallel(missing, work, jobs, bar):
             X[index] = features
     _save_array(bundle, X)
     return X
@@ -699,7 +777,7 @@ def extract_pool(
     if not min_last_seconds >= 0:
         raise ValueError(f"min_last_seconds must be >= 0, got {min_last_seconds!r}")
     files = [Path(f) for f in files]
-    jobs = _resolve_jobs(n_jobs)
+    jobs = resolve_jobs(n_jobs)
     results: dict[int, np.ndarray] = {}
     failures: dict[int, str] = {}
     todo = list(range(len(files)))
@@ -731,7 +809,7 @@ def extract_pool(
                 results[index] = features
 
     def compute(index: int) -> np.ndarray:
-        features = _window_features(files[index], params, last, min_last_seconds)
+        features = window_features(files[index], params, last, min_last_seconds)
         if entries is not None:
             _save_array(_entry(entries, identities[index]), features)
         return features
@@ -739,8 +817,8 @@ def extract_pool(
     def fail(index: int, error: Exception) -> None:
         failures[index] = str(error)
 
-    with _progress_bar(len(todo), "log-mel pool", progress) as bar:
-        for index, features in _run_parallel(todo, compute, jobs, bar, on_error=fail):
+    with progress_bar(len(todo), "log-mel pool", progress) as bar:
+        for index, features in run_parallel(todo, compute, jobs, bar, on_error=fail):
             results[index] = features
 
     used = sorted(results)

@@ -23,7 +23,7 @@ import seaborn as sns
 from matplotlib.figure import Figure
 
 from esc_lib import atomic
-from esc_lib.evaluation import as_class_names, budget_label, budget_order, mean_ci
+from esc_lib.stats import as_class_names, budget_label, budget_order, mean_ci
 
 __all__ = [
     "save_figure",
@@ -118,7 +118,7 @@ def _is_accuracy(name: str) -> bool:
 def _categories(values, column: str) -> tuple[list, list[str]]:
     """Distinct values in display order, with their tick labels.
 
-    ``labels_per_class`` follows :func:`esc_lib.evaluation.budget_order` (0,
+    ``labels_per_class`` follows :func:`esc_lib.stats.budget_order` (0,
     every labelled clip, last and shown as ``"all"``); other columns put
     numbers first (ascending), then text, then missing values.
     """
@@ -413,7 +413,7 @@ def plot_confusion(confusion_df: pd.DataFrame, normalise: bool = True) -> Figure
     Parameters
     ----------
     confusion_df : pd.DataFrame [shape=(n_classes, n_classes)]
-        As returned by :func:`esc_lib.evaluation.confusion`.
+        As returned by :func:`esc_lib.stats.confusion`.
     normalise : bool
         Divide each row by its total, so the diagonal is the per-class
         accuracy (a class with no clips stays at 0).
@@ -450,7 +450,7 @@ def plot_per_class(per_class_df: pd.DataFrame, *, value: str = "accuracy", sort:
     Parameters
     ----------
     per_class_df : pd.DataFrame
-        As returned by :func:`esc_lib.evaluation.per_class_accuracy`
+        As returned by :func:`esc_lib.stats.per_class_accuracy`
         (columns ``class`` and ``value``), optionally several concatenated
         with a ``method`` column.
     value : str
@@ -614,7 +614,7 @@ def plot_budget_curves(curve_df: pd.DataFrame, x: str = "labels_per_class", xlab
     Parameters
     ----------
     curve_df : pd.DataFrame
-        As returned by :func:`esc_lib.evaluation.budget_curve`: columns
+        As returned by :func:`esc_lib.stats.budget_curve`: columns
         ``by``, ``x``, ``mean``, ``ci_low``, ``ci_high`` (fractions).
     x : str
         The budget column, non-negative integers.  For ``labels_per_class``,

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from esc_lib import evaluation, plots
+from esc_lib import plots, stats, tables
 from esc_lib.experiment import Experiment, collect_results
 
 __all__ = [
@@ -27,7 +27,6 @@ __all__ = [
     "paper_tables",
     "fold_accuracies",
     "sweep_comparison",
-    "seed_comparison",
     "pseudo_label_accuracy",
     "pseudo_label_table",
     "confusion_and_per_class",
@@ -94,29 +93,29 @@ def paper_tables(results: Results) -> dict[str, pd.DataFrame]:
     """Table 1 (batch size x filters), Table 2 (published figures), the summary and the paired test."""
     s = results.experiment.settings
     full = results.full
-    tables = {
-        "table1": evaluation.table1(full, results.experiment.dataset_label, architecture=s.architecture,
-                                    with_paper=(s.dataset == "esc50" and not s.encoder)),
+    made = {
+        "table1": tables.table1(full, results.experiment.dataset_label, architecture=s.architecture,
+                                with_paper=(s.dataset == "esc50" and not s.encoder)),
     }
     if s.dataset != "own":  # the published figures are ESC-50's and ESC-10's
         # The profile's own configuration, chosen before the run (not the best on the test folds).
-        tables["table2"] = evaluation.table2(full, s.dataset, dataset_label=results.experiment.dataset_label,
-                                             configs=_own_configuration(results))
-    tables["summary"] = evaluation.summarise(full)
-    paired = set(full["method"]) >= {evaluation.BASELINE, evaluation.TREATMENT}
+        made["table2"] = tables.table2(full, s.dataset, dataset_label=results.experiment.dataset_label,
+                                       configs=_own_configuration(results))
+    made["summary"] = stats.summarise(full)
+    paired = set(full["method"]) >= {stats.BASELINE, stats.TREATMENT}
     if paired:
-        tables["paired_test"] = evaluation.compare_methods(full)
+        made["paired_test"] = stats.compare_methods(full)
     if imbalanced(results.experiment.dataset):
         # Classes of unequal size: accuracy favours the large ones, so the balanced
         # accuracy (mean per-class recall) and the macro-F1 are reported beside it.
         for value in ("balanced_accuracy", "macro_f1"):
             if value in full.columns:
-                tables[f"summary_{value}"] = evaluation.summarise(full, value=value)
+                made[f"summary_{value}"] = stats.summarise(full, value=value)
                 if paired:
-                    tables[f"paired_test_{value}"] = evaluation.compare_methods(full, value=value)
-    for name, table in tables.items():
-        evaluation.write_table(table, results.table_dir / name)
-    return tables
+                    made[f"paired_test_{value}"] = stats.compare_methods(full, value=value)
+    for name, table in made.items():
+        tables.write_table(table, results.table_dir / name)
+    return made
 
 
 def imbalanced(dataset) -> bool:
@@ -127,7 +126,7 @@ def imbalanced(dataset) -> bool:
 
 def _own_configuration(results: Results) -> dict | None:
     """Table 2's rows: the profile's own configuration for the paper's two methods (chosen before the run)."""
-    paper = (evaluation.BASELINE, evaluation.TREATMENT)
+    paper = (stats.BASELINE, stats.TREATMENT)
     if not set(paper) <= set(results.full["method"]):
         return None
     # A sweep's variant may run a method the profile's own configuration does not (e.g. the CAE
@@ -148,7 +147,7 @@ def fold_accuracies(results: Results) -> pd.DataFrame:
     table = results.metrics[[c for c in columns if c in results.metrics.columns]].sort_values(
         ["config", "method", "labels_per_class", "fold"]).reset_index(drop=True)
     table.attrs["caption"] = "Accuracy of every fold, method and label budget (0: all labels) of this run."
-    evaluation.write_table(table, results.table_dir / "fold_accuracies")
+    tables.write_table(table, results.table_dir / Path(tables.FOLD_ACCURACIES_FILE).stem)  # what compare reads back
     return table
 
 
@@ -162,10 +161,10 @@ def confusion_and_per_class(results: Results) -> pd.DataFrame:
     """The confusion matrix and per-class accuracy of the profile's configuration over every fold."""
     chosen = _scored_predictions(results)
     classes = results.experiment.dataset.classes
-    confusion = evaluation.confusion(chosen["y_true"], chosen["y_pred"], classes)
+    confusion = stats.confusion(chosen["y_true"], chosen["y_pred"], classes)
     plots.save_figure(plots.plot_confusion(confusion), "04_confusion_matrix", results.figure_dir)
-    per_class = evaluation.per_class_accuracy(chosen["y_true"], chosen["y_pred"], classes)
-    evaluation.write_table(per_class, results.table_dir / "per_class_accuracy")
+    per_class = stats.per_class_accuracy(chosen["y_true"], chosen["y_pred"], classes)
+    tables.write_table(per_class, results.table_dir / "per_class_accuracy")
     plots.save_figure(plots.plot_per_class(per_class), "04_per_class_accuracy", results.figure_dir)
     return per_class
 
@@ -214,8 +213,8 @@ def pool_size_curve(results: Results) -> pd.DataFrame | None:
     if pretrained["pool_size"].nunique() < 2:
         return None
     reference = results.full[(results.full["config"] == results.config_id) & (results.full["method"] == "supervised")]
-    curve = evaluation.budget_curve(pd.concat([pretrained, reference]), x="pool_size")
-    evaluation.write_table(curve, results.table_dir / "pool_size")
+    curve = stats.budget_curve(pd.concat([pretrained, reference]), x="pool_size")
+    tables.write_table(curve, results.table_dir / "pool_size")
     figure = plots.plot_budget_curves(curve, x="pool_size", xlabel="unlabeled 5 s windows in the pre-training pool")
     plots.save_figure(figure, "04_pool_size", results.figure_dir)
     return curve
@@ -227,8 +226,8 @@ def label_budget_curve(results: Results) -> pd.DataFrame | None:
     budgets = m[(m["config"] == results.config_id) & (m["pool"].astype(str) == results.experiment.settings.pool_label)]
     if budgets["labels_per_class"].nunique() < 2:
         return None
-    curve = evaluation.budget_curve(budgets)
-    evaluation.write_table(curve, results.table_dir / "label_budget")
+    curve = stats.budget_curve(budgets)
+    tables.write_table(curve, results.table_dir / "label_budget")
     plots.save_figure(plots.plot_budget_curves(curve), "04_label_budget", results.figure_dir)
     return curve
 
@@ -240,22 +239,6 @@ def export_bundle(results: Results) -> Path:
     experiment = results.experiment
     return predict.export_from_experiment(experiment, experiment.settings.folds[0], method=results.method,
                                           labels_per_class=experiment.settings.reference_budget, overwrite=True)
-
-
-def _comparison_row(row: pd.Series, method: str) -> dict:
-    """One row of a method-against-supervised table from :func:`esc_lib.evaluation.compare_methods`' output."""
-    return {
-        "labels per class": evaluation.budget_label(row["labels_per_class"]),
-        "method": method,
-        "supervised (%)": row[evaluation.BASELINE],
-        "method (%)": row[method],
-        "difference (pp)": evaluation.format_difference(
-            row["difference"], row["difference_ci_low"], row["difference_ci_high"]),
-        "p (paired t)": row["t_pvalue"],
-        "p (Wilcoxon)": row["wilcoxon_pvalue"],
-        "folds": row["n_folds"],
-        "_order": evaluation.budget_order(row["labels_per_class"]),
-    }
 
 
 def method_comparison(results: Results) -> pd.DataFrame | None:
@@ -270,20 +253,20 @@ def method_comparison(results: Results) -> pd.DataFrame | None:
 
     m = results.metrics
     m = m[(m["config"] == results.config_id) & (m["pool"].astype(str) == results.experiment.settings.pool_label)]
-    others = [method for method in METHODS if method != evaluation.BASELINE and method in set(m["method"])]
-    if evaluation.BASELINE not in set(m["method"]) or not others:
+    others = [method for method in METHODS if method != stats.BASELINE and method in set(m["method"])]
+    if stats.BASELINE not in set(m["method"]) or not others:
         return None
     rows = []
     for method in others:
-        compared = evaluation.compare_methods(m, by="labels_per_class", treatment=method)
-        rows += [_comparison_row(row, method) for _, row in compared.iterrows()]
+        compared = stats.compare_methods(m, by="labels_per_class", treatment=method)
+        rows += [stats.comparison_row(row, method) for _, row in compared.iterrows()]
     table = pd.DataFrame(rows).sort_values(["_order", "method"], kind="stable").drop(columns="_order").reset_index(drop=True)
     table.attrs["caption"] = (
         f"Each way of using unlabeled audio against the same network trained from scratch ({results.experiment.dataset_label}, "
         f"{results.experiment.settings.architecture}), by labelled clips per class; mean ± half-width of the 95% t interval "
         f"over folds, difference = method − supervised in points, paired by fold. Scored on the "
         f"{results.experiment.settings.score} folds.")
-    evaluation.write_table(table, results.table_dir / "methods_by_budget")
+    tables.write_table(table, results.table_dir / "methods_by_budget")
     return table
 
 
@@ -301,19 +284,19 @@ def sweep_comparison(results: Results) -> pd.DataFrame | None:
 
     m = results.metrics  # a configuration's name includes its pool: a pool sweep's points are configurations too
     paired = [config for config, rows in m.groupby("config", sort=False)
-              if evaluation.BASELINE in set(rows["method"]) and len(set(rows["method"])) > 1]
+              if stats.BASELINE in set(rows["method"]) and len(set(rows["method"])) > 1]
     if len(paired) < 2:
         return None
     m = m[m["config"].isin(paired)]
     seconds = m.groupby(["config", "labels_per_class", "method"])["seconds"].mean()
     rows = []
-    for method in [method for method in METHODS if method != evaluation.BASELINE and method in set(m["method"])]:
-        compared = evaluation.compare_methods(m[m["method"].isin([evaluation.BASELINE, method])],
-                                              by=("config", "labels_per_class"), treatment=method)
+    for method in [method for method in METHODS if method != stats.BASELINE and method in set(m["method"])]:
+        compared = stats.compare_methods(m[m["method"].isin([stats.BASELINE, method])],
+                                         by=("config", "labels_per_class"), treatment=method)
         for _, row in compared.iterrows():
-            if row[method] == "-" or row[evaluation.BASELINE] == "-":  # a budget only one of the two ran
+            if stats.MISSING_TEXT in (row[method], row[stats.BASELINE]):  # a budget only one of the two ran
                 continue
-            rows.append({"config": row["config"], **_comparison_row(row, method),
+            rows.append({"config": row["config"], **stats.comparison_row(row, method),
                          "s/fold": round(float(seconds[(row["config"], row["labels_per_class"], method)]), 1)})
     # The profile's own configuration (a sweep's base point) first, then the others by name.
     order = {config: i for i, config in enumerate(sorted(paired, key=lambda c: (c != results.config_id, c)))}
@@ -325,111 +308,7 @@ def sweep_comparison(results: Results) -> pd.DataFrame | None:
         f"({results.experiment.dataset_label}), by labelled clips per class; mean ± half-width of the 95% t interval "
         f"over folds, difference = method − supervised in points, paired by fold; seconds per fold of the method "
         f"on this machine. Scored on the {results.experiment.settings.score} folds.")
-    evaluation.write_table(table, results.table_dir / "sweep_comparison")
-    return table
-
-
-SEED_COMPARISON_COLUMNS = ("method", "seed", "labels_per_class", "fold", "accuracy")
-
-
-def seed_comparison(folds: pd.DataFrame, methods=None) -> pd.DataFrame:
-    """Each method against supervised at each budget over several seeds, paired by fold.
-
-    Parameters
-    ----------
-    folds : pd.DataFrame
-        Per-fold rows of one or more runs of one configuration (their
-        ``fold_accuracies.csv``, e.g. a seed-0 and a seed-1 run of one
-        profile), with ``method``, ``seed``, ``labels_per_class``, ``fold``
-        and ``accuracy``; ``config`` and ``scored_on`` when present must take
-        one value (a configuration's name leaves out the seed, so its seeds
-        share it; an equal name does not prove equal settings: the learning
-        rate, for one, is not in it).  A ``source`` column (the folder each
-        row came from) names the folders in errors.
-    methods : sequence of str, optional
-        The methods put against supervised (default: every other one present).
-
-    Returns
-    -------
-    table : pd.DataFrame
-        One row per budget and method: the seeds, both means ± the t
-        half-width over the folds, each seed's own means, the paired
-        difference with its interval and the paired t and Wilcoxon p-values.
-        Each method's accuracy on a fold is first averaged over the seeds:
-        the seeds of a fold score the same test clips (and with every label
-        train on the same clips), so they are not independent pairs, and the
-        tests count folds, not seeds x folds.
-
-    Raises
-    ------
-    ValueError
-        If a column is missing, the rows mix configurations or scored folds,
-        a (method, budget, seed, fold) repeats (one seed's run given twice),
-        or a method ran other seeds or folds than supervised at a budget.
-    """
-    from esc_lib.settings import METHODS
-
-    frame = evaluation._require_frame(folds, "fold accuracies")
-    evaluation._require_columns(frame, SEED_COMPARISON_COLUMNS, "fold accuracies")
-    if frame["seed"].isna().any():
-        raise ValueError("fold accuracies have rows without a seed: give runs published with their seeds")
-
-    def where(rows: pd.DataFrame) -> str:
-        return f" (in {', '.join(sorted(map(str, rows['source'].unique())))})" if "source" in rows else ""
-
-    for column in ("config", "scored_on"):
-        if column in frame and frame[column].nunique() > 1:
-            values = "; ".join(f"{value}{where(rows)}" for value, rows in frame.groupby(column))
-            raise ValueError(f"fold accuracies mix {column} values: {values}; combine seeds of one configuration")
-    key = ["method", "labels_per_class", "seed", "fold"]
-    repeated = frame[frame.duplicated(key, keep=False)]
-    if len(repeated):
-        first = repeated.iloc[0]
-        clash = repeated[(repeated[key] == first[key]).all(axis=1)]
-        raise ValueError(
-            f"fold accuracies repeat method {first['method']!r}, {evaluation.budget_label(first['labels_per_class'])} "
-            f"labels per class, seed {first['seed']}, fold {first['fold']}{where(clash)}: give each seed's run once")
-    present = set(frame["method"])
-    if evaluation.BASELINE not in present:
-        raise ValueError(f"fold accuracies have no {evaluation.BASELINE!r} rows; methods present: {sorted(present)}")
-    chosen = [m for m in METHODS if m != evaluation.BASELINE and m in present] if methods is None else list(methods)
-    if evaluation.BASELINE in chosen:
-        raise ValueError(f"methods: {evaluation.BASELINE!r} is what the others are compared with; name the others")
-    missing = [m for m in chosen if m not in present]
-    if missing or not chosen:
-        raise ValueError(f"methods {missing or chosen} have no rows; present: {sorted(present)}")
-    # The means as compare_methods takes them (pandas' grouped mean may round 72.75 the other way).
-    mean = lambda v: evaluation.mean_ci(v)[0]  # noqa: E731
-    per_seed = frame.groupby(["method", "labels_per_class", "seed"])["accuracy"].agg(mean)
-    per_fold = frame.groupby(["method", "labels_per_class", "fold"], as_index=False)["accuracy"].agg(mean)
-    rows = []
-    for method in chosen:
-        for budget, at in frame[frame["method"].isin([evaluation.BASELINE, method])].groupby("labels_per_class", sort=False):
-            mine, theirs = (set(zip(at.loc[at["method"] == m, "seed"], at.loc[at["method"] == m, "fold"]))
-                            for m in (method, evaluation.BASELINE))
-            if not mine:
-                continue
-            if mine != theirs:
-                only = ", ".join(f"seed {seed} fold {fold}" for seed, fold in sorted(mine ^ theirs))
-                raise ValueError(f"{method} and {evaluation.BASELINE} ran different seeds or folds at "
-                                 f"{evaluation.budget_label(budget)} labels per class: {only} only one of them")
-            seeds = sorted(at["seed"].unique())
-            fold_means = per_fold[per_fold["method"].isin([evaluation.BASELINE, method])
-                                  & (per_fold["labels_per_class"] == budget)]
-            compared = evaluation.compare_methods(fold_means, by="labels_per_class", treatment=method).iloc[0]
-            rows.append({
-                **_comparison_row(compared, method),
-                "seeds": ", ".join(map(str, seeds)),
-                "per seed (supervised -> method)": ", ".join(
-                    f"{evaluation.format_mean_ci(per_seed[(evaluation.BASELINE, budget, seed)])} -> "
-                    f"{evaluation.format_mean_ci(per_seed[(method, budget, seed)])}"
-                    for seed in seeds),
-            })
-    table = pd.DataFrame(rows).sort_values(["_order", "method"], kind="stable").drop(columns="_order").reset_index(drop=True)
-    table.attrs["caption"] = (
-        "Each method against supervised over several seeds, by labelled clips per class; each fold's accuracy averaged "
-        "over the seeds, then mean ± half-width of the 95% t interval over the folds, difference = method − supervised "
-        "in points, paired by fold; each seed's own means beside.")
+    tables.write_table(table, results.table_dir / "sweep_comparison")
     return table
 
 
@@ -454,7 +333,7 @@ def pseudo_label_table(run_dir, truth: dict[str, str]) -> pd.DataFrame:
         label), ``right`` (share of the known ones given their true class) and
         the smallest and largest count per pseudo-labelled class.
     """
-    from esc_lib.experiment import PSEUDO_LABELS_FILE
+    from esc_lib.methods.selftrain import PSEUDO_LABELS_FILE
 
     rows = []
     for path in sorted(Path(run_dir).glob(f"classifiers/*/selftrain/*/{PSEUDO_LABELS_FILE}")):
@@ -491,7 +370,7 @@ def pseudo_label_accuracy(results: Results) -> pd.DataFrame | None:
         "Self-training's pseudo-labels of each round (run: the fold and budget; -round<r> an earlier round), checked "
         "afterwards against the true classes of the labelled clips among them (their labels were dropped for "
         "training); pool files have no label.")
-    evaluation.write_table(table, results.table_dir / "pseudo_label_accuracy")
+    tables.write_table(table, results.table_dir / "pseudo_label_accuracy")
     return table
 
 
@@ -521,8 +400,8 @@ def cost(results: Results) -> pd.DataFrame:
     """
     m = results.metrics[results.metrics["config"] == results.config_id]
     per_budget = m.groupby(["method", "labels_per_class"])["seconds"].mean().unstack("labels_per_class")
-    per_budget = per_budget[sorted(per_budget.columns, key=evaluation.budget_order)]
-    per_budget.columns = [f"s/fold at {evaluation.budget_label(c)}" for c in per_budget.columns]
+    per_budget = per_budget[sorted(per_budget.columns, key=stats.budget_order)]
+    per_budget.columns = [f"s/fold at {stats.budget_label(c)}" for c in per_budget.columns]
     pretraining = pd.Series({method: _pretraining_seconds(results.experiment, method) for method in per_budget.index})
     per_budget.insert(0, "pre-training s/fold", pretraining)
     per_budget["s/fold, all budgets"] = per_budget.sum(axis=1)
@@ -531,5 +410,5 @@ def cost(results: Results) -> pd.DataFrame:
     table.attrs["caption"] = (
         "Wall time of each method on this machine: seconds per test fold to pre-train its encoder and to train one "
         "classifier at each label budget; minutes for every fold and budget.")
-    evaluation.write_table(table, results.table_dir / "cost")
+    tables.write_table(table, results.table_dir / "cost")
     return table

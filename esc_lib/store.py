@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from esc_lib import atomic, audio
-from esc_lib.features import FeatureParams, Standardizer, _progress_bar, _resolve_jobs, _run_parallel, _window_features
+from esc_lib.features import FeatureParams, Standardizer, progress_bar, resolve_jobs, run_parallel, window_features
 
 __all__ = ["StoreError", "FeatureStore", "ShardedArray", "build_store", "open_store", "standardizer_from"]
 
@@ -187,9 +187,9 @@ def _build_shard(root: str, shard: int, files: Sequence[str], offset: int, param
     params = FeatureParams.from_dict(params)
     root, paths = Path(root), [Path(f) for f in files]
     results, failures = {}, {}
-    with (_progress_bar(0, "", False) if bar is None else contextlib.nullcontext(bar)) as progress:
-        for index, features in _run_parallel(
-                range(len(paths)), lambda i: _window_features(paths[i], params, last, min_last_seconds), n_jobs, progress,
+    with (progress_bar(0, "", False) if bar is None else contextlib.nullcontext(bar)) as progress:
+        for index, features in run_parallel(
+                range(len(paths)), lambda i: window_features(paths[i], params, last, min_last_seconds), n_jobs, progress,
                 on_error=lambda i, error: failures.__setitem__(i, str(error))):
             results[index] = features
     used = sorted(results)
@@ -249,11 +249,11 @@ def build_store(files: Sequence[str | Path], root: str | Path, params: FeaturePa
                          "build into a new folder, or delete this one to rebuild it")
     for leftover in root.glob(".*.tmp*"):  # half-written by a killed build: never committed
         leftover.unlink(missing_ok=True)
-    jobs = _resolve_jobs(n_jobs)
+    jobs = resolve_jobs(n_jobs)
     todo = [i for i in range(len(shards)) if _read_json(root / f"{_shard_name(i)}.json") is None]
     offset = np.cumsum([0] + [len(s) for s in shards])
     arguments = [(str(root), i, shards[i], int(offset[i]), params.to_dict(), last, float(min_last_seconds)) for i in todo]
-    with _progress_bar(sum(len(shards[i]) for i in todo), "log-mel store", progress) as bar:
+    with progress_bar(sum(len(shards[i]) for i in todo), "log-mel store", progress) as bar:
         if scheduler is None:
             for args in arguments:
                 _build_shard(*args, n_jobs=jobs, bar=bar)

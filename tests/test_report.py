@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from esc_lib import evaluation, report
+from esc_lib import report, tables
 from esc_lib.experiment import Experiment
 from esc_lib.settings import Settings
 
@@ -104,14 +104,12 @@ def test_table2_of_a_sweep_whose_own_configuration_skips_the_cae(results):
     # takes the base configuration's supervised row and the variant's CAE row, instead of failing.
     from types import SimpleNamespace
 
-    from esc_lib import evaluation
-
     full = results.full.copy()
     full.loc[full["method"] == "pretrained", "config"] = "variant"
     sweep = SimpleNamespace(full=full, config_id=results.config_id)
     own = report._own_configuration(sweep)
     assert own == {"supervised": results.config_id}
-    table = evaluation.table2(full, "esc50", configs=own)
+    table = tables.table2(full, "esc50", configs=own)
     ours = table[table["Evaluation"] != "published"]
     assert list(ours["Network"]) == [f"CNN trained from scratch (supervised), {results.config_id}",
                                      "CAE pre-trained CNN, variant"]
@@ -149,113 +147,6 @@ def test_sweep_comparison_pairs_each_configuration_with_its_own_supervised_runs(
     one = report.Results.collect(Experiment(base.replace(run_dir=str(single)), dataset=dataset, features=features,
                                             pool=SyntheticPool(), verbose=0), tmp_path / "f1", tmp_path / "t1")
     assert report.sweep_comparison(one) is None
-
-
-def _seed_folds(seed: int, supervised, selftrain, budget: int = 0) -> pd.DataFrame:
-    rows = [{"config": "c", "method": method, "seed": seed, "labels_per_class": budget, "fold": fold + 1,
-             "accuracy": accuracy}
-            for method, accuracies in (("supervised", supervised), ("selftrain", selftrain))
-            for fold, accuracy in enumerate(accuracies)]
-    return pd.DataFrame(rows)
-
-
-def test_seed_comparison_averages_the_seeds_of_a_fold_then_pairs_by_fold():
-    from scipy import stats
-
-    seed0 = _seed_folds(0, [0.80, 0.90, 0.85, 0.95, 0.90], [0.85, 0.90, 0.90, 0.95, 0.95])
-    seed1 = _seed_folds(1, [0.75, 0.90, 0.90, 0.90, 0.95], [0.80, 0.95, 0.90, 0.90, 0.90])
-    both = pd.concat([seed0.assign(source="run0"), seed1.assign(source="run1")])
-    table = report.seed_comparison(both)
-    row = table.iloc[0]
-    assert len(table) == 1 and row["method"] == "selftrain" and row["labels per class"] == "all"
-    assert row["folds"] == 5 and row["seeds"] == "0, 1"
-    # The two seeds of a fold score the same clips: the test counts 5 fold means, not 10 pairs.
-    fold_means = both.groupby(["method", "fold"])["accuracy"].mean()
-    supervised, selftrain = fold_means["supervised"].to_numpy(), fold_means["selftrain"].to_numpy()
-    assert row["p (paired t)"] == pytest.approx(stats.ttest_rel(selftrain, supervised).pvalue)
-    assert row["p (Wilcoxon)"] == pytest.approx(stats.wilcoxon(selftrain - supervised).pvalue)
-    assert row["difference (pp)"].startswith(f"+{(selftrain - supervised).mean() * 100:.1f}")
-    assert row["supervised (%)"].startswith(f"{supervised.mean() * 100:.1f}")
-    assert row["per seed (supervised -> method)"] == "88.0 -> 91.0, 88.0 -> 89.0"
-    # One seed is the plain per-fold comparison; a budget only supervised ran is left out.
-    alone = report.seed_comparison(pd.concat([seed0, _seed_folds(0, [0.5, 0.6], [], budget=4)])).iloc[0]
-    single = seed0.pivot(index="fold", columns="method", values="accuracy")
-    assert alone["p (paired t)"] == pytest.approx(stats.ttest_rel(single["selftrain"], single["supervised"]).pvalue)
-    assert alone["seeds"] == "0" and alone["labels per class"] == "all"
-
-
-def test_seed_comparison_refuses_a_run_given_twice_mixed_configurations_and_unmatched_folds():
-    seed0 = _seed_folds(0, [0.8, 0.9, 0.85], [0.85, 0.9, 0.9])
-    with pytest.raises(ValueError, match=r"repeat method 'supervised', all labels per class, seed 0, fold 1 "
-                                         r"\(in a, b\): give each seed's run once"):
-        report.seed_comparison(pd.concat([seed0.assign(source="a"), seed0.assign(source="b")]))
-    seed1 = _seed_folds(1, [0.8, 0.9, 0.85], [0.85, 0.9, 0.9])
-    with pytest.raises(ValueError, match=r"mix config values: c \(in a\); other \(in b\)"):
-        report.seed_comparison(pd.concat([seed0.assign(source="a"), seed1.assign(source="b", config="other")]))
-    with pytest.raises(ValueError, match="mix scored_on values"):
-        report.seed_comparison(pd.concat([seed0.assign(scored_on="test"), seed1.assign(scored_on="validation")]))
-    short = pd.concat([seed0, _seed_folds(1, [0.8, 0.9], [0.8, 0.9, 0.95])])
-    with pytest.raises(ValueError, match="selftrain and supervised ran different seeds or folds at all labels per "
-                                         "class: seed 1 fold 3 only one of them"):
-        report.seed_comparison(short)
-    with pytest.raises(ValueError, match="no 'supervised' rows"):
-        report.seed_comparison(seed0[seed0["method"] == "selftrain"])
-    with pytest.raises(ValueError, match="'supervised' is what the others are compared with"):
-        report.seed_comparison(seed0, methods=["supervised"])
-    with pytest.raises(ValueError, match="rows without a seed"):
-        report.seed_comparison(seed0.assign(seed=float("nan")))
-
-
-def test_combine_seeds_script_writes_the_table_and_names_a_missing_file(tmp_path, capsys):
-    import importlib.util
-
-    from esc_lib import config
-
-    spec = importlib.util.spec_from_file_location("combine_seeds", config.PROJECT_ROOT / "scripts" / "combine_seeds.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    for seed in (0, 1):
-        (tmp_path / f"run{seed}").mkdir()
-        pd.concat([_seed_folds(seed, [0.8, 0.9, 0.85], [0.85, 0.9, 0.9]),
-                   _seed_folds(seed, [0.5, 0.6, 0.55], [0.6, 0.6, 0.7], budget=4)]).to_csv(
-            tmp_path / f"run{seed}" / "fold_accuracies.csv", index=False)
-    assert script.main([str(tmp_path / "run0"), str(tmp_path / "run1"), "--budgets", "0",
-                        "--out", str(tmp_path / "seeds")]) == 0
-    written = pd.read_csv(tmp_path / "seeds.csv")
-    assert written["folds"].tolist() == [3] and written["seeds"].tolist() == ["0, 1"]
-    assert written["labels per class"].tolist() == ["all"]
-    assert "| all" in capsys.readouterr().out
-    with pytest.raises(SystemExit, match=r"combine_seeds: .*nowhere not found: give results folders"):
-        script.main([str(tmp_path / "nowhere")])
-    (tmp_path / "old.csv").write_text("config,method,fold,accuracy\nc,supervised,1,0.8\n")
-    with pytest.raises(SystemExit, match=r"old.csv has no column\(s\) seed, labels_per_class: it is not a"):
-        script.main([str(tmp_path / "old.csv")])
-
-
-def test_compare_configs_script_pairs_two_configurations_by_fold_and_names_a_bad_suffix(tmp_path, capsys):
-    import importlib.util
-
-    from esc_lib import config
-
-    spec = importlib.util.spec_from_file_location("compare_configs", config.PROJECT_ROOT / "scripts" / "compare_configs.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    rows = [{"config": config_id, "method": "supervised", "labels_per_class": 0, "fold": fold, "accuracy": accuracy,
-             "seconds": seconds}
-            for config_id, accuracies, seconds in (("net", [0.8, 0.9, 0.7], 10.0), ("net-ens3", [0.85, 0.9, 0.8], 30.0))
-            for fold, accuracy in zip((1, 2, 3), accuracies)]
-    pd.DataFrame(rows).to_csv(tmp_path / "fold_accuracies.csv", index=False)
-    assert script.main([str(tmp_path), "--base", "net", "--other", "ens3", "--out", str(tmp_path / "cmp")]) == 0
-    written = pd.read_csv(tmp_path / "cmp.csv").iloc[0]
-    assert (written["base (%)"], written["other (%)"], written["folds"]) == (80.0, 85.0, 3)
-    expected = evaluation.paired_test([0.8, 0.9, 0.7], [0.85, 0.9, 0.8])
-    assert written["p (paired t)"] == pytest.approx(round(expected["t_pvalue"], 3))
-    assert (written["s/fold base"], written["s/fold other"]) == (10.0, 30.0)
-    assert "| supervised" in capsys.readouterr().out
-    with pytest.raises(SystemExit, match=r"compare_configs: 2 configurations of .* end with ''"):
-        script.main([str(tmp_path), "--base", "", "--other", "ens3"])
-    with pytest.raises(SystemExit, match=r"compare_configs: .*nowhere.*not found"):
-        script.main([str(tmp_path / "nowhere"), "--base", "net", "--other", "ens3"])
 
 
 def test_pseudo_label_accuracy_counts_each_round_against_the_dropped_labels(tmp_path, results):

@@ -47,7 +47,7 @@ def test_a_killed_build_resumes_at_the_first_unfinished_shard_and_ends_equal(fil
     reference = store.build_store(files, tmp_path / "reference", SMALL, files_per_shard=3, progress=False)
     root = tmp_path / "store"
     calls = []
-    real = store._window_features
+    real = store.window_features
 
     def killed_in_the_second_shard(path, *args):
         calls.append(path)
@@ -55,14 +55,14 @@ def test_a_killed_build_resumes_at_the_first_unfinished_shard_and_ends_equal(fil
             raise KeyboardInterrupt  # the process stops here (kill): shard 0 is done, shard 1 is not
         return real(path, *args)
 
-    monkeypatch.setattr(store, "_window_features", killed_in_the_second_shard)
+    monkeypatch.setattr(store, "window_features", killed_in_the_second_shard)
     with pytest.raises(KeyboardInterrupt):
         store.build_store(files, root, SMALL, files_per_shard=3, progress=False, n_jobs=1)
     assert (root / "shard-00000.json").is_file() and not (root / "shard-00001.json").exists()
     (root / ".shard-00001.npy.0badcafe.tmp").write_bytes(b"half")  # what a kill during a write leaves
     with pytest.raises(store.StoreError, match="shard 1 of 4 is not finished; run the build again"):
         store.open_store(root)
-    monkeypatch.setattr(store, "_window_features", real)
+    monkeypatch.setattr(store, "window_features", real)
     calls.clear()
     resumed = store.build_store(files, root, SMALL, files_per_shard=3, progress=False, n_jobs=1)
     np.testing.assert_array_equal(np.asarray(resumed.X), np.asarray(reference.X))

@@ -1,61 +1,71 @@
-"""Statistics and result tables: fold-wise means with t intervals, paired tests, Tables 1 and 2.
+"""Statistics of cross-validated runs: fold-wise means with t intervals, paired tests, seed pooling.
 
-The experiments write one row per (configuration, method, fold) -- a *tidy*
-metrics table with at least the columns
+Pure functions over tables that are already in memory: nothing here reads or
+writes a file (:mod:`esc_lib.tables` reads the metrics and writes the tables
+made from these statistics).  The experiments write one row per
+(configuration, method, fold) -- a *tidy* metrics table with at least the
+columns
 
 ``config, batch_size, filters, decoder, batch_norm, method, fold, accuracy, n_test``
 
-where ``method`` is ``"supervised"`` (trained from scratch) or ``"pretrained"``
-(initialised from the CAE encoder) and ``accuracy`` is a fraction in [0, 1].
-Optional columns ``labels_per_class`` and ``pool_size`` feed the label-budget
-and pool-size curves.  Both hold non-negative integers; ``labels_per_class``
-0 (:data:`ALL_LABELS`) means "every labelled clip" -- the largest budget, so
-it sorts after the others and is shown as ``"all"`` (:func:`budget_order`,
-:func:`budget_label`).  An optional ``encoder`` column (the encoder notation)
-tells :func:`table1` whether the filter count ``f`` is part of the row key.
+where ``method`` is ``"supervised"`` (trained from scratch) or another way of
+training, e.g. ``"pretrained"`` (initialised from the CAE encoder), and
+``accuracy`` is a fraction in [0, 1].  Optional columns ``labels_per_class``
+and ``pool_size`` feed the label-budget and pool-size curves.  Both hold
+non-negative integers; ``labels_per_class`` 0 (:data:`ALL_LABELS`) means
+"every labelled clip" -- the largest budget, so it sorts after the others and
+is shown as ``"all"`` (:func:`budget_order`, :func:`budget_label`).  A
+``seed`` column tells runs of several seeds apart (:func:`seed_comparison`,
+:func:`config_comparison`).
 
 Everything here treats the *fold* as the unit of replication: the mean over
-folds, a Student-t confidence interval over folds, and tests that pair the two
-methods fold by fold (both saw exactly the same test clips).  With the five
-official ESC folds these intervals are wide and the Wilcoxon signed-rank test
-cannot go below p = 0.0625; the docstrings say so where it matters.
+folds, a Student-t confidence interval over folds, and tests that pair two
+methods fold by fold (both saw exactly the same test clips).  Several seeds of
+a fold score the same clips, so they are averaged into one value per fold
+before a test, which counts folds, not seeds x folds.  With the five official
+ESC folds these intervals are wide and the Wilcoxon signed-rank test cannot go
+below p = 0.0625; the docstrings say so where it matters.
+
+Per-clip diagnostics (:func:`confusion`, :func:`per_class_accuracy`) take the
+true and predicted classes of the scored clips.
 """
 
 from __future__ import annotations
 
 import math
-import os
-from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
-
-from esc_lib import atomic
+from scipy import stats as scipy_stats
 
 __all__ = [
     "BASELINE",
     "TREATMENT",
     "ALL_LABELS",
-    "PAPER_TABLE1",
-    "PUBLISHED",
-    "load_metrics",
+    "MISSING_TEXT",
+    "SEED_COMPARISON_COLUMNS",
+    "require_frame",
+    "require_columns",
+    "is_blank",
+    "as_budget",
+    "budget_order",
+    "budget_label",
     "mean_ci",
     "format_mean_ci",
+    "format_difference",
     "paired_test",
     "summarise",
     "compare_methods",
-    "table1",
-    "table2",
-    "write_table",
+    "budget_curve",
+    "comparison_row",
+    "seed_comparison",
+    "match_config",
+    "CONFIG_COMPARISON_COLUMNS",
+    "config_comparison",
+    "as_class_names",
     "confusion",
     "per_class_accuracy",
-    "budget_curve",
-    "format_difference",
-    "budget_order",
-    "budget_label",
-    "as_class_names",
 ]
 
 #: Name of the method trained from scratch in the ``method`` column.
@@ -64,61 +74,43 @@ BASELINE = "supervised"
 TREATMENT = "pretrained"
 #: ``labels_per_class`` value meaning "every labelled clip" (no label budget).
 ALL_LABELS = 0
+#: Text shown where a table has no result (a method that was not run), as in the paper's Table 1.
+MISSING_TEXT = "-"
+#: Columns a table of fold accuracies needs to pool several seeds (:func:`seed_comparison`).
+SEED_COMPARISON_COLUMNS = ("method", "seed", "labels_per_class", "fold", "accuracy")
 _BUDGET_COLUMN = "labels_per_class"
-
-#: The paper's Table 1 (ESC-50, one train/test split, accuracy as a fraction).
-#: Architecture (f)5c-2p-(f)3c-2p-(f)3c-2p; ``pretrained`` is NaN where the
-#: paper has no entry ("-").
-PAPER_TABLE1 = pd.DataFrame(
-    {
-        "batch_size": [16, 32, 64],
-        "filters": [64, 64, 64],
-        "supervised": [0.414, 0.492, 0.474],
-        "pretrained": [0.502, 0.507, np.nan],
-    }
-)
-PAPER_TABLE1.attrs["caption"] = (
-    "Jensen & Pethick, Table 1: ESC-50, a single train/test split; "
-    "accuracy for (f)5c-2p-(f)3c-2p-(f)3c-2p with batch size b and f filters."
-)
-
-_PAPER = "Jensen & Pethick, Table 2"
-_PICZAK_2015 = "Piczak (2015), ESC: Dataset for Environmental Sound Classification, ACM MM; 5-fold CV"
-_PICZAK_2015B = "Piczak (2015b), Environmental sound classification with CNNs, IEEE MLSP; 5-fold CV"
-_TOKOZUME_2018 = "Tokozume, Ushiku & Harada (2018), Learning from between-class examples, ICLR; 5-fold CV"
-
-#: Published accuracies (fractions) with their sources, one row per (dataset, network, source).
-#: Where the paper's Table 2 quotes a figure differently from the original
-#: publication both are kept, each labelled by where it was read.
-PUBLISHED = pd.DataFrame(
-    [
-        ("esc50", "Baseline random forest (MFCC & ZCR)", 0.440, f"{_PAPER}, citing Piczak (2015)"),
-        ("esc50", "Baseline random forest (MFCC & ZCR)", 0.443, _PICZAK_2015),
-        ("esc50", "Baseline k-NN (MFCC & ZCR)", 0.322, _PICZAK_2015),
-        ("esc50", "Piczak CNN", 0.655, f"{_PAPER}, citing Piczak"),
-        ("esc50", "Piczak CNN", 0.645, _PICZAK_2015B),
-        ("esc50", "CAE pre-trained CNN (the paper)", 0.507, f"{_PAPER}; single split"),
-        ("esc50", "Human listeners", 0.813, _PICZAK_2015),
-        ("esc10", "Baseline random forest (MFCC & ZCR)", 0.727, _PICZAK_2015),
-        ("esc10", "Piczak CNN", 0.805, _PICZAK_2015B),
-        ("esc10", "EnvNet-v2 + between-class learning", 0.914, _TOKOZUME_2018),
-        ("esc10", "Human listeners", 0.957, _PICZAK_2015),
-    ],
-    columns=["dataset", "network", "accuracy", "source"],
-)
-
-_DATASETS = {"esc50": "ESC-50", "esc10": "ESC-10"}
-_MISSING_TEXT = "-"
 
 
 # ----------------------------------------------------------------------------
 # validation helpers
 
 
-def _require_frame(metrics, name: str = "metrics") -> pd.DataFrame:
+def require_frame(metrics, name: str = "metrics") -> pd.DataFrame:
+    """The table itself, once it is known to be a non-empty DataFrame.
+
+    Parameters
+    ----------
+    metrics : pd.DataFrame
+        The table to check.
+    name : str
+        What the table is called in error messages.
+
+    Returns
+    -------
+    metrics : pd.DataFrame
+        ``metrics``, unchanged.
+
+    Raises
+    ------
+    TypeError
+        If ``metrics`` is not a DataFrame (e.g. a path: read it with
+        :func:`esc_lib.tables.load_metrics`).
+    ValueError
+        If it has no rows.
+    """
     if not isinstance(metrics, pd.DataFrame):
         raise TypeError(
-            f"{name} must be a pandas DataFrame (use esc_lib.evaluation.load_metrics to read CSV files), "
+            f"{name} must be a pandas DataFrame (use esc_lib.tables.load_metrics to read CSV files), "
             f"got {type(metrics).__name__}"
         )
     if metrics.empty:
@@ -126,7 +118,22 @@ def _require_frame(metrics, name: str = "metrics") -> pd.DataFrame:
     return metrics
 
 
-def _require_columns(frame: pd.DataFrame, columns: Iterable[str], name: str = "metrics") -> None:
+def require_columns(frame: pd.DataFrame, columns: Iterable[str], name: str = "metrics") -> None:
+    """Check that ``frame`` has every column of ``columns``.
+
+    Parameters
+    ----------
+    frame : pd.DataFrame
+    columns : iterable of str
+        The columns needed.
+    name : str
+        What the table is called in error messages (a file name, say).
+
+    Raises
+    ------
+    ValueError
+        Naming the missing columns and the ones the table has.
+    """
     missing = [column for column in columns if column not in frame.columns]
     if missing:
         raise ValueError(
@@ -173,16 +180,47 @@ def _is_missing(value) -> bool:
     return value is pd.NA or value is pd.NaT
 
 
-_BLANK_TEXT = {"", "none", "-", "n/a", "na", "nan"}
+_BLANK_TEXTS = {"", "none", "-", "n/a", "na", "nan"}
 
 
-def _is_blank(value) -> bool:
-    """Missing, or text that means "not applicable" (a supervised model has no decoder)."""
-    return _is_missing(value) or (isinstance(value, str) and value.strip().lower() in _BLANK_TEXT)
+def is_blank(value) -> bool:
+    """Whether a cell is missing, or text that means "not applicable" (a supervised model has no decoder).
+
+    Parameters
+    ----------
+    value : object
+        One cell of a table.
+
+    Returns
+    -------
+    blank : bool
+        True for None, NaN, ``pd.NA``/``pd.NaT`` and the texts ``""``,
+        ``"none"``, ``"-"``, ``"n/a"``, ``"na"``, ``"nan"`` (any case, any
+        surrounding spaces).
+    """
+    return _is_missing(value) or (isinstance(value, str) and value.strip().lower() in _BLANK_TEXTS)
 
 
-def _budget_int(value, column: str = _BUDGET_COLUMN) -> int:
-    """A budget as a non-negative int; an integral float (``8.0``) is accepted, text and NaN are not."""
+def as_budget(value, column: str = _BUDGET_COLUMN) -> int:
+    """A budget as a non-negative int; an integral float (``8.0``) is accepted, text and NaN are not.
+
+    Parameters
+    ----------
+    value : int >= 0
+        A cell of a budget column (``labels_per_class``, ``pool_size``).
+    column : str
+        Named in the error message, with a hint about 0 for ``labels_per_class``.
+
+    Returns
+    -------
+    budget : int >= 0
+
+    Raises
+    ------
+    ValueError
+        If ``value`` is text (e.g. ``"all"``, which older metrics files
+        hold for what is now 0), a bool, missing, negative or not integral.
+    """
     number = -1
     if isinstance(value, (bool, np.bool_)) or _is_missing(value):
         pass
@@ -223,7 +261,7 @@ def budget_order(budget, column: str = _BUDGET_COLUMN) -> float:
         If ``budget`` is not a non-negative integer (e.g. the text ``"all"``
         that older metrics files hold).
     """
-    number = _budget_int(budget, column)
+    number = as_budget(budget, column)
     return math.inf if (column == _BUDGET_COLUMN and number == ALL_LABELS) else float(number)
 
 
@@ -246,7 +284,7 @@ def budget_label(budget, column: str = _BUDGET_COLUMN) -> str:
     ValueError
         If ``budget`` is not a non-negative integer.
     """
-    number = _budget_int(budget, column)
+    number = as_budget(budget, column)
     return "all" if (column == _BUDGET_COLUMN and number == ALL_LABELS) else str(number)
 
 
@@ -295,62 +333,9 @@ def _describe_key(by: Sequence[str], key: Sequence) -> str:
     return ", ".join(f"{column}={value!r}" for column, value in zip(by, key))
 
 
+
 # ----------------------------------------------------------------------------
 # statistics
-
-
-def load_metrics(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> pd.DataFrame:
-    """Read one or several per-fold metrics CSV files into one table.
-
-    Parameters
-    ----------
-    paths : path or iterable of paths
-        CSV files written by the experiments (one row per configuration,
-        method and fold).  A folder is searched recursively for
-        ``metrics*.csv``.
-
-    Returns
-    -------
-    metrics : pd.DataFrame
-        The rows of all files; ``labels_per_class`` (if a file has it) holds
-        ints, 0 meaning every labelled clip.  Files without the column leave
-        it missing (NaN) in their rows.
-
-    Raises
-    ------
-    FileNotFoundError
-        If a path does not exist or a folder holds no ``metrics*.csv``.
-    ValueError
-        If a file lacks the ``method``, ``fold`` or ``accuracy`` column, or
-        its ``labels_per_class`` holds something other than non-negative
-        integers (e.g. ``"all"``, written by older versions for what is now 0).
-    """
-    if isinstance(paths, (str, os.PathLike)):
-        paths = [paths]
-    files: list[Path] = []
-    for path in map(Path, paths):
-        if path.is_dir():
-            found = sorted(path.rglob("metrics*.csv"))
-            if not found:
-                raise FileNotFoundError(f"{path}: folder holds no metrics*.csv file")
-            files.extend(found)
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise FileNotFoundError(f"{path}: no such metrics file")
-    if not files:
-        raise ValueError("paths is empty: give at least one metrics CSV file")
-    frames = []
-    for file in files:
-        frame = pd.read_csv(file)
-        _require_columns(frame, ("method", "fold", "accuracy"), name=str(file))
-        if _BUDGET_COLUMN in frame.columns:
-            try:
-                frame[_BUDGET_COLUMN] = [_budget_int(v) for v in frame[_BUDGET_COLUMN]]
-            except ValueError as error:
-                raise ValueError(f"{file}: {error}") from None
-        frames.append(frame)
-    return pd.concat(frames, ignore_index=True)
 
 
 def mean_ci(values, confidence: float = 0.95) -> tuple[float, float, float]:
@@ -390,7 +375,7 @@ def mean_ci(values, confidence: float = 0.95) -> tuple[float, float, float]:
     if n == 1:
         return mean, math.nan, math.nan
     sem = float(array.std(ddof=1)) / math.sqrt(n)
-    half_width = float(stats.t.ppf((1.0 + confidence) / 2.0, n - 1)) * sem
+    half_width = float(scipy_stats.t.ppf((1.0 + confidence) / 2.0, n - 1)) * sem
     return mean, mean - half_width, mean + half_width
 
 
@@ -409,7 +394,7 @@ def format_mean_ci(mean: float, low: float = math.nan, high: float = math.nan, *
         Decimals shown.
     """
     if _is_missing(mean) or not np.isfinite(mean):
-        return _MISSING_TEXT
+        return MISSING_TEXT
     scale = 100.0 if percent else 1.0
     if _is_missing(low) or _is_missing(high) or not (np.isfinite(low) and np.isfinite(high)):
         return f"{mean * scale:.{digits}f}"
@@ -420,7 +405,7 @@ def format_mean_ci(mean: float, low: float = math.nan, high: float = math.nan, *
 def _by_fold(values, value: str, name: str) -> pd.Series | np.ndarray:
     """A Series indexed by fold, or a plain array for positional pairing."""
     if isinstance(values, pd.DataFrame):
-        _require_columns(values, ("fold", value), name=name)
+        require_columns(values, ("fold", value), name=name)
         if values["fold"].duplicated().any():
             fold = values["fold"][values["fold"].duplicated()].iloc[0]
             raise ValueError(f"{name} has more than one row for fold {fold!r}; filter to one configuration first")
@@ -533,7 +518,7 @@ def paired_test(a, b, confidence: float = 0.95, *, value: str = "accuracy") -> d
     elif np.all(differences == differences[0]):
         result["t_note"] = "undefined: every fold has the same non-zero difference (zero variance)"
     else:
-        test = stats.ttest_rel(y, x)
+        test = scipy_stats.ttest_rel(y, x)
         result["t_statistic"] = float(test.statistic)
         result["t_pvalue"] = float(test.pvalue)
 
@@ -550,7 +535,7 @@ def paired_test(a, b, confidence: float = 0.95, *, value: str = "accuracy") -> d
     else:
         if nonzero <= 13:
             # Exact null distribution over all 2**nonzero sign flips (ties allowed).
-            method = stats.PermutationMethod(n_resamples=2**nonzero)
+            method = scipy_stats.PermutationMethod(n_resamples=2**nonzero)
             how = "exact (all sign flips)"
         else:
             method = "auto"
@@ -558,7 +543,7 @@ def paired_test(a, b, confidence: float = 0.95, *, value: str = "accuracy") -> d
         # Zeros are dropped *before* the test: scipy's permutation method would
         # otherwise flip the signs of all n differences, and 2**nonzero
         # resamples of 2**n flips is a random sample, not the exact distribution.
-        test = stats.wilcoxon(differences[differences != 0], zero_method="wilcox", method=method)
+        test = scipy_stats.wilcoxon(differences[differences != 0], zero_method="wilcox", method=method)
         result["wilcoxon_statistic"] = float(test.statistic)
         result["wilcoxon_pvalue"] = float(test.pvalue)
         smallest = min(1.0, 2.0 / 2**nonzero)
@@ -600,10 +585,10 @@ def summarise(metrics: pd.DataFrame, by: str | Sequence[str] = ("config", "metho
         appears twice within a group, or ``labels_per_class`` (when in
         ``by``) holds a non-integer.
     """
-    metrics = _require_frame(metrics)
+    metrics = require_frame(metrics)
     by = _as_tuple(by)
     confidence = _check_confidence(confidence)
-    _require_columns(metrics, (*by, value))
+    require_columns(metrics, (*by, value))
     _check_fraction(metrics, value)
     rows = []
     for key, sub in _groups(metrics, by):
@@ -631,7 +616,7 @@ def _broadcast_baseline(metrics: pd.DataFrame, by: Sequence[str], baseline: str)
     """
     for column in by:
         is_baseline = metrics["method"] == baseline
-        missing = metrics[column].map(_is_blank).astype(bool)
+        missing = metrics[column].map(is_blank).astype(bool)
         if not (is_baseline & missing).any() or not (~is_baseline & ~missing).any():
             continue
         values = list(dict.fromkeys(metrics.loc[~is_baseline & ~missing, column]))
@@ -678,13 +663,13 @@ def compare_methods(metrics: pd.DataFrame, config: str | None = None, *, by: str
         If a column is missing, ``config`` matches no row, a fold repeats, or
         the two methods were run on different folds of a configuration.
     """
-    metrics = _require_frame(metrics)
+    metrics = require_frame(metrics)
     by = _as_tuple(by)
     confidence = _check_confidence(confidence)
-    _require_columns(metrics, (*by, "method", "fold", value))
+    require_columns(metrics, (*by, "method", "fold", value))
     _check_fraction(metrics, value)
     if config is not None:
-        _require_columns(metrics, ("config",))
+        require_columns(metrics, ("config",))
         if not (metrics["config"] == config).any():
             raise ValueError(
                 f"config {config!r} not found; available: {sorted(map(str, metrics['config'].unique()))}"
@@ -744,7 +729,7 @@ def compare_methods(metrics: pd.DataFrame, config: str | None = None, *, by: str
 
 
 # ----------------------------------------------------------------------------
-# tables
+# text and curves
 
 
 def format_difference(mean: float, low: float, high: float) -> str:
@@ -761,305 +746,353 @@ def format_difference(mean: float, low: float, high: float) -> str:
         Without the interval when it is not finite; ``"-"`` when the mean is missing.
     """
     if _is_missing(mean) or not np.isfinite(mean):
-        return _MISSING_TEXT
+        return MISSING_TEXT
     if not (np.isfinite(low) and np.isfinite(high)):
         return f"{mean * 100:+.1f}"
     return f"{mean * 100:+.1f} [{low * 100:+.1f}, {high * 100:+.1f}]"
 
 
-def _single_valued(metrics: pd.DataFrame, column: str, what: str) -> None:
-    """One budget per table.  The pool size only matters for pre-trained rows (from scratch uses none)."""
-    if column in metrics.columns:
-        rows = metrics[metrics["method"] != BASELINE] if column == "pool_size" else metrics
-        values = sorted({_budget_int(v, column) for v in rows[column].dropna()}, key=lambda v: budget_order(v, column))
-        if len(values) > 1:
-            raise ValueError(
-                f"metrics holds several {column} values ({[budget_label(v, column) for v in values]}); "
-                f"filter to one before building {what}"
-            )
 
-
-def _filter(metrics: pd.DataFrame, column: str, wanted) -> pd.DataFrame:
-    if wanted is None:
-        return metrics
-    _require_columns(metrics, (column,))
-    # The baseline's decoder may be empty (it has none); it stays.
-    keep = (metrics[column] == wanted) | ((metrics["method"] == BASELINE) & metrics[column].map(_is_blank).astype(bool))
-    if not (metrics[column] == wanted).any():
-        raise ValueError(
-            f"{column}={wanted!r} not found; available: {sorted(map(str, metrics[column].dropna().unique()))}"
-        )
-    return metrics[keep]
-
-
-def _require_text(value, name: str) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be text, got {type(value).__name__}")
-    if not value.strip():
-        raise ValueError(f"{name} must be non-empty text")
-    return value.strip()
-
-
-def _single_encoder(metrics: pd.DataFrame) -> str | None:
-    """The encoder notation when every row names the same one, else None (paper grid, or a mix)."""
-    if "encoder" not in metrics.columns or metrics["encoder"].map(_is_blank).astype(bool).any():
-        return None
-    encoders = set(metrics["encoder"].astype(str).str.strip())
-    return encoders.pop() if len(encoders) == 1 else None
-
-
-def table1(metrics: pd.DataFrame, dataset_label: str, *, architecture: str, decoder: str | None = None,
-           batch_norm=None, with_paper: bool = False, confidence: float = 0.95) -> pd.DataFrame:
-    """The paper's Table 1 from cross-validated runs: batch size × filters, supervised vs pre-trained.
+def budget_curve(metrics: pd.DataFrame, x: str = "labels_per_class", *, by: str | Sequence[str] = ("method",),
+                 value: str = "accuracy", confidence: float = 0.95) -> pd.DataFrame:
+    """Mean and t interval per (method, x) for label-budget or pool-size curves.
 
     Parameters
     ----------
     metrics : pd.DataFrame
-        Tidy per-fold metrics with ``batch_size``, ``filters``, ``method``,
-        ``fold``, ``accuracy`` (and ``decoder``/``batch_norm`` if varied, and
-        optionally ``encoder``, the encoder notation of each run).
-    dataset_label : str
-        Shown in the caption (``df.attrs["caption"]``, written by
-        :func:`write_table` above the Markdown table), e.g. ``"ESC-10"``.
-    architecture : str
-        The encoder that was run, as the caption should name it, e.g.
-        ``"(f)5c-2p-(f)3c-2p-(f)3c-2p with f filters"`` for the paper's grid
-        or ``"(32)3c-2p-(64)3c-2p-(128)3c-2p-(256)3c-2p"`` for a custom
-        encoder.  Required: the caption states what was run, not a constant.
-    decoder, batch_norm : optional
-        Keep only this decoder / batch-norm variant.  Left ``None``, a column
-        with several values becomes part of the row key.
-    with_paper : bool
-        Add the paper's single-split ESC-50 figures (:data:`PAPER_TABLE1`)
-        as two extra columns for the matching (b, f).  Only meaningful for
-        the paper's architecture, so it needs the ``f`` column.
+        Tidy per-fold metrics with ``x``, ``by``, ``value`` (and ``fold``).
+    x : str
+        The swept column of non-negative integers, e.g. ``"labels_per_class"``
+        (0 = every labelled clip, :data:`ALL_LABELS`) or ``"pool_size"``.
+    by : str or sequence of str
+        Curve identity, by default the method.
+    value : str
     confidence : float in (0, 1)
 
     Returns
     -------
-    table : pd.DataFrame
-        Columns ``b``, ``f`` (and ``decoder``, ``batch_norm`` when they vary;
-        ``config`` when configurations share these keys but differ otherwise,
-        e.g. in encoder or refit), ``Supervised`` and ``Pre-training with CAE``
-        as ``"mean ± half-width"`` in % (fold-wise mean and t interval),
-        ``Difference (pp)`` as ``"+d [low, high]"``, ``p (paired t)``,
-        ``p (Wilcoxon)`` and ``folds``.  When an ``encoder`` column names the
-        same non-empty encoder on every row, the encoder fixes the filters and
-        there is no ``f`` column.
+    curve : pd.DataFrame
+        Columns ``*by``, ``x`` (ints, as in ``metrics``), ``budget`` (``x`` as
+        text for tables: ``"8"``, and ``"all"`` for ``labels_per_class`` 0;
+        see :func:`budget_label`), ``mean``, ``ci_low``, ``ci_high``, ``std``,
+        ``n_folds`` and the text column ``value``.  Sorted by ``by`` then
+        ``x`` ascending, with ``labels_per_class`` 0 -- the largest budget --
+        last (:func:`budget_order`).  Written with :func:`write_table`, the
+        CSV keeps the integer 0 and both files show ``"all"`` in ``budget``.
 
     Raises
     ------
     ValueError
-        If a column is missing, ``architecture`` is empty, a filter value is
-        absent, ``labels_per_class`` or ``pool_size`` has several values (or a
-        non-integer one), the folds of a pair differ, or ``with_paper`` is
-        asked for a table without ``f`` (a custom encoder).
-    TypeError
-        If ``architecture`` is not text.
+        If a column is missing or ``x`` holds something other than
+        non-negative integers (e.g. ``"all"`` from older metrics files, or a
+        missing value).
     """
-    architecture = _require_text(architecture, "architecture")
-    metrics = _require_frame(metrics)
-    _require_columns(metrics, ("batch_size", "filters", "method", "fold", "accuracy"))
-    for column in ("labels_per_class", "pool_size"):
-        _single_valued(metrics, column, "Table 1")
-    metrics = _filter(metrics, "decoder", decoder)
-    metrics = _filter(metrics, "batch_norm", batch_norm)
-    encoder = _single_encoder(metrics)
-    if encoder is not None and with_paper:
+    metrics = require_frame(metrics)
+    by = _as_tuple(by)
+    require_columns(metrics, (x, *by, value))
+    metrics = metrics.copy()
+    metrics[x] = np.array([as_budget(v, x) for v in metrics[x]], dtype=np.int64)
+    # summarise sorts labels_per_class by budget_order (0 last); other columns ascend as numbers.
+    curve = summarise(metrics, by=(*by, x), value=value, confidence=confidence)
+    if x == _BUDGET_COLUMN:  # "all" for 0; other columns (pool_size) read as they are
+        curve.insert(curve.columns.get_loc(x) + 1, "budget", [budget_label(v, x) for v in curve[x]])
+    return curve
+
+
+
+# ----------------------------------------------------------------------------
+# several runs: configurations and seeds
+
+
+def comparison_row(row: pd.Series, method: str) -> dict:
+    """One row of a method-against-supervised table, from a row of :func:`compare_methods`' output.
+
+    Parameters
+    ----------
+    row : pd.Series
+        A row of ``compare_methods(..., treatment=method)`` grouped by a key
+        that includes ``labels_per_class``: it needs that column, the text
+        columns of :data:`BASELINE` and ``method``, ``difference`` with
+        ``difference_ci_low``/``_ci_high``, ``t_pvalue``, ``wilcoxon_pvalue``
+        and ``n_folds``.
+    method : str
+        The method put against :data:`BASELINE`.
+
+    Returns
+    -------
+    row : dict
+        ``labels per class`` (``"all"`` for 0), ``method``, ``supervised (%)``
+        and ``method (%)`` (mean ± t half-width), ``difference (pp)``,
+        ``p (paired t)``, ``p (Wilcoxon)``, ``folds``, and ``_order``: the
+        budget's sort key (:func:`budget_order`), for the caller to sort the
+        rows by and then drop.
+    """
+    return {
+        "labels per class": budget_label(row["labels_per_class"]),
+        "method": method,
+        "supervised (%)": row[BASELINE],
+        "method (%)": row[method],
+        "difference (pp)": format_difference(row["difference"], row["difference_ci_low"], row["difference_ci_high"]),
+        "p (paired t)": row["t_pvalue"],
+        "p (Wilcoxon)": row["wilcoxon_pvalue"],
+        "folds": row["n_folds"],
+        "_order": budget_order(row["labels_per_class"]),
+    }
+
+
+def _sources(rows: pd.DataFrame) -> str:
+    """`` (in run0, run1)``: the runs (``source`` column) the rows come from, for error messages."""
+    return f" (in {', '.join(sorted(map(str, rows['source'].unique())))})" if "source" in rows else ""
+
+
+def _mean(values) -> float:
+    # The mean as compare_methods takes it (pandas' grouped mean may round 72.75 the other way).
+    return mean_ci(values)[0]
+
+
+def _check_runs(frame: pd.DataFrame, key: Sequence[str]) -> None:
+    """Every row has a seed, and no (key) repeats: one seed's run given twice would count twice."""
+    if frame["seed"].isna().any():
+        raise ValueError("fold accuracies have rows without a seed: give runs published with their seeds")
+    repeated = frame[frame.duplicated(list(key), keep=False)]
+    if len(repeated):
+        first = repeated.iloc[0]
+        clash = repeated[(repeated[list(key)] == first[list(key)]).all(axis=1)]
+        config = f"configuration {first['config']!r}, " if "config" in key else ""
         raise ValueError(
-            f"with_paper compares with the paper's (f)5c-2p-(f)3c-2p-(f)3c-2p grid, but every row uses "
-            f"encoder {encoder!r}; leave with_paper False"
-        )
-    # A custom encoder fixes its own filters: the f column would pretend to matter.
-    keys = ["batch_size"] if encoder is not None else ["batch_size", "filters"]
-    for column in ("decoder", "batch_norm"):
-        if column not in metrics.columns:
-            continue
-        present = metrics.loc[~metrics[column].map(_is_blank).astype(bool), column]
-        if present.nunique() > 1:
-            keys.append(column)
-    if "config" in metrics.columns and metrics.duplicated([*keys, "method", "fold"]).any():
-        # Configurations that differ in something else (an encoder, augmentation, a
-        # refit) get a row each, named by their config.
-        keys.append("config")
-    comparison = compare_methods(metrics, by=keys, confidence=confidence)
-    table = comparison[keys].rename(columns={"batch_size": "b", "filters": "f"})
-    table["Supervised"] = comparison[BASELINE]
-    table["Pre-training with CAE"] = comparison[TREATMENT]
-    table["Difference (pp)"] = [
-        format_difference(*values)
-        for values in comparison[["difference", "difference_ci_low", "difference_ci_high"]].to_numpy()
-    ]
-    table["p (paired t)"] = comparison["t_pvalue"]
-    table["p (Wilcoxon)"] = comparison["wilcoxon_pvalue"]
-    table["folds"] = comparison["n_folds"]
-    if with_paper:
-        paper = PAPER_TABLE1.set_index(["batch_size", "filters"])
-        for source, column in (("supervised", "Paper supervised (ESC-50, 1 split)"),
-                               ("pretrained", "Paper pre-trained (ESC-50, 1 split)")):
-            table[column] = [
-                f"{paper.loc[(b, f), source] * 100:.1f}"
-                if (b, f) in paper.index and np.isfinite(paper.loc[(b, f), source]) else _MISSING_TEXT
-                for b, f in zip(table["b"], table["f"])
-            ]
-    n_folds = sorted(set(comparison["n_folds"]))
-    columns = "b is the batch size" + (", f the number of filters" if "f" in table.columns else "")
-    table.attrs["caption"] = (
-        f"Table 1 ({dataset_label}): accuracy (%) of {architecture}; {columns}. Mean ± half-width of the "
-        f"{confidence:.0%} t interval over {'/'.join(map(str, n_folds))} cross-validation folds; difference = "
-        "pre-trained − supervised in percentage points; p-values from the paired t-test and Wilcoxon "
-        "signed-rank test over folds."
-    )
-    return table
+            f"fold accuracies repeat {config}method {first['method']!r}, {budget_label(first['labels_per_class'])} "
+            f"labels per class, seed {first['seed']}, fold {first['fold']}{_sources(clash)}: give each seed's run once")
 
 
-def _dataset_key(dataset: str) -> str:
-    key = str(dataset).lower().replace("-", "").replace("_", "").strip()
-    if key not in _DATASETS:
-        raise ValueError(f"dataset must be one of {sorted(_DATASETS)} (or 'ESC-50'/'ESC-10'), got {dataset!r}")
-    return key
+def _same_runs(rows: pd.DataFrame, other: pd.DataFrame, name: str, other_name: str, budget) -> list:
+    """The seeds of two sets of rows that must hold the same (seed, fold) pairs to be paired fold by fold."""
+    mine, theirs = set(zip(rows["seed"], rows["fold"])), set(zip(other["seed"], other["fold"]))
+    if mine != theirs:
+        only = ", ".join(f"seed {seed} fold {fold}" for seed, fold in sorted(mine ^ theirs))
+        raise ValueError(f"{name} and {other_name} ran different seeds or folds at "
+                         f"{budget_label(budget)} labels per class: {only} only one of them")
+    return sorted(rows["seed"].unique())
 
 
-def table2(metrics: pd.DataFrame, dataset: str, *, dataset_label: str | None = None,
-           configs: Mapping[str, str] | None = None, confidence: float = 0.95) -> pd.DataFrame:
-    """The paper's Table 2: published accuracies next to this project's best cross-validated runs.
+def match_config(folds: pd.DataFrame, name: str) -> str:
+    """The one configuration of ``folds`` called ``name``, or whose name ends with ``name``.
 
     Parameters
     ----------
-    metrics : pd.DataFrame
-        Tidy per-fold metrics with ``config``, ``method``, ``fold``, ``accuracy``.
-    dataset : {"esc50", "esc10"}
-        Which published rows to show (``"ESC-50"``/``"ESC-10"`` accepted).
-    dataset_label : str, optional
-        Names the data in the caption (``df.attrs["caption"]``), e.g.
-        ``"ESC-10, 5 folds"``; default ``"ESC-50"``/``"ESC-10"`` from ``dataset``.
-    configs : mapping method -> config, optional
-        The configuration to report per method.  By default the one with the
-        highest mean accuracy among those run on the most folds -- chosen on
-        the test folds, hence optimistic, which the ``Source`` column says.
-    confidence : float in (0, 1)
+    folds : pd.DataFrame
+        Rows with a ``config`` column (a ``source`` column names the runs in
+        errors).
+    name : str
+        A configuration's name, or how it ends (``"cosine100-ens3"`` for
+        ``"bs32-c32-...-cosine100-ens3"``).
+
+    Returns
+    -------
+    config : str
+        The full name: ``name`` itself when a configuration is called so,
+        else the only one that ends with it.
+
+    Raises
+    ------
+    ValueError
+        If no configuration, or more than one, ends with ``name``.
+    """
+    require_columns(folds, ("config",), "fold accuracies")
+    configs = sorted(map(str, folds["config"].unique()))
+    if name in configs:
+        return name
+    ending = [config for config in configs if config.endswith(name)]
+    if len(ending) != 1:
+        raise ValueError(f"{len(ending)} configurations end with {name!r}{_sources(folds)} "
+                         f"({', '.join(ending or configs)}{'' if ending else ' are there'}); "
+                         "give a name, or the end of one, that names exactly one")
+    return ending[0]
+
+
+def seed_comparison(folds: pd.DataFrame, methods: Sequence[str] | None = None) -> pd.DataFrame:
+    """Each method against supervised at each budget over several seeds, paired by fold.
+
+    Parameters
+    ----------
+    folds : pd.DataFrame
+        Per-fold rows of one or more runs of one configuration (their
+        ``fold_accuracies.csv``, e.g. a seed-0 and a seed-1 run of one
+        profile), with the columns :data:`SEED_COMPARISON_COLUMNS`; ``config``
+        and ``scored_on`` when present must take one value (a configuration's
+        name leaves out the seed, so its seeds share it; an equal name does
+        not prove equal settings: the learning rate, for one, is not in it).
+        A ``source`` column (the run each row came from) names the runs in
+        errors.
+    methods : sequence of str, optional
+        The methods put against :data:`BASELINE` (default: every other one
+        present).
 
     Returns
     -------
     table : pd.DataFrame
-        Columns ``Network``, ``Accuracy`` (text: ``"44.3%"`` or ``"72.3 ± 4.1%"``),
-        ``Evaluation`` (``"published"`` or ``"this project (k-fold CV)"``),
-        ``Source``, and numeric ``accuracy``, ``ci_low``, ``ci_high``,
-        ``n_folds`` (NaN for published rows).  Published rows come first.
+        One row per budget and method (budgets ascending, every label last,
+        then methods by name):
+        the columns of :func:`comparison_row`, the ``seeds`` and ``per seed
+        (supervised -> method)``, each seed's own means.  Each method's
+        accuracy on a fold is first averaged over the seeds: the seeds of a
+        fold score the same test clips (and with every label train on the
+        same clips), so they are not independent pairs, and the tests count
+        folds, not seeds x folds.  The caption is in ``table.attrs["caption"]``.
 
     Raises
     ------
     ValueError
-        For an unknown dataset, an empty ``dataset_label``, a missing column,
-        an unknown configuration, or when ``labels_per_class``/``pool_size``
-        has several values (or a non-integer one).
+        If a column is missing, the rows mix configurations or scored folds,
+        a (method, budget, seed, fold) repeats (one seed's run given twice),
+        or a method ran other seeds or folds than supervised at a budget.
     """
-    key = _dataset_key(dataset)
-    dataset_label = _DATASETS[key] if dataset_label is None else _require_text(dataset_label, "dataset_label")
-    metrics = _require_frame(metrics)
-    _require_columns(metrics, ("config", "method", "fold", "accuracy"))
-    for column in ("labels_per_class", "pool_size"):
-        _single_valued(metrics, column, "Table 2")
-    rows = [
-        {"Network": r.network, "Accuracy": f"{r.accuracy * 100:.1f}%", "Evaluation": "published",
-         "Source": r.source, "accuracy": r.accuracy, "ci_low": math.nan, "ci_high": math.nan,
-         "n_folds": math.nan}
-        for r in PUBLISHED[PUBLISHED["dataset"] == key].itertuples()
-    ]
-    summary = summarise(metrics, by=("config", "method"), confidence=confidence)
-    names = {BASELINE: "CNN trained from scratch (supervised)", TREATMENT: "CAE pre-trained CNN"}
-    configs = dict(configs or {})
-    unknown = set(configs) - set(names)
-    if unknown:
-        raise ValueError(f"configs keys must be {sorted(names)}, got {sorted(unknown)}")
-    for method, name in names.items():
-        candidates = summary[summary["method"] == method]
-        if candidates.empty:
-            continue
-        if method in configs:
-            chosen = candidates[candidates["config"] == configs[method]]
-            if chosen.empty:
-                raise ValueError(
-                    f"config {configs[method]!r} has no {method} runs; available: "
-                    f"{sorted(map(str, candidates['config']))}"
-                )
-            best = chosen.iloc[0]
-            selection = "configuration chosen in advance"
-        else:
-            complete = candidates[candidates["n_folds"] == candidates["n_folds"].max()]
-            best = complete.loc[complete["mean"].idxmax()]
-            selection = (
-                f"best of {len(complete)} configuration(s) by mean test-fold accuracy (optimistic selection)"
-                if len(complete) > 1 else "the only configuration run"
-            )
-        rows.append({
-            "Network": f"{name}, {best['config']}",
-            "Accuracy": format_mean_ci(best["mean"], best["ci_low"], best["ci_high"]) + "%",
-            "Evaluation": f"this project ({best['n_folds']}-fold CV)",
-            "Source": f"{selection}; ± is the half-width of the {confidence:.0%} t interval over folds",
-            "accuracy": best["mean"], "ci_low": best["ci_low"], "ci_high": best["ci_high"],
-            "n_folds": best["n_folds"],
-        })
-    table = pd.DataFrame(rows)
+    frame = require_frame(folds, "fold accuracies")
+    require_columns(frame, SEED_COMPARISON_COLUMNS, "fold accuracies")
+    for column in ("config", "scored_on"):
+        if column in frame and frame[column].nunique() > 1:
+            values = "; ".join(f"{value}{_sources(rows)}" for value, rows in frame.groupby(column))
+            raise ValueError(f"fold accuracies mix {column} values: {values}; combine seeds of one configuration")
+    _check_runs(frame, ("method", "labels_per_class", "seed", "fold"))
+    present = list(dict.fromkeys(frame["method"]))
+    if BASELINE not in present:
+        raise ValueError(f"fold accuracies have no {BASELINE!r} rows; methods present: {sorted(present)}")
+    chosen = [m for m in present if m != BASELINE] if methods is None else list(methods)
+    if BASELINE in chosen:
+        raise ValueError(f"methods: {BASELINE!r} is what the others are compared with; name the others")
+    missing = [m for m in chosen if m not in present]
+    if missing or not chosen:
+        raise ValueError(f"methods {missing or chosen} have no rows; present: {sorted(present)}")
+    per_seed = frame.groupby(["method", "labels_per_class", "seed"])["accuracy"].agg(_mean)
+    per_fold = frame.groupby(["method", "labels_per_class", "fold"], as_index=False)["accuracy"].agg(_mean)
+    rows = []
+    for method in chosen:
+        for budget, at in frame[frame["method"].isin([BASELINE, method])].groupby("labels_per_class", sort=False):
+            if not (at["method"] == method).any():
+                continue
+            seeds = _same_runs(at[at["method"] == method], at[at["method"] == BASELINE], method, BASELINE, budget)
+            fold_means = per_fold[per_fold["method"].isin([BASELINE, method]) & (per_fold["labels_per_class"] == budget)]
+            compared = compare_methods(fold_means, by="labels_per_class", treatment=method).iloc[0]
+            rows.append({
+                **comparison_row(compared, method),
+                "seeds": ", ".join(map(str, seeds)),
+                "per seed (supervised -> method)": ", ".join(
+                    f"{format_mean_ci(per_seed[(BASELINE, budget, seed)])} -> "
+                    f"{format_mean_ci(per_seed[(method, budget, seed)])}"
+                    for seed in seeds),
+            })
+    table = pd.DataFrame(rows).sort_values(["_order", "method"], kind="stable").drop(columns="_order").reset_index(drop=True)
     table.attrs["caption"] = (
-        f"Table 2 ({dataset_label}): published accuracies, cited as published, and this project's "
-        "cross-validated results. Published figures come from different protocols (see Source)."
-    )
+        "Each method against supervised over several seeds, by labelled clips per class; each fold's accuracy averaged "
+        "over the seeds, then mean ± half-width of the 95% t interval over the folds, difference = method − supervised "
+        "in points, paired by fold; each seed's own means beside.")
     return table
 
 
-def write_table(df: pd.DataFrame, path_stem: str | os.PathLike) -> tuple[Path, Path]:
-    """Write a table as CSV and Markdown, each atomically.
+#: Columns a table of fold accuracies needs to put one configuration against another (:func:`config_comparison`).
+CONFIG_COMPARISON_COLUMNS = ("config", "method", "labels_per_class", "fold", "accuracy")
+
+
+def config_comparison(folds: pd.DataFrame, base: str, other: str, *,
+                      methods: Sequence[str] | None = None) -> pd.DataFrame:
+    """One configuration against another, method by method and budget by budget, paired by fold (and seed).
+
+    Notebook 04's tables put each method against supervised *within* a
+    configuration; a sweep that changes the network itself (an ensemble, say)
+    also needs each configuration's method against the base point's same
+    method.
 
     Parameters
     ----------
-    df : pd.DataFrame
-        The table.  A non-default index is written as columns; a caption in
-        ``df.attrs["caption"]`` is written above the Markdown table.
-    path_stem : str or Path
-        Path without extension; ``.csv`` and ``.md`` are appended.  A bare
-        name (no folder) goes into :func:`esc_lib.config.results_dir`.
-        Missing parent folders are created.
+    folds : pd.DataFrame
+        Per-fold rows of one or more runs (their ``fold_accuracies.csv``)
+        with the columns :data:`CONFIG_COMPARISON_COLUMNS`, and ``seed`` when
+        they hold several runs (seeds); ``seconds`` adds the seconds per fold
+        of both.  A ``source`` column names the runs in errors.
+    base, other : str
+        The two configurations, each by its name or how its name ends (see
+        :func:`match_config`); the difference is ``other - base``.
+    methods : sequence of str, optional
+        Compare only these methods (default: every method both ran).
 
     Returns
     -------
-    csv_path, markdown_path : Path
+    table : pd.DataFrame
+        One row per method and budget that both configurations ran (by
+        method, then budget with every label last): ``method``, ``labels per
+        class``, ``base (%)`` and ``other (%)`` (means over the folds, 1
+        decimal), ``difference (pp)`` with its 95% t interval, ``p (paired
+        t)`` and ``p (Wilcoxon)`` (3 decimals), ``folds``; with several seeds
+        ``seeds`` and ``per seed (base -> other)``; with ``seconds`` the mean
+        ``s/fold base`` and ``s/fold other``.  With several seeds each
+        configuration's accuracy on a fold is first averaged over the seeds,
+        which must be the same (seed, fold) pairs for both, so the tests count
+        folds.  The caption, naming both configurations, is in
+        ``table.attrs["caption"]``.
 
     Raises
     ------
     ValueError
-        If ``path_stem`` is empty or already ends in ``.csv``/``.md``.
-
-    Notes
-    -----
-    Both texts are rendered before anything is written, and each file is
-    written to a temporary name in the same folder and renamed into place, so
-    a failure never leaves a half-written table (an existing one is kept).
+        If a column is missing, ``base`` or ``other`` does not name exactly
+        one configuration (or both name the same), the runs lack seeds, a
+        (configuration, method, budget, seed, fold) repeats, the two ran
+        different seeds or folds of a method and budget, a method of
+        ``methods`` is missing from either, or they share no method and budget.
     """
-    if not isinstance(df, pd.DataFrame):
-        raise TypeError(f"df must be a pandas DataFrame, got {type(df).__name__}")
-    stem = Path(path_stem)
-    if not stem.name:
-        raise ValueError(f"path_stem must name a file, got {str(path_stem)!r}")
-    if stem.suffix.lower() in {".csv", ".md"}:
-        raise ValueError(f"path_stem must not have an extension (.csv and .md are added), got {str(path_stem)!r}")
-    if stem.parent == Path("."):
-        from esc_lib import config
-
-        stem = config.results_dir() / stem
-    index = not isinstance(df.index, pd.RangeIndex)
-    csv_text = df.to_csv(index=index)
-    markdown = df.to_markdown(index=index, floatfmt=".3g")
-    caption = df.attrs.get("caption")
-    if caption:
-        markdown = f"{caption}\n\n{markdown}"
-    markdown += "\n"
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    csv_path = stem.with_name(stem.name + ".csv")
-    markdown_path = stem.with_name(stem.name + ".md")
-    atomic.write_text(csv_path, csv_text)
-    atomic.write_text(markdown_path, markdown)
-    return csv_path, markdown_path
+    frame = require_frame(folds, "fold accuracies")
+    require_columns(frame, CONFIG_COMPARISON_COLUMNS, "fold accuracies")
+    base, other = match_config(frame, base), match_config(frame, other)
+    if base == other:
+        raise ValueError(f"base and other both name configuration {base!r}; name two different ones")
+    frame = frame[frame["config"].isin([base, other])]
+    if "seed" not in frame:
+        if "source" in frame and frame["source"].nunique() > 1:
+            raise ValueError("fold accuracies of several runs have no seed column: they cannot be paired by seed")
+        frame = frame.assign(seed=0)  # one run: one seed, whichever it was
+    _check_runs(frame, ("config", "method", "labels_per_class", "seed", "fold"))
+    a, b = frame[frame["config"] == base], frame[frame["config"] == other]
+    if methods is not None:
+        absent = [f"{m} (in {name})" for m in methods for name, rows in ((base, a), (other, b))
+                  if not (rows["method"] == m).any()]
+        if absent:
+            raise ValueError(f"methods without rows: {', '.join(absent)}")
+        a, b = a[a["method"].isin(methods)], b[b["method"].isin(methods)]
+    several = frame["seed"].nunique() > 1
+    rows = []
+    for (method, budget), left in a.groupby(["method", "labels_per_class"], sort=True):
+        right = b[(b["method"] == method) & (b["labels_per_class"] == budget)]
+        if right.empty:
+            continue
+        seeds = _same_runs(right, left, f"{method} of {other}", f"{method} of {base}", budget)
+        test = paired_test(left.groupby("fold")["accuracy"].agg(_mean), right.groupby("fold")["accuracy"].agg(_mean))
+        row = {
+            "method": method, "labels per class": budget_label(budget),
+            "base (%)": round(100 * test["mean_a"], 1), "other (%)": round(100 * test["mean_b"], 1),
+            "difference (pp)": format_difference(test["mean_difference"], test["ci_low"], test["ci_high"]),
+            "p (paired t)": round(test["t_pvalue"], 3), "p (Wilcoxon)": round(test["wilcoxon_pvalue"], 3),
+            "folds": test["n"], "_order": (method, budget_order(budget)),
+        }
+        if several:
+            row["seeds"] = ", ".join(map(str, seeds))
+            row["per seed (base -> other)"] = ", ".join(
+                f"{format_mean_ci(_mean(left.loc[left['seed'] == seed, 'accuracy']))} -> "
+                f"{format_mean_ci(_mean(right.loc[right['seed'] == seed, 'accuracy']))}" for seed in seeds)
+        if "seconds" in frame:
+            row["s/fold base"] = round(left["seconds"].mean(), 1)
+            row["s/fold other"] = round(right["seconds"].mean(), 1)
+        rows.append(row)
+    if not rows:
+        raise ValueError(f"no method and budget{_sources(frame)} was run in both {base!r} and {other!r}")
+    table = pd.DataFrame(rows).sort_values("_order", kind="stable").drop(columns="_order").reset_index(drop=True)
+    scored = sorted(map(str, frame["scored_on"].dropna().unique())) if "scored_on" in frame else []
+    table.attrs["caption"] = (
+        f"Configuration {other} (other) against {base} (base), method by method, by labelled clips per class; "
+        "mean accuracy over the folds"
+        + (f", each fold's accuracy first averaged over seeds {', '.join(map(str, sorted(frame['seed'].unique())))}"
+           if several else "")
+        + "; difference = other − base in points with its 95% t interval, paired by fold"
+        + ("; seconds per fold of each on its machine" if "seconds" in frame else "")
+        + (f". Scored on the {' and '.join(scored)} folds." if scored else "."))
+    return table
 
 
 # ----------------------------------------------------------------------------
@@ -1187,48 +1220,3 @@ def per_class_accuracy(y_true, y_pred, classes: Sequence[str]) -> pd.DataFrame:
         "f1": f1,
     })
 
-
-def budget_curve(metrics: pd.DataFrame, x: str = "labels_per_class", *, by: str | Sequence[str] = ("method",),
-                 value: str = "accuracy", confidence: float = 0.95) -> pd.DataFrame:
-    """Mean and t interval per (method, x) for label-budget or pool-size curves.
-
-    Parameters
-    ----------
-    metrics : pd.DataFrame
-        Tidy per-fold metrics with ``x``, ``by``, ``value`` (and ``fold``).
-    x : str
-        The swept column of non-negative integers, e.g. ``"labels_per_class"``
-        (0 = every labelled clip, :data:`ALL_LABELS`) or ``"pool_size"``.
-    by : str or sequence of str
-        Curve identity, by default the method.
-    value : str
-    confidence : float in (0, 1)
-
-    Returns
-    -------
-    curve : pd.DataFrame
-        Columns ``*by``, ``x`` (ints, as in ``metrics``), ``budget`` (``x`` as
-        text for tables: ``"8"``, and ``"all"`` for ``labels_per_class`` 0;
-        see :func:`budget_label`), ``mean``, ``ci_low``, ``ci_high``, ``std``,
-        ``n_folds`` and the text column ``value``.  Sorted by ``by`` then
-        ``x`` ascending, with ``labels_per_class`` 0 -- the largest budget --
-        last (:func:`budget_order`).  Written with :func:`write_table`, the
-        CSV keeps the integer 0 and both files show ``"all"`` in ``budget``.
-
-    Raises
-    ------
-    ValueError
-        If a column is missing or ``x`` holds something other than
-        non-negative integers (e.g. ``"all"`` from older metrics files, or a
-        missing value).
-    """
-    metrics = _require_frame(metrics)
-    by = _as_tuple(by)
-    _require_columns(metrics, (x, *by, value))
-    metrics = metrics.copy()
-    metrics[x] = np.array([_budget_int(v, x) for v in metrics[x]], dtype=np.int64)
-    # summarise sorts labels_per_class by budget_order (0 last); other columns ascend as numbers.
-    curve = summarise(metrics, by=(*by, x), value=value, confidence=confidence)
-    if x == _BUDGET_COLUMN:  # "all" for 0; other columns (pool_size) read as they are
-        curve.insert(curve.columns.get_loc(x) + 1, "budget", [budget_label(v, x) for v in curve[x]])
-    return curve
