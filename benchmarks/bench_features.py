@@ -45,7 +45,7 @@ from esc_lib.features import seed_logmel
 
 def esc10_paths(root: Path | None, limit: int | None) -> list[Path]:
     from esc_lib import config
-    from esc_lib.data import load_esc10
+    from esc_lib.data.datasets import load_esc10
 
     root = Path(root) if root else config.esc10_dir()
     if not (root / "meta" / "esc50.csv").is_file():

@@ -43,9 +43,10 @@ import numpy as np  # noqa: E402
 
 def _features(real: bool, samples: int, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
     if real:
-        from esc_lib import data, features
+        from esc_lib import features
+        from esc_lib.data import datasets
 
-        dataset = data.load_esc10()
+        dataset = datasets.load_esc10()
         X = features.extract_clips(dataset.paths, features.PAPER, progress=False)
         X = features.Standardizer().fit(X).transform(X)
         return X.astype("float32"), dataset.labels.astype("int64"), f"ESC-10 paper features ({len(X)} clips)"

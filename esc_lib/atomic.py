@@ -12,7 +12,7 @@ suffix, for writers that insist on an extension (``np.save`` adds ``.npy``,
 Keras wants ``.keras``).
 
 Folder-level swaps (a bundle folder in :func:`esc_lib.predict.save_bundle`, an
-extracted archive in :mod:`esc_lib.download`) are not covered here.
+extracted archive in :mod:`esc_lib.data.download`) are not covered here.
 """
 
 from __future__ import annotations

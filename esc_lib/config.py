@@ -109,7 +109,7 @@ def escus_server() -> str:
 
 
 def esc50_expect() -> Path | None:
-    """A JSON file of :func:`esc_lib.download.verify_esc50` expectations for another release than the pinned one
+    """A JSON file of :func:`esc_lib.data.download.verify_esc50` expectations for another release than the pinned one
     (its metadata's sha256 and counts, e.g. a scaled-down mirror); None: the pinned release's checks."""
     value = os.environ.get(SOURCE_VARIABLES["esc50_expect"], "").strip()
     if not value:

@@ -43,10 +43,10 @@ __all__ = ["Settings", "Experiment", "METHODS", "load_dataset", "held_out_recons
 
 def load_dataset(settings: Settings):
     """The labelled dataset the settings name, from the configured paths (ESC-50 downloaded when asked)."""
-    from esc_lib import data
+    from esc_lib.data import datasets
 
     if settings.dataset == "own":
-        from esc_lib import audio, recordings
+        from esc_lib.data import audio, recordings
 
         report = audio.SkipReport()
         run_dir = Path(settings.run_dir or config.runs_dir() / "interactive")  # as Experiment.run_dir
@@ -60,13 +60,13 @@ def load_dataset(settings: Settings):
             report.to_csv(run_dir / "labelled_report.csv")
         return dataset
     if settings.dataset == "esc10":
-        return data.load_esc10(config.esc10_dir())
+        return datasets.load_esc10(config.esc10_dir())
     root = config.esc50_dir()
     if settings.download and not (root / "meta" / "esc50.csv").is_file():
-        from esc_lib import download
+        from esc_lib.data import download
 
         root = download.download_esc50(root, base_url=config.esc50_url(), verify_options=download.esc50_expectations())
-    return data.load_labelled(root)
+    return datasets.load_labelled(root)
 
 
 def _miniature(meta: pd.DataFrame, clips_per_class: int) -> np.ndarray:
@@ -88,7 +88,7 @@ class _EmptyPool:
     """The pool of ``unlabeled="none"``: no windows, nothing skipped."""
 
     def __init__(self, shape):
-        from esc_lib.audio import SkipReport
+        from esc_lib.data.audio import SkipReport
 
         self.X = np.zeros((0, *shape), dtype="float32")
         self.report = SkipReport()
@@ -101,7 +101,7 @@ class Experiment:
     ----------
     settings : Settings or dict
         The parameters (a dict is validated into :class:`Settings`).
-    dataset : esc_lib.data.LabelledDataset, optional
+    dataset : esc_lib.data.datasets.LabelledDataset, optional
         The labelled clips (``meta`` with ``filename``, ``fold``, ``label``,
         ``category``; ``classes``; ``root``).  Default: loaded as the settings say.
     features : np.ndarray [shape=(n_clips, n_mels, n_frames, n_channels)], optional
@@ -212,7 +212,7 @@ class Experiment:
 
     def unlabeled_files(self) -> list[Path]:
         """The files of the unlabeled pool (empty with ``unlabeled="none"``)."""
-        from esc_lib import data
+        from esc_lib.data import datasets
 
         s = self.settings
         limit = s.max_unlabeled or None
@@ -225,15 +225,15 @@ class Experiment:
         metadata = Path(self.dataset.root) / "meta" / "esc50.csv"
         source = metadata if metadata.is_file() else self.dataset
         if s.unlabeled == "folder":
-            banned = data.source_ids(source)
-            found = data.unlabeled_pool(config.unlabeled_dir(), exclude_freesound_ids=banned, max_files=limit, seed=s.seed)
+            banned = datasets.source_ids(source)
+            found = datasets.unlabeled_pool(config.unlabeled_dir(), exclude_freesound_ids=banned, max_files=limit, seed=s.seed)
         else:
             root = config.escus_dir()
             if s.download:
-                from esc_lib import download
+                from esc_lib.data import download
 
                 root = download.download_escus(root, n_parts=s.escus_parts, server=config.escus_server())
-            found = data.escus_pool(root, esc50_meta=source, max_clips=limit, seed=s.seed)
+            found = datasets.escus_pool(root, esc50_meta=source, max_clips=limit, seed=s.seed)
         self._say(f"unlabeled files: {found.summary()}")
         self._unreadable_folders = list(found.unreadable)  # counted in the pool report
         files = found.files

@@ -55,7 +55,8 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from esc_lib import atomic, audio, config
+from esc_lib import atomic, config
+from esc_lib.data import audio
 
 __all__ = [
     "seed_logmel",
@@ -322,7 +323,7 @@ def logmel(y: np.ndarray, params: FeatureParams = PAPER) -> np.ndarray:
     ----------
     y : np.ndarray [shape=(params.n_samples,)]
         Mono samples at ``params.sr``, already padded/cropped (and, for the
-        paper, peak-normalised): what :func:`esc_lib.audio.load_clip` returns.
+        paper, peak-normalised): what :func:`esc_lib.data.audio.load_clip` returns.
     params : FeatureParams
 
     Returns
@@ -375,7 +376,7 @@ def logmel(y: np.ndarray, params: FeatureParams = PAPER) -> np.ndarray:
 
 
 def _clip_features(path: Path, params: FeatureParams) -> np.ndarray:
-    """Load one clip with :func:`esc_lib.audio.load_clip` and transform it."""
+    """Load one clip with :func:`esc_lib.data.audio.load_clip` and transform it."""
     y = audio.load_clip(path, sr=params.sr, duration=params.duration, normalise=params.normalise)
     return logmel(y, params)
 
@@ -391,7 +392,7 @@ def window_features(path: Path, params: FeatureParams, last: str, min_last_secon
         The front end; windows are ``params.duration`` seconds at ``params.sr``.
     last, min_last_seconds
         What happens to a last, shorter window, as in
-        :func:`esc_lib.audio.load_windows`.
+        :func:`esc_lib.data.audio.load_windows`.
 
     Returns
     -------
@@ -399,7 +400,7 @@ def window_features(path: Path, params: FeatureParams, last: str, min_last_secon
 
     Raises
     ------
-    esc_lib.audio.AudioError
+    esc_lib.data.audio.AudioError
         If the file cannot be decoded or gives no window.
     """
     windows = audio.load_windows(path, params.sr, params.duration, last, min_last_seconds, params.normalise)
@@ -606,7 +607,7 @@ def run_parallel(tasks: Sequence, work: Callable, n_jobs: int, bar, on_error: Ca
     on_error : callable, optional
         With None the first exception cancels the rest and is raised;
         otherwise ``on_error(task, exception)`` handles it and the run
-        continues (only for :class:`esc_lib.audio.AudioError`; any other
+        continues (only for :class:`esc_lib.data.audio.AudioError`; any other
         exception is raised).
 
     Yields
@@ -652,7 +653,7 @@ def extract_clips(
 ) -> np.ndarray:
     """Log-mel features of a list of clips, in parallel, through the cache.
 
-    Each file is loaded with :func:`esc_lib.audio.load_clip` (mono, resampled,
+    Each file is loaded with :func:`esc_lib.data.audio.load_clip` (mono, resampled,
     padded/cropped to ``params.duration``, peak-normalised) and transformed by
     :func:`logmel`.  Clips found in the cache are read back; the others are
     computed on ``n_jobs`` threads with a progress bar and stored.  A whole
@@ -730,7 +731,7 @@ class PoolFeatures:
         Row ``i`` comes from ``files[file_index[i]]``.
     files : list of Path
         The files that gave at least one window, in input order.
-    report : esc_lib.audio.SkipReport
+    report : esc_lib.data.audio.SkipReport
         How many files were used, and which were skipped and why.
     """
 
@@ -755,7 +756,7 @@ def extract_pool(
     """Features of every window of every file of an unlabeled pool.
 
     Files of any length, rate and channel count are cut into windows of
-    ``params.duration`` with :func:`esc_lib.audio.load_windows` (``last`` and
+    ``params.duration`` with :func:`esc_lib.data.audio.load_windows` (``last`` and
     ``min_last_seconds`` decide the partial last window).  A file that cannot
     be decoded, or is too short to give a window, is skipped and listed in the
     report; it is never fatal.

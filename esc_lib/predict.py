@@ -17,9 +17,9 @@ back with a clear :class:`BundleError` for anything missing or wrong.
 How a file is classified
 ------------------------
 The file is decoded, mixed down to mono and resampled to the bundle's rate
-(:func:`esc_lib.audio.read_audio`), cut into consecutive windows of the
+(:func:`esc_lib.data.audio.read_audio`), cut into consecutive windows of the
 clip length the model was trained on (5 s for ESC) by
-:func:`esc_lib.audio.split_windows` (a partial last window of at least
+:func:`esc_lib.data.audio.split_windows` (a partial last window of at least
 ``min_last_seconds`` is padded with zeros, a shorter one dropped; a file
 shorter than one window is padded to one window, so any non-empty file gets
 a prediction), each window is peak-normalised (when the features were),
@@ -55,7 +55,7 @@ import numpy as np
 import pandas as pd
 
 import esc_lib
-from esc_lib import audio
+from esc_lib.data import audio
 from esc_lib.features import FEATURE_VERSION, FeatureParams, Standardizer, logmel
 
 if TYPE_CHECKING:  # keras (and TensorFlow) are imported only when a model is needed.
@@ -174,7 +174,7 @@ class Bundle:
     info : dict
         Free-form description (training configuration, fold, accuracy, ...).
     windows : dict
-        ``last``, ``min_last_seconds`` (see :func:`esc_lib.audio.split_windows`)
+        ``last``, ``min_last_seconds`` (see :func:`esc_lib.data.audio.split_windows`)
         and ``aggregate`` (``"mean"`` of the window probabilities).
     path : Path or None
         The folder it was loaded from.
@@ -254,7 +254,7 @@ class Bundle:
 
         Raises
         ------
-        esc_lib.audio.AudioError
+        esc_lib.data.audio.AudioError
             If the file is missing, cannot be decoded or holds no samples.
         """
         params = self.feature_params
@@ -277,7 +277,7 @@ class Bundle:
 
         Raises
         ------
-        esc_lib.audio.AudioError
+        esc_lib.data.audio.AudioError
             If the file cannot be read as audio.
         """
         return self.predict_windows(self.file_windows(path)).mean(axis=0)
@@ -295,7 +295,7 @@ class Bundle:
         ----------
         files_or_folders : str, Path or iterable of them
             Audio files, and folders searched recursively for audio files
-            (:func:`esc_lib.data.find_audio_files`, sorted by path).
+            (:func:`esc_lib.data.datasets.find_audio_files`, sorted by path).
         top_k : int > 0
             Classes per file; more than K gives all K.
         progress : bool
@@ -313,7 +313,7 @@ class Bundle:
             (float, mean over the file's windows; decreasing in r), and
             ``note``: :data:`SILENT_NOTE` for a file whose every sample is
             zero (its classes mean nothing), else empty.
-        skipped : esc_lib.audio.SkipReport
+        skipped : esc_lib.data.audio.SkipReport
             ``n_used`` files predicted; each unreadable file (or missing path,
             or folder without audio) with the reason.
         """
@@ -405,7 +405,7 @@ def _row(path: Path, probabilities: np.ndarray, n_windows: int, classes: list[st
 
 def _expand(files_or_folders, report: audio.SkipReport) -> list[Path]:
     """Files as given and the audio files inside folders; missing paths go to the report."""
-    from esc_lib import data
+    from esc_lib.data import datasets
 
     if isinstance(files_or_folders, (str, os.PathLike)):
         files_or_folders = [files_or_folders]
@@ -413,9 +413,9 @@ def _expand(files_or_folders, report: audio.SkipReport) -> list[Path]:
     for item in files_or_folders:
         path = Path(item).expanduser()
         if path.is_dir():
-            found = data.find_audio_files(path)
+            found = datasets.find_audio_files(path)
             if not found:
-                extensions = ", ".join(data.AUDIO_EXTENSIONS)
+                extensions = ", ".join(datasets.AUDIO_EXTENSIONS)
                 report.skip(path, f"folder holds no audio files (looked for {extensions})")
             files.extend(found)
         elif path.exists():

@@ -34,7 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from esc_lib import atomic, audio
+from esc_lib import atomic
+from esc_lib.data import audio
 from esc_lib.features import FeatureParams, Standardizer, progress_bar, resolve_jobs, run_parallel, window_features
 
 __all__ = ["StoreError", "FeatureStore", "ShardedArray", "build_store", "open_store", "standardizer_from"]
@@ -115,7 +116,7 @@ class FeatureStore:
     X : ShardedArray [shape=(n_windows, n_mels, n_frames, n_channels)]
     file_index : np.ndarray [shape=(n_windows,), dtype=int64]
         ``files[file_index[i]]`` gave row ``i``.
-    report : esc_lib.audio.SkipReport
+    report : esc_lib.data.audio.SkipReport
         Files used and files skipped, with the reason.
     """
 

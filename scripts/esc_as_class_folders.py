@@ -21,11 +21,11 @@ def main(argv=None) -> int:
     parser.add_argument("source", help="a folder in ESC-50 layout (meta/esc50.csv and audio/)")
     parser.add_argument("dest", help="the folder to create, one subfolder per class")
     args = parser.parse_args(argv)
-    from esc_lib import data
+    from esc_lib.data import datasets
 
     try:
-        dataset = data.load_labelled(args.source)
-    except data.DatasetError as error:
+        dataset = datasets.load_labelled(args.source)
+    except datasets.DatasetError as error:
         raise SystemExit(f"esc_as_class_folders: {error}") from None
     dest = Path(args.dest).expanduser().resolve()
     if dest.exists() and any(dest.iterdir()):

@@ -26,7 +26,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from esc_lib import audio, data, tables  # noqa: E402
+from esc_lib import tables
+from esc_lib.data import audio, datasets  # noqa: E402
 
 SAMPLE_RATE = 22050  # the low bands and an envelope up to 40 Hz need no more
 N_FFT = 1024
@@ -90,7 +91,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, help="save STEM.csv and STEM.md")
     args = parser.parse_args(argv)
     try:
-        dataset = data.load_esc10(args.esc10_dir)
+        dataset = datasets.load_esc10(args.esc10_dir)
     except (FileNotFoundError, ValueError) as error:
         raise SystemExit(f"modulation_peaks: {error}") from None
     table = per_class(dataset)

@@ -229,7 +229,7 @@ def synthetic_dataset(n_classes: int = 4, n_folds: int = 5, per_fold: int = 2, s
     import numpy as np
     import pandas as pd
 
-    from esc_lib.data import LabelledDataset
+    from esc_lib.data.datasets import LabelledDataset
 
     rng = np.random.default_rng(seed)
     rows = []
@@ -293,7 +293,7 @@ class SyntheticPool:
     def __init__(self, n: int = 20, shape=(8, 12, 1), seed: int = 1):
         import numpy as np
 
-        from esc_lib.audio import SkipReport
+        from esc_lib.data.audio import SkipReport
 
         self.X = np.random.default_rng(seed).normal(size=(n, *shape)).astype("float32")
         self.report = SkipReport(n_used=n)

@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 from _http_server import SMALL_ESC50_ROWS, build_esc50_tree, write_clip
-from esc_lib import audio, data
-from esc_lib.data import DatasetError
+from esc_lib.data import audio, datasets
+from esc_lib.data.datasets import DatasetError
 
 ESC10_CLASSES = [
     "dog", "rooster", "rain", "sea_waves", "crackling_fire",
@@ -45,7 +45,7 @@ def _rewrite_csv(root: Path, edit) -> None:
 
 
 def test_load_labelled_maps_targets_in_id_order(small_root):
-    dataset = data.load_labelled(small_root)
+    dataset = datasets.load_labelled(small_root)
     assert len(dataset) == 6 and dataset.n_classes == 3
     assert dataset.classes == ["dog", "rooster", "rain"]
     assert dataset.labels.tolist() == [0, 1, 2, 0, 1, 2]
@@ -65,7 +65,7 @@ def test_load_labelled_maps_targets_in_id_order(small_root):
     (["rain", "rooster"], ["rooster", "rain"], 4),
 ])
 def test_load_labelled_subsets_remap_to_0_k(small_root, subset, classes, n):
-    dataset = data.load_labelled(small_root, subset=subset)
+    dataset = datasets.load_labelled(small_root, subset=subset)
     assert dataset.classes == classes and len(dataset) == n
     assert sorted(set(dataset.labels.tolist())) == list(range(len(classes)))
 
@@ -77,12 +77,12 @@ def test_load_labelled_subsets_remap_to_0_k(small_root, subset, classes, n):
 ])
 def test_load_labelled_rejects_bad_subsets(small_root, subset, message):
     with pytest.raises(DatasetError, match=message):
-        data.load_labelled(small_root, subset=subset)
+        datasets.load_labelled(small_root, subset=subset)
 
 
 def test_load_esc10_defaults_to_the_configured_folder(small_root, monkeypatch):
     monkeypatch.setenv("ESC10_DIR", str(small_root))
-    dataset = data.load_esc10()
+    dataset = datasets.load_esc10()
     assert dataset.classes == ["dog", "rain"] and dataset.root == small_root.resolve()
 
 
@@ -92,11 +92,11 @@ def test_load_labelled_lists_missing_clips_before_any_work(tmp_path):
     for path in sorted((tmp_path / "audio").iterdir())[:7]:
         path.unlink()
     with pytest.raises(DatasetError) as error:
-        data.load_labelled(tmp_path)
+        datasets.load_labelled(tmp_path)
     message = str(error.value)
     assert "7 listed clip(s) not found" in message and "and 2 more" in message
     assert str(tmp_path / "audio") in message
-    unverified = data.load_labelled(tmp_path, verify=False)
+    unverified = datasets.load_labelled(tmp_path, verify=False)
     assert len(unverified) == 8 and sum(p.is_file() for p in unverified.paths) == 1
 
 
@@ -109,7 +109,7 @@ def test_load_labelled_accepts_wav_or_ogg_whatever_the_csv_says(tmp_path, files,
         for path in (tmp_path / "audio").glob("*.wav"):
             write_clip(path.with_suffix(".flac"), seconds=0.3)
             path.unlink()
-    dataset = data.load_labelled(tmp_path)
+    dataset = datasets.load_labelled(tmp_path)
     assert [p.suffix for p in dataset.paths] == [files, files]
     assert all(p.is_file() for p in dataset.paths)
     assert audio.load_clip(dataset.paths[0]).shape == (220500,)
@@ -118,20 +118,20 @@ def test_load_labelled_accepts_wav_or_ogg_whatever_the_csv_says(tmp_path, files,
 def test_load_labelled_prefers_the_listed_file(tmp_path):
     build_esc50_tree(tmp_path, rows=SMALL_ESC50_ROWS[:1], extension=".ogg", listed_extension=".ogg", seconds=0.2)
     write_clip(tmp_path / "audio" / "1-100001-A-0.wav", seconds=0.2)
-    assert data.load_labelled(tmp_path).paths[0].suffix == ".ogg"
+    assert datasets.load_labelled(tmp_path).paths[0].suffix == ".ogg"
 
 
 def test_resolve_clips_finds_another_extension_and_names_the_missing(tmp_path):
     """What load_labelled and download.verify_esc50 share: listed names to paths, missing clips an error."""
     for name in ("a.ogg", "b.wav", "b.flac"):
         (tmp_path / name).write_bytes(b"")  # only the names are looked at
-    assert data.resolve_clips(tmp_path, ["a.wav", "b.ogg"]) == [tmp_path / "a.ogg", tmp_path / "b.wav"]
+    assert datasets.resolve_clips(tmp_path, ["a.wav", "b.ogg"]) == [tmp_path / "a.ogg", tmp_path / "b.wav"]
     with pytest.raises(DatasetError, match=r"1 listed clip\(s\) not found \(neither as listed nor with another "
                                            r"audio extension\): c\.wav;"):
-        data.resolve_clips(tmp_path, ["a.wav", "c.wav"])
-    assert data.resolve_clips(tmp_path, ["a.wav", "c.wav"], verify=False) == [tmp_path / "a.ogg", tmp_path / "c.wav"]
+        datasets.resolve_clips(tmp_path, ["a.wav", "c.wav"])
+    assert datasets.resolve_clips(tmp_path, ["a.wav", "c.wav"], verify=False) == [tmp_path / "a.ogg", tmp_path / "c.wav"]
     with pytest.raises(DatasetError, match="nowhere: 1 listed clip"):
-        data.resolve_clips(tmp_path / "nowhere", ["a.wav"])
+        datasets.resolve_clips(tmp_path / "nowhere", ["a.wav"])
 
 
 def _drop_column(frame):
@@ -170,22 +170,22 @@ def test_load_labelled_rejects_inconsistent_metadata(tmp_path, edit, message):
     build_esc50_tree(tmp_path, seconds=0.1)
     _rewrite_csv(tmp_path, edit)
     with pytest.raises(DatasetError, match=message) as error:
-        data.load_labelled(tmp_path)
+        datasets.load_labelled(tmp_path)
     assert "esc50.csv" in str(error.value)
 
 
 def test_load_labelled_missing_folder_or_metadata(tmp_path):
     with pytest.raises(DatasetError, match="dataset folder not found.*ESC50_DIR"):
-        data.load_labelled(tmp_path / "nowhere")
+        datasets.load_labelled(tmp_path / "nowhere")
     (tmp_path / "audio").mkdir()
     with pytest.raises(DatasetError, match="meta/esc50.csv"):
-        data.load_labelled(tmp_path)
+        datasets.load_labelled(tmp_path)
 
 
 def test_esc10_column_read_from_text(tmp_path):
     build_esc50_tree(tmp_path, seconds=0.1)
     _rewrite_csv(tmp_path, lambda f: f.assign(esc10=f["esc10"].map({True: "TRUE", False: "false"})))
-    assert data.load_labelled(tmp_path, subset="esc10").classes == ["dog", "rain"]
+    assert datasets.load_labelled(tmp_path, subset="esc10").classes == ["dog", "rain"]
 
 
 # ----------------------------------------------------------------------------
@@ -194,7 +194,7 @@ def test_esc10_column_read_from_text(tmp_path):
 
 
 def test_subset_keeps_the_class_mapping(small_root):
-    dataset = data.load_labelled(small_root)
+    dataset = datasets.load_labelled(small_root)
     by_mask = dataset.subset(dataset.labels == 2)
     by_index = dataset.subset([2, 5])
     for part in (by_mask, by_index):
@@ -211,11 +211,11 @@ def test_subset_keeps_the_class_mapping(small_root):
 ])
 def test_subset_rejects_bad_rows(small_root, rows, message):
     with pytest.raises(ValueError, match=message):
-        data.load_labelled(small_root).subset(rows)
+        datasets.load_labelled(small_root).subset(rows)
 
 
 def test_select_folds(small_root):
-    dataset = data.load_labelled(small_root)
+    dataset = datasets.load_labelled(small_root)
     assert set(dataset.select_folds(2).folds) == {2} and len(dataset.select_folds(2)) == 3
     assert len(dataset.select_folds([1, 2])) == 6
     with pytest.raises(ValueError, match="folds \\[3\\] do not occur"):
@@ -223,7 +223,7 @@ def test_select_folds(small_root):
 
 
 def test_summary_counts_clips_per_class_and_fold(small_root):
-    dataset = data.load_labelled(small_root)
+    dataset = datasets.load_labelled(small_root)
     table = dataset.summary()
     assert table.index.tolist() == ["dog", "rooster", "rain", "total"]
     assert table.columns.tolist() == [1, 2, "total"]
@@ -243,17 +243,17 @@ def test_find_audio_files_recursive_sorted_and_filtered(tmp_path):
         path = tmp_path / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"")
-    found = [p.relative_to(tmp_path).as_posix() for p in data.find_audio_files(tmp_path)]
+    found = [p.relative_to(tmp_path).as_posix() for p in datasets.find_audio_files(tmp_path)]
     assert found == ["a/deeper/x.flac", "a/y.ogg", "b/z.WAV", "c.mp3"]
-    only = data.find_audio_files(tmp_path, extensions=["wav", ".FLAC"])
+    only = datasets.find_audio_files(tmp_path, extensions=["wav", ".FLAC"])
     assert [p.name for p in only] == ["x.flac", "z.WAV"]
 
 
 def test_find_audio_files_bad_arguments(tmp_path):
     with pytest.raises(DatasetError, match="folder of audio not found"):
-        data.find_audio_files(tmp_path / "missing")
+        datasets.find_audio_files(tmp_path / "missing")
     with pytest.raises(ValueError, match="extensions"):
-        data.find_audio_files(tmp_path, extensions=[])
+        datasets.find_audio_files(tmp_path, extensions=[])
 
 
 @pytest.mark.parametrize("name, expected", [
@@ -267,17 +267,17 @@ def test_find_audio_files_bad_arguments(tmp_path):
     ("", None),
 ])
 def test_freesound_id(name, expected):
-    assert data.freesound_id(name) == expected
+    assert datasets.freesound_id(name) == expected
 
 
 def test_source_ids_from_frame_dataset_and_path(small_root):
     expected = {100001, 100002, 100003, 100004, 100005, 100006}
-    assert data.source_ids(small_root) == expected
-    assert data.source_ids(small_root / "meta" / "esc50.csv") == expected
-    assert data.source_ids(data.load_labelled(small_root, subset="esc10")) == {100001, 100003, 100004, 100006}
-    assert data.source_ids(pd.DataFrame({"filename": ["1-77-A-0.wav", "odd.wav"]})) == {77}
+    assert datasets.source_ids(small_root) == expected
+    assert datasets.source_ids(small_root / "meta" / "esc50.csv") == expected
+    assert datasets.source_ids(datasets.load_labelled(small_root, subset="esc10")) == {100001, 100003, 100004, 100006}
+    assert datasets.source_ids(pd.DataFrame({"filename": ["1-77-A-0.wav", "odd.wav"]})) == {77}
     with pytest.raises(TypeError):
-        data.source_ids(42)
+        datasets.source_ids(42)
 
 
 # ----------------------------------------------------------------------------
@@ -301,7 +301,7 @@ def bad_folder(tmp_path) -> Path:
 
 
 def test_pool_over_bad_files_pads_skips_and_counts(bad_folder):
-    pool = data.unlabeled_pool(bad_folder)
+    pool = datasets.unlabeled_pool(bad_folder)
     names = [p.name for p in pool.files]
     assert names == ["empty.wav", "not_audio.ogg", "silent.wav", "stereo_48k.wav",
                      "one_second.wav", "twelve_seconds.flac"]
@@ -323,7 +323,7 @@ def test_pool_over_bad_files_pads_skips_and_counts(bad_folder):
 
 
 def test_pool_dropping_partial_windows(bad_folder):
-    windows, origin, report = data.unlabeled_pool(bad_folder).load_all(last="drop")
+    windows, origin, report = datasets.unlabeled_pool(bad_folder).load_all(last="drop")
     assert windows.shape == (4, 220500)  # silent 1, stereo 1, twelve 2; the 1 s file gives none
     assert origin.tolist() == [2, 3, 5, 5]
     assert report.n_used == 3 and report.n_skipped == 3
@@ -331,40 +331,40 @@ def test_pool_dropping_partial_windows(bad_folder):
 
 
 def test_pool_min_last_seconds_and_rate(bad_folder):
-    windows, origin, report = data.unlabeled_pool(bad_folder).load_all(sr=22050, min_last_seconds=2.5)
+    windows, origin, report = datasets.unlabeled_pool(bad_folder).load_all(sr=22050, min_last_seconds=2.5)
     assert windows.shape == (4, 110250)  # 1 s file and the 2 s tail of the 12 s file are too short
     assert report.n_skipped == 3
     with pytest.raises(ValueError, match="last"):
-        data.unlabeled_pool(bad_folder).load_all(last="keep")
+        datasets.unlabeled_pool(bad_folder).load_all(last="keep")
 
 
 def test_pool_exclusion_and_sampling(tmp_path):
     for i, name in enumerate(["1-111-0-5.wav", "2-222-0-5.wav", "3-333-0-5.wav", "free.wav"]):
         write_clip(tmp_path / name, seconds=0.1, frequency=100 + 50 * i)
-    pool = data.unlabeled_pool(tmp_path, exclude_freesound_ids=[222, 999])
+    pool = datasets.unlabeled_pool(tmp_path, exclude_freesound_ids=[222, 999])
     assert [p.name for p in pool.files] == ["1-111-0-5.wav", "3-333-0-5.wav", "free.wav"]
     assert pool.n_excluded_leakage == 1 and pool.n_found == 4 and len(pool) == 3
-    sample = data.unlabeled_pool(tmp_path, max_files=2, seed=3)
-    again = data.unlabeled_pool(tmp_path, max_files=2, seed=3)
+    sample = datasets.unlabeled_pool(tmp_path, max_files=2, seed=3)
+    again = datasets.unlabeled_pool(tmp_path, max_files=2, seed=3)
     assert sample.files == again.files and len(sample.files) == 2
     assert sample.files == sorted(sample.files)
     assert "2 left out by sampling" in sample.summary()
     with pytest.raises(ValueError, match="max_files"):
-        data.unlabeled_pool(tmp_path, max_files=0)
+        datasets.unlabeled_pool(tmp_path, max_files=0)
 
 
 def test_pool_errors_and_default_folder(tmp_path, monkeypatch):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DatasetError, match="no audio file found"):
-        data.unlabeled_pool(tmp_path / "empty")
+        datasets.unlabeled_pool(tmp_path / "empty")
     write_clip(tmp_path / "pool" / "a.wav", seconds=0.1)
     monkeypatch.setenv("ESC_UNLABELED_DIR", str(tmp_path / "pool"))
-    assert [p.name for p in data.unlabeled_pool().files] == ["a.wav"]
+    assert [p.name for p in datasets.unlabeled_pool().files] == ["a.wav"]
 
 
 def test_pool_of_only_bad_files_returns_empty_arrays(tmp_path):
     (tmp_path / "x.wav").write_bytes(b"RIFF....")
-    windows, origin, report = data.unlabeled_pool(tmp_path).load_all()
+    windows, origin, report = datasets.unlabeled_pool(tmp_path).load_all()
     assert windows.shape == (0, 220500) and origin.shape == (0,) and report.n_skipped == 1
 
 
@@ -377,25 +377,25 @@ def escus_folder(tmp_path) -> Path:
 
 
 def test_escus_pool_leakage_filter(escus_folder, small_root):
-    pool = data.escus_pool(escus_folder, esc50_meta=small_root)
-    assert [data.freesound_id(p) for p in pool.files] == [555555, 666666]
+    pool = datasets.escus_pool(escus_folder, esc50_meta=small_root)
+    assert [datasets.freesound_id(p) for p in pool.files] == [555555, 666666]
     assert pool.n_excluded_leakage == 2
     assert "2 excluded by the leakage filter" in pool.summary()
-    unfiltered = data.escus_pool(escus_folder, leakage_filter=False)
+    unfiltered = datasets.escus_pool(escus_folder, leakage_filter=False)
     assert len(unfiltered.files) == 4 and unfiltered.n_excluded_leakage == 0
-    assert len(data.escus_pool(escus_folder, esc50_meta=small_root, max_clips=1).files) == 1
+    assert len(datasets.escus_pool(escus_folder, esc50_meta=small_root, max_clips=1).files) == 1
 
 
 def test_escus_pool_default_metadata(escus_folder, small_root, tmp_path, monkeypatch):
     monkeypatch.setenv("ESC50_DIR", str(tmp_path / "no-esc50"))
     monkeypatch.setenv("ESC10_DIR", str(tmp_path / "no-esc10"))
     with pytest.raises(DatasetError, match="leakage filter needs ESC-50's metadata"):
-        data.escus_pool(escus_folder)
+        datasets.escus_pool(escus_folder)
     monkeypatch.setenv("ESC10_DIR", str(small_root))  # falls back to ESC-10's metadata
-    assert data.escus_pool(escus_folder).n_excluded_leakage == 2
+    assert datasets.escus_pool(escus_folder).n_excluded_leakage == 2
     monkeypatch.setenv("ESCUS_DIR", str(escus_folder))
     monkeypatch.setenv("ESC50_DIR", str(small_root))
-    assert data.escus_pool().n_excluded_leakage == 2
+    assert datasets.escus_pool().n_excluded_leakage == 2
 
 
 # ----------------------------------------------------------------------------
@@ -405,7 +405,7 @@ def test_escus_pool_default_metadata(escus_folder, small_root, tmp_path, monkeyp
 
 @pytest.mark.realdata
 def test_real_esc10(esc10_root):
-    dataset = data.load_esc10(esc10_root)
+    dataset = datasets.load_esc10(esc10_root)
     assert len(dataset) == 400 and dataset.n_classes == 10
     assert dataset.classes == ESC10_CLASSES
     assert np.bincount(dataset.folds).tolist() == [0, 80, 80, 80, 80, 80]
@@ -416,37 +416,37 @@ def test_real_esc10(esc10_root):
     table = dataset.summary()
     assert (table.loc[ESC10_CLASSES, [1, 2, 3, 4, 5]] == 8).all().all()
     # The same folder read as a generic labelled dataset gives the same mapping.
-    assert data.load_labelled(esc10_root).classes == ESC10_CLASSES
+    assert datasets.load_labelled(esc10_root).classes == ESC10_CLASSES
     clip = audio.load_clip(dataset.paths[0])
     assert clip.shape == (220500,) and np.isclose(np.abs(clip).max(), 1.0)
 
 
 @pytest.mark.realdata
 def test_real_unlabeled_pool(unlabeled_root, esc10_root):
-    pool = data.unlabeled_pool(unlabeled_root)
+    pool = datasets.unlabeled_pool(unlabeled_root)
     assert len(pool.files) == 591 and pool.n_excluded_leakage == 0
     assert pool.files[0].name == "unl-0000.ogg"
-    few = data.unlabeled_pool(unlabeled_root, max_files=4, seed=1)
+    few = datasets.unlabeled_pool(unlabeled_root, max_files=4, seed=1)
     windows, origin, report = few.load_all()
     assert windows.shape == (4, 220500) and origin.tolist() == [0, 1, 2, 3]
     assert report.n_used == 4 and report.n_skipped == 0
     np.testing.assert_allclose(np.abs(windows).max(axis=1), 1.0, rtol=1e-5)
     # Its names carry no Freesound id, so the leakage filter (against ESC-10) removes nothing.
-    assert data.escus_pool(unlabeled_root, esc50_meta=esc10_root).n_excluded_leakage == 0
+    assert datasets.escus_pool(unlabeled_root, esc50_meta=esc10_root).n_excluded_leakage == 0
 
 
 def test_the_synthetic_stand_in_loads_as_the_real_esc10_does(synthetic_esc10):
     """The pipeline tests' synthetic ESC-10 (conftest) meets load_esc10 as the real folder does: classes, folds, Ogg."""
-    dataset = data.load_esc10(synthetic_esc10.esc10)
-    assert dataset.classes == ESC10_CLASSES and data.load_labelled(synthetic_esc10.esc10).classes == ESC10_CLASSES
+    dataset = datasets.load_esc10(synthetic_esc10.esc10)
+    assert dataset.classes == ESC10_CLASSES and datasets.load_labelled(synthetic_esc10.esc10).classes == ESC10_CLASSES
     assert dataset.meta.groupby("label")["target"].first().tolist() == ESC10_TARGETS
     assert (dataset.summary().loc[ESC10_CLASSES, [1, 2, 3, 4, 5]] == 2).all().all()
     assert all(p.suffix == ".ogg" for p in dataset.paths) and dataset.meta["src_file"].is_unique
     clip = audio.load_clip(dataset.paths[0])
     assert clip.shape == (220500,) and np.isclose(np.abs(clip).max(), 1.0)
-    pool = data.unlabeled_pool(synthetic_esc10.unlabeled)
+    pool = datasets.unlabeled_pool(synthetic_esc10.unlabeled)
     assert len(pool.files) == 24 and pool.files[0].name == "unl-0000.ogg"
-    assert data.escus_pool(synthetic_esc10.unlabeled, esc50_meta=synthetic_esc10.esc10).n_excluded_leakage == 0
+    assert datasets.escus_pool(synthetic_esc10.unlabeled, esc50_meta=synthetic_esc10.esc10).n_excluded_leakage == 0
 
 
 def test_non_finite_samples_are_a_counted_skip(tmp_path):
@@ -454,7 +454,7 @@ def test_non_finite_samples_are_a_counted_skip(tmp_path):
     import numpy as np
     import soundfile
 
-    from esc_lib import audio
+    from esc_lib.data import audio
 
     samples = np.zeros(44100, dtype=np.float32)
     samples[100] = np.nan
@@ -466,7 +466,7 @@ def test_non_finite_samples_are_a_counted_skip(tmp_path):
 
 def test_a_symlink_loop_lists_each_file_once(tmp_path):
     """``sub/loop -> ..`` made every file count once per loop level (41 times); now once."""
-    from esc_lib.data import find_audio_files
+    from esc_lib.data.datasets import find_audio_files
 
     (tmp_path / "sub").mkdir()
     (tmp_path / "a.wav").write_bytes(b"")
@@ -494,8 +494,8 @@ def test_an_unreadable_subfolder_is_counted_not_silently_missing(tmp_path, monke
 
     monkeypatch.setattr(os, "scandir", scandir)
     unreadable = []
-    assert data.find_audio_files(root, unreadable=unreadable) == [root / "a.wav"]
+    assert datasets.find_audio_files(root, unreadable=unreadable) == [root / "a.wav"]
     assert unreadable == [(locked, "folder not readable (Permission denied); its files are left out")]
-    pool = data.unlabeled_pool(root)
+    pool = datasets.unlabeled_pool(root)
     assert pool.files == [root / "a.wav"] and pool.unreadable == unreadable
     assert "1 folder(s) could not be read (e.g. " + locked + ")" in pool.summary()

@@ -27,9 +27,9 @@ from _http_server import (
     dataverse_listing,
     write_clip,
 )
-from esc_lib import data, download
-from esc_lib.data import DatasetError
-from esc_lib.download import DownloadError, UnsafeArchiveError
+from esc_lib.data import datasets, download
+from esc_lib.data.datasets import DatasetError
+from esc_lib.data.download import DownloadError, UnsafeArchiveError
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 ARCHIVE_PATH = f"/karolpiczak/ESC-50/archive/{COMMIT}.zip"
@@ -284,7 +284,7 @@ def test_download_esc50_end_to_end_and_idempotent(server, tmp_path, esc50_releas
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["ESC-50"]  # no archive, part or staging
     assert f"bytes={len(body) // 3}-" in [r[2] for r in server.requests]  # resumed, not restarted
 
-    dataset = data.load_labelled(root)
+    dataset = datasets.load_labelled(root)
     assert dataset.classes == ["dog", "rooster", "rain"] and len(dataset) == 6
 
     before = len(server.requests)
@@ -499,7 +499,7 @@ def test_download_escus_parts_verified_resumed_extracted_and_marked(server, tmp_
                      **{"ESC-US-02.tar.gz": {"interrupt_after": len(parts[1]["body"]) // 2}})
     dest = tmp_path / "ESC-US"
     assert download.download_escus(dest, n_parts=2, server=server.url, progress=False) == dest.resolve()
-    clips = data.find_audio_files(dest)
+    clips = datasets.find_audio_files(dest)
     assert len(clips) == 6 and {c.parent.name for c in clips} == {"01", "02"}
     assert (dest / "ESC-US.csv").read_bytes() == metadata["body"]
     markers = sorted(p.name for p in (dest / ".esc_lib-parts").iterdir())
@@ -515,9 +515,9 @@ def test_download_escus_parts_verified_resumed_extracted_and_marked(server, tmp_
     download.download_escus(dest, n_parts=2, server=server.url, progress=False, refresh_listing=True)
     assert len(server.requests) == before + 1  # only the listing; nothing downloaded again
     download.download_escus(dest, parts=[3], server=server.url, progress=False)
-    assert len(data.find_audio_files(dest)) == 9  # a part not yet marked is fetched
+    assert len(datasets.find_audio_files(dest)) == 9  # a part not yet marked is fetched
 
-    pool = data.escus_pool(dest, esc50_meta=pd.DataFrame({"filename": ["1-200011-A-0.wav"], "src_file": [200011]}))
+    pool = datasets.escus_pool(dest, esc50_meta=pd.DataFrame({"filename": ["1-200011-A-0.wav"], "src_file": [200011]}))
     assert len(pool.files) == 8 and pool.n_excluded_leakage == 1
     assert "1 excluded by the leakage filter" in pool.summary()
     windows, origin, report = pool.load_all()
@@ -534,7 +534,7 @@ def test_download_escus_chooses_parts(server, tmp_path, escus_parts, choice, exp
     parts, metadata = escus_parts
     _serve_dataverse(server, parts)
     dest = download.download_escus(tmp_path / "ESC-US", server=server.url, progress=False, **choice)
-    assert sorted({p.parent.name for p in data.find_audio_files(dest)}) == expected
+    assert sorted({p.parent.name for p in datasets.find_audio_files(dest)}) == expected
 
 
 @pytest.mark.parametrize("choice", [{"parts": [4]}, {"parts": ["nope.zip"]}, {"n_parts": 4}, {"n_parts": 0},
@@ -554,7 +554,7 @@ def test_download_escus_checksum_mismatch_extracts_nothing(server, tmp_path, esc
     with pytest.raises(DownloadError, match="md5: expected 0{32}, got [0-9a-f]{32}") as error:
         download.download_escus(dest, n_parts=1, server=server.url, progress=False)
     assert "/api/access/datafile/4001" in str(error.value)
-    assert data.find_audio_files(dest) == []
+    assert datasets.find_audio_files(dest) == []
     assert not (dest / ".esc_lib-parts").exists()
     assert list((dest / "archives").iterdir()) == []  # neither the archive nor a .part
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from esc_lib import atomic, audio, features
+from esc_lib import atomic, features
+from esc_lib.data import audio
 from esc_lib.features import PAPER, FeatureParams, Standardizer
 
 # Small settings for synthetic files, so cache tests take milliseconds.

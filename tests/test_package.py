@@ -133,3 +133,18 @@ def test_the_import_graph_has_no_cycle():
     # Statistics stand alone (no file, no other module, not even in a function: tests/test_stats.py).
     assert graph["esc_lib.stats"] == set()
     assert graph["esc_lib.tables"] <= {"esc_lib.stats", "esc_lib.atomic", "esc_lib.config"}
+
+
+def test_the_package_docstring_and_the_readme_name_every_module():
+    """A newcomer finds every module, with its one line, in ``esc_lib/__init__``'s docstring and in the README's tree."""
+    import esc_lib
+
+    documented = esc_lib.__doc__
+    readme = (config.PROJECT_ROOT / "README.md").read_text()
+    for path in MODULES:
+        name = _module_name(path)
+        if name == "esc_lib":
+            continue
+        assert f":mod:`{name}`" in documented, f"{name} is missing from esc_lib/__init__.py's docstring"
+        short = name.removeprefix("esc_lib.")
+        assert short.split(".")[-1] in readme.split("\n## ")[0], f"{short} is missing from the README's tree"

@@ -21,7 +21,8 @@ import pytest
 
 from _http_server import FileServer, build_esc50_tree, dataverse_listing, write_clip
 from conftest import preserved_environ
-from esc_lib import download, reproduce
+from esc_lib import reproduce
+from esc_lib.data import download
 
 pytestmark = pytest.mark.slow
 

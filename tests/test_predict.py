@@ -6,8 +6,10 @@ with soundfile, extracts its log-mel features, and trains a tiny classifier
 for one epoch through :class:`esc_lib.experiment.Experiment` (the project's
 training path), so the bundles carry a fitted Standardizer, the dataset's
 class names and a finished training run to export.  Bad-bundle checks that
-need no model run without TensorFlow.  Only the two ``realdata`` tests read
-ESC-10's own files (their decoding and the paper's features).
+need no model run without TensorFlow.  Two tests train on ESC-10 at the
+paper's front end (44.1 kHz Ogg clips, 28x36 log-mels) through
+``dataset="esc10"``: on the real ESC-10 where present (required in CI), else
+on conftest's synthetic ESC-10 in the same layout.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ import pandas as pd
 import pytest
 import soundfile
 
-from esc_lib import audio, features, predict
+from esc_lib import features, predict
+from esc_lib.data import audio
 from esc_lib.__main__ import main
 from esc_lib.predict import BUNDLE_FILE, BUNDLE_VERSION, MODEL_FILE, BundleError, load_bundle
 
@@ -202,7 +205,7 @@ def test_bad_bundle_exits_2_with_one_line(tmp_path, capsys):
 
 def _write_dataset(root: Path, per_fold: int = 2):
     """Clips of four tone classes in five folds, written as 5 s 8 kHz .wav files in ESC-50 layout."""
-    from esc_lib.data import LabelledDataset
+    from esc_lib.data.datasets import LabelledDataset
 
     rng = np.random.default_rng(0)
     rate, t = 8000, np.arange(5 * 8000) / 8000
@@ -525,18 +528,19 @@ def test_cli_in_process_exit_codes(trained, tmp_path, capsys):
 
 
 # ---------------------------------------------------------------------------
-# Real ESC-10 clips: their decoding and the paper's features
+# ESC-10 clips (real, or the synthetic stand-in): their decoding and the paper's features
 
 
 @pytest.fixture(scope="module")
-def real_trained(esc10_root, tmp_path_factory):
+def esc10_trained(esc10_or_synthetic, tmp_path_factory):
     """A classifier trained 1 epoch on a miniature of ESC-10 (1 clip per class and fold), and a bundle of it."""
     from esc_lib import predict
     from esc_lib.experiment import Experiment, Settings
 
-    root = tmp_path_factory.mktemp("predict-real")
+    root = tmp_path_factory.mktemp("predict-esc10")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("ESC_CACHE_DIR", str(root / "cache"))
+        patch.setenv("ESC10_DIR", str(esc10_or_synthetic.esc10))
         settings = Settings(
             dataset="esc10", unlabeled="none", pretrain_on_train_folds=False, methods=["supervised"],
             clips_per_class=1, encoder=ENCODER, head=HEAD, max_epochs=1, folds=[1], run_dir=str(root / "run"),
@@ -551,29 +555,28 @@ def real_trained(esc10_root, tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.realdata
-def test_predict_real_esc10_clips(real_trained):
-    bundle = real_trained.bundle
-    assert bundle.classes == ESC10_CLASSES == list(real_trained.experiment.dataset.classes)
+def test_predict_esc10_clips(esc10_trained):
+    bundle = esc10_trained.bundle
+    assert bundle.classes == ESC10_CLASSES == list(esc10_trained.experiment.dataset.classes)
     assert bundle.feature_params.shape == (28, 36, 1)
-    table, skipped = bundle.predict_files(real_trained.clips, top_k=3)
-    assert list(table["file"]) == [str(p) for p in real_trained.clips]
+    table, skipped = bundle.predict_files(esc10_trained.clips, top_k=3)
+    assert list(table["file"]) == [str(p) for p in esc10_trained.clips]
     assert (table["n_windows"] == 1).all() and skipped.n_used == 4 and skipped.n_skipped == 0
     assert table["top1_class"].isin(ESC10_CLASSES).all()
-    for path, row in zip(real_trained.clips, table.itertuples()):
+    for path, row in zip(esc10_trained.clips, table.itertuples()):
         full = bundle.predict_file(path)
         assert full.shape == (10,) and np.isclose(full.sum(), 1.0, atol=1e-5)
         assert row.top1_class == ESC10_CLASSES[int(full.argmax())]
 
 
 @pytest.mark.slow
-@pytest.mark.realdata
-def test_bundle_inputs_equal_the_training_inputs_on_real_clips(real_trained):
-    """A real 5 s ESC-10 clip goes through the same decoding, features and statistics as in training."""
-    bundle = real_trained.bundle
-    X_bundle = bundle.features(bundle.file_windows(real_trained.clips[0]))
-    X_train = real_trained.standardizer.transform(
-        features.extract_clips(real_trained.clips[:1], real_trained.experiment.feature_params, cache=False, progress=False)
+def test_bundle_inputs_equal_the_training_inputs_on_esc10_clips(esc10_trained):
+    """A 5 s ESC-10 Ogg clip goes through the same decoding, features and statistics as in training."""
+    bundle = esc10_trained.bundle
+    X_bundle = bundle.features(bundle.file_windows(esc10_trained.clips[0]))
+    X_train = esc10_trained.standardizer.transform(
+        features.extract_clips(esc10_trained.clips[:1], esc10_trained.experiment.feature_params,
+                               cache=False, progress=False)
     )
     np.testing.assert_allclose(X_bundle, X_train, atol=1e-5)
 

@@ -1,4 +1,4 @@
-"""One's own recordings: class folders and tables, folds made for you, windows scored per file (esc_lib.recordings)."""
+"""One's own recordings: class folders and tables, folds made for you, windows scored per file (esc_lib.data.recordings)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import soundfile
 
-from esc_lib import audio, recordings
-from esc_lib.data import DatasetError
+from esc_lib.data import audio, recordings
+from esc_lib.data.datasets import DatasetError
 
 
 def _tone(path: Path, seconds: float, sr: int = 44100, channels: int = 1, seed: int = 0) -> Path:

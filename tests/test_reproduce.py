@@ -208,15 +208,15 @@ def test_a_full_disk_while_a_notebook_is_saved_leaves_the_last_complete_save(tmp
 
 
 @pytest.mark.slow
-@pytest.mark.realdata
-def test_sigterm_stops_the_runner_and_the_kernel_it_started(esc10_root, unlabeled_root, tmp_path):
+def test_sigterm_stops_the_runner_and_the_kernel_it_started(esc10_or_synthetic, tmp_path):
     import os
     import signal
     import time
 
     import psutil
 
-    environment = {**os.environ, "ESC_RUNS_DIR": str(tmp_path / "runs"), "ESC_CACHE_DIR": str(tmp_path / "cache"),
+    environment = {**os.environ, **esc10_or_synthetic.environment(),
+                   "ESC_RUNS_DIR": str(tmp_path / "runs"), "ESC_CACHE_DIR": str(tmp_path / "cache"),
                    "ESC_FIGURES_DIR": str(tmp_path / "figures"), "ESC_RESULTS_DIR": str(tmp_path / "results")}
     runner = subprocess.Popen(
         [sys.executable, "-m", "esc_lib.reproduce", "--profile", "smoke", "--run-name", "stopped"],

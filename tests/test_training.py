@@ -658,9 +658,10 @@ def test_evaluate_and_predict_proba():
 @pytest.mark.slow
 def test_paper_classifier_learns_esc10_fold1(esc10_root, isolated_cache):
     """ESC-10, paper features, fold 1 as test: the supervised paper classifier is clearly above chance."""
-    from esc_lib import data, features
+    from esc_lib import features
+    from esc_lib.data import datasets
 
-    dataset = data.load_esc10(esc10_root)
+    dataset = datasets.load_esc10(esc10_root)
     X = features.extract_clips(dataset.paths, features.PAPER, progress=False)
     assert X.shape == (400, 28, 36, 1)
     folds, y = dataset.folds, dataset.labels

@@ -22,7 +22,7 @@ ESC-US
     checksums) from the Dataverse native API, and :func:`download_escus`
     downloads the chosen parts through the access API, verifies each against
     its listed checksum, extracts it and marks it complete.  Load the clips
-    with :func:`esc_lib.data.escus_pool` (which removes ESC-50's sources).
+    with :func:`esc_lib.data.datasets.escus_pool` (which removes ESC-50's sources).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ import urllib3
 from tqdm import tqdm  # text bars: tqdm.auto would want ipywidgets in a notebook (and warn without)
 
 from esc_lib import atomic, config
-from esc_lib.data import DatasetError, read_metadata, resolve_clips
+from esc_lib.data.datasets import DatasetError, read_metadata, resolve_clips
 
 __all__ = [
     "ESC50_COMMIT",
@@ -847,7 +847,7 @@ def download_escus(
     max_clips : int, optional
         Take as many parts as hold this many clips (``clips_per_part`` each);
         overrides ``n_parts``.  Sample the clips with
-        ``esc_lib.data.escus_pool(max_clips=...)``.
+        ``esc_lib.data.datasets.escus_pool(max_clips=...)``.
     server, doi : str
         Dataverse installation and dataset.
     keep_archives : bool

@@ -25,9 +25,9 @@ Unlabeled pools
     :func:`escus_pool` takes the extracted ESC-US clips and, by default, drops
     every clip whose Freesound id is the source of an ESC-50 clip (the
     *leakage filter*).  Files are read as 5 s windows by
-    :func:`esc_lib.audio.load_windows` (the last partial window is padded when
+    :func:`esc_lib.data.audio.load_windows` (the last partial window is padded when
     it is at least ``min_last_seconds`` long, dropped otherwise); a file that
-    cannot be decoded is skipped and listed in a :class:`~esc_lib.audio.SkipReport`,
+    cannot be decoded is skipped and listed in a :class:`~esc_lib.data.audio.SkipReport`,
     never fatal.
 """
 
@@ -42,7 +42,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from esc_lib import audio, config
+from esc_lib import config
+from esc_lib.data import audio
 
 __all__ = [
     "DatasetError",
@@ -233,7 +234,7 @@ def read_metadata(meta_path: str | Path) -> pd.DataFrame:
     if not meta_path.is_file():
         raise DatasetError(
             f"{meta_path}: metadata file not found; a folder in ESC-50 layout holds "
-            f"meta/esc50.csv and audio/ (see esc_lib.download.download_esc50)"
+            f"meta/esc50.csv and audio/ (see esc_lib.data.download.download_esc50)"
         )
     try:
         meta = pd.read_csv(meta_path)
@@ -390,7 +391,7 @@ def load_labelled(
     if not root.is_dir():
         raise DatasetError(
             f"{root}: dataset folder not found; point ESC50_DIR / ESC10_DIR (or ESC_DATA_ROOT) "
-            f"at a folder in ESC-50 layout, or download ESC-50 with esc_lib.download.download_esc50()"
+            f"at a folder in ESC-50 layout, or download ESC-50 with esc_lib.data.download.download_esc50()"
         )
     meta_path = root / "meta" / "esc50.csv"
     meta = read_metadata(meta_path)
@@ -612,7 +613,7 @@ class UnlabeledPool:
     ) -> tuple[np.ndarray, np.ndarray, audio.SkipReport]:
         """Read every file as peak-normalised windows, sequentially and uncached.
 
-        Each file is read by :func:`esc_lib.audio.load_windows`: mixed to
+        Each file is read by :func:`esc_lib.data.audio.load_windows`: mixed to
         mono, resampled to ``sr``, cut into windows of ``duration``; the last
         partial window is zero-padded when ``last='pad'`` and it lasts at
         least ``min_last_seconds``, dropped otherwise.  A file that cannot be
@@ -624,7 +625,7 @@ class UnlabeledPool:
         windows : np.ndarray [shape=(n_windows, round(sr * duration)), dtype=float32]
         origin : np.ndarray [shape=(n_windows,), dtype=int64]
             Index into :attr:`files` of the file each window comes from.
-        report : esc_lib.audio.SkipReport
+        report : esc_lib.data.audio.SkipReport
             ``n_used`` files that gave windows, and the skipped ones with reasons.
         """
         if last not in ("pad", "drop"):

@@ -1,9 +1,9 @@
 """Your own labelled recordings: a folder per class or a CSV/TSV, folds made for you.
 
-Three layouts of labelled data reach the same :class:`esc_lib.data.LabelledDataset`:
+Three layouts of labelled data reach the same :class:`esc_lib.data.datasets.LabelledDataset`:
 
 ESC-50 (``meta/esc50.csv`` beside ``audio/``)
-    As :func:`esc_lib.data.load_labelled` reads it, folds as listed.
+    As :func:`esc_lib.data.datasets.load_labelled` reads it, folds as listed.
 A folder per class (``root/<class name>/**/*.wav|ogg|flac|...``)
     The class is the name of the top-level folder a file lies under (at any
     depth); files directly in ``root`` are an error, hidden files are ignored.
@@ -13,7 +13,7 @@ A table (``.csv``, or ``.tsv`` / ``.tab`` with tabs) of ``path,label[,fold][,gro
     made; ``group`` names recordings that must stay in one fold.
 
 Files may have any length, sample rate and channel count: each becomes its
-5 s windows (:func:`esc_lib.audio.split_windows`: the last partial window is
+5 s windows (:func:`esc_lib.data.audio.split_windows`: the last partial window is
 padded when at least 1 s long), every window carries the file's label and
 fold, and a classifier is scored per *file* (window probabilities averaged,
 as :mod:`esc_lib.predict` does).  So the dataset's rows are windows; the
@@ -41,8 +41,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from esc_lib import audio, data
-from esc_lib.data import DatasetError
+from esc_lib.data import audio, datasets
+from esc_lib.data.datasets import DatasetError
 
 __all__ = [
     "LAYOUTS",
@@ -119,7 +119,7 @@ def read_class_folders(root: str | Path) -> pd.DataFrame:
     root = Path(root).expanduser().resolve()
     classes = sorted(entry.name for entry in os.scandir(root) if entry.is_dir() and not entry.name.startswith("."))
     loose = [entry.name for entry in os.scandir(root)
-             if entry.is_file() and os.path.splitext(entry.name)[1].lower() in data.AUDIO_EXTENSIONS]
+             if entry.is_file() and os.path.splitext(entry.name)[1].lower() in datasets.AUDIO_EXTENSIONS]
     if loose:
         raise DatasetError(
             f"{root}: {len(loose)} audio file(s) directly in the folder (e.g. {loose[0]}); "
@@ -128,10 +128,10 @@ def read_class_folders(root: str | Path) -> pd.DataFrame:
         raise DatasetError(f"{root}: no class folders; put each class's recordings in root/<class name>/")
     rows = []
     for name in classes:
-        files = data.find_audio_files(root / name)
+        files = datasets.find_audio_files(root / name)
         if not files:
             raise DatasetError(
-                f"{root / name}: class folder holds no audio file ({', '.join(data.AUDIO_EXTENSIONS[:4])}, ...); "
+                f"{root / name}: class folder holds no audio file ({', '.join(datasets.AUDIO_EXTENSIONS[:4])}, ...); "
                 "add recordings or remove the folder")
         label = _clean_label(name, str(root / name))
         rows += [{"path": str(f), "filename": f.relative_to(root).as_posix(), "category": label} for f in files]
@@ -262,7 +262,7 @@ def count_windows(path: str | Path, sr: int = audio.SAMPLE_RATE, duration: float
                   min_last_seconds: float = 1.0) -> int:
     """How many 5 s windows a labelled file gives, from its header (not decoded).
 
-    As :func:`esc_lib.audio.split_windows` cuts it (a last partial window of at
+    As :func:`esc_lib.data.audio.split_windows` cuts it (a last partial window of at
     least ``min_last_seconds`` is padded), except that a file shorter than one
     window gives one padded window, as ESC clips are padded to 5 s: a short
     labelled event is kept.  The length after resampling to ``sr`` is soxr's,
@@ -270,7 +270,7 @@ def count_windows(path: str | Path, sr: int = audio.SAMPLE_RATE, duration: float
 
     Raises
     ------
-    esc_lib.audio.AudioError
+    esc_lib.data.audio.AudioError
         The file cannot be opened as audio, or holds no samples.
     """
     import soundfile
@@ -301,7 +301,7 @@ def _read_fold_file(path: Path, files: pd.DataFrame) -> np.ndarray | None:
 
 def load_recordings(path: str | Path, layout: str = "auto", *, n_folds: int = 5, seed: int = 0, sr: int = audio.SAMPLE_RATE,
                     fold_file: str | Path | None = None, report: audio.SkipReport | None = None):
-    """Load labelled recordings in any of :data:`LAYOUTS` as a :class:`~esc_lib.data.LabelledDataset` of windows.
+    """Load labelled recordings in any of :data:`LAYOUTS` as a :class:`~esc_lib.data.datasets.LabelledDataset` of windows.
 
     Parameters
     ----------
@@ -314,13 +314,13 @@ def load_recordings(path: str | Path, layout: str = "auto", *, n_folds: int = 5,
         The sample rate features are computed at (windows are counted at it).
     fold_file : str or Path, optional
         Where the made folds are written (atomically) and, on later runs, read from.
-    report : esc_lib.audio.SkipReport, optional
+    report : esc_lib.data.audio.SkipReport, optional
         Receives the files that cannot be read as audio or hold no samples
         (skipped and counted); without one such a file is an error.
 
     Returns
     -------
-    esc_lib.data.LabelledDataset
+    esc_lib.data.datasets.LabelledDataset
         One row per 5 s window, with ``file``, ``window`` and ``group``; classes in
         sorted order of their names (ESC-50 layout: by target id).
     """
@@ -329,11 +329,11 @@ def load_recordings(path: str | Path, layout: str = "auto", *, n_folds: int = 5,
         raise DatasetError(f"parameter labelled_layout={layout!r}: use one of {list(LAYOUTS)}")
     layout = detect_layout(path) if layout == "auto" else layout
     if layout == "esc50":
-        dataset = data.load_labelled(path)
+        dataset = datasets.load_labelled(path)
         meta = dataset.meta.copy()
         meta["file"], meta["window"] = np.arange(len(meta)), 0
         meta["group"] = meta["src_file"].astype(str) if "src_file" in meta.columns else source_groups(meta["filename"])
-        return data.LabelledDataset(root=dataset.root, meta=meta, classes=dataset.classes)
+        return datasets.LabelledDataset(root=dataset.root, meta=meta, classes=dataset.classes)
     if layout == "folders":
         if not path.is_dir():
             raise DatasetError(f"{path}: labelled_layout 'folders' needs a folder with a subfolder per class")
@@ -382,4 +382,4 @@ def load_recordings(path: str | Path, layout: str = "auto", *, n_folds: int = 5,
     meta = files.loc[files.index.repeat(files["windows"])].reset_index(drop=True)
     meta["window"] = meta.groupby("file").cumcount().astype(np.int64)
     meta = meta.drop(columns="windows")
-    return data.LabelledDataset(root=root, meta=meta, classes=classes)
+    return datasets.LabelledDataset(root=root, meta=meta, classes=classes)
