@@ -318,3 +318,14 @@ def kill_after(k: int):
                 raise KeyboardInterrupt(f"killed after epoch {k}")
 
     return KillAfter()
+
+
+def two_classes(n: int = 64, seed: int = 0, shape=(8, 12, 1)):
+    """``(X, y)``: ``n`` made-up feature maps of two classes told apart by the sign of their mean (shifted by +-1)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, *shape)).astype("float32")
+    y = (X.mean(axis=(1, 2, 3)) > 0).astype("int64")
+    X += (2 * y - 1)[:, None, None, None].astype("float32")
+    return X, y

@@ -13,23 +13,14 @@ import math
 import numpy as np
 import pytest
 
-from conftest import kill_after
+from conftest import kill_after, two_classes
 from esc_lib import methods, training
 from esc_lib.experiment import Experiment
 from esc_lib.methods import meanteacher
 from esc_lib.settings import Settings, SettingsError
 
-SHAPE = (8, 12, 1)
 TINY = "(4)3c-2p"
-
-
-def _data(n=64, seed=0):
-    """Two classes told apart by the sign of the features' mean."""
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, *SHAPE)).astype("float32")
-    y = (X.mean(axis=(1, 2, 3)) > 0).astype("int64")
-    X += (2 * y - 1)[:, None, None, None].astype("float32")
-    return X, y
+_data = two_classes
 
 
 def _settings(**changes):
