@@ -447,9 +447,12 @@ def paired_test(a, b, confidence: float = 0.95, *, value: str = "accuracy") -> d
         to 13 non-zero differences the p-value is exact over all sign flips, so
         tied differences are handled correctly), ``wilcoxon_note``.
 
-        A test that is undefined gives NaN and says why in its note: fewer
-        than two pairs, all differences zero, or (t-test) differences that are
-        all equal so the variance is zero.  The Wilcoxon note also states the
+        Identical scores on every fold are no evidence of a difference: both
+        p-values are then 1 (the exact two-sided value), and the notes say so.
+        A test that is undefined gives NaN and says why in its note: (t-test)
+        fewer than two pairs, or differences that are all equal and non-zero so
+        the variance is zero.  The signed-rank test is exact down to one pair
+        (one non-zero difference: p = 1).  The Wilcoxon note also states the
         smallest p-value attainable, which is 0.0625 with five folds -- the
         signed-rank test can never reach 0.05 with the five ESC folds.
 
@@ -514,7 +517,8 @@ def paired_test(a, b, confidence: float = 0.95, *, value: str = "accuracy") -> d
     if n < 2:
         result["t_note"] = f"undefined: n = {n} < 2 pairs"
     elif all_zero:
-        result["t_note"] = "undefined: all differences are zero (the two methods scored identically)"
+        result["t_pvalue"] = 1.0
+        result["t_note"] = "all differences are zero (the two methods scored identically): p = 1"
     elif np.all(differences == differences[0]):
         result["t_note"] = "undefined: every fold has the same non-zero difference (zero variance)"
     else:
@@ -523,10 +527,11 @@ def paired_test(a, b, confidence: float = 0.95, *, value: str = "accuracy") -> d
         result["t_pvalue"] = float(test.pvalue)
 
     nonzero = int(np.count_nonzero(differences))
-    if n < 2:
-        result["wilcoxon_note"] = f"undefined: n = {n} < 2 pairs"
-    elif all_zero:
-        result["wilcoxon_note"] = "undefined: all differences are zero (the two methods scored identically)"
+    if all_zero:
+        # Every difference is dropped: no sign flip changes anything, so the exact two-sided p is 1.
+        result["wilcoxon_statistic"] = 0.0
+        result["wilcoxon_pvalue"] = 1.0
+        result["wilcoxon_note"] = "exact; all differences are zero (the two methods scored identically): p = 1"
     elif nonzero == 1:
         # One non-zero difference: its two sign flips are equally likely, so the exact two-sided p is 1.
         result["wilcoxon_statistic"] = 0.0

@@ -79,13 +79,30 @@ def test_format_mean_ci(mean, low, high, expected):
 # ---------------------------------------------------------------------- paired_test
 
 
-def test_paired_test_identical_scores_give_nan_with_reason():
+def test_paired_test_identical_scores_give_p_one_with_reason():
+    """Every fold tied is no evidence of a difference: the exact two-sided p-values are 1, not NaN."""
     scores = pd.Series([0.6, 0.7, 0.65, 0.62, 0.68], index=[1, 2, 3, 4, 5])
     result = paired_test(scores, scores)
     assert result["n"] == 5
     assert result["mean_difference"] == 0
-    assert math.isnan(result["t_pvalue"]) and "all differences are zero" in result["t_note"]
-    assert math.isnan(result["wilcoxon_pvalue"]) and "all differences are zero" in result["wilcoxon_note"]
+    assert result["t_pvalue"] == 1.0 and "all differences are zero" in result["t_note"]
+    assert result["wilcoxon_pvalue"] == 1.0 and "all differences are zero" in result["wilcoxon_note"]
+
+
+@pytest.mark.parametrize("a, b, t_pvalue, wilcoxon_pvalue", [
+    ([0.7], [0.7], math.nan, 1.0),                          # one fold, tied
+    ([0.7], [0.8], math.nan, 1.0),                          # one fold: its two sign flips are equally likely
+    ([0.7, 0.6], [0.7, 0.6], 1.0, 1.0),                     # two folds, tied
+    ([0.7, 0.6, 0.5], [0.75, 0.65, 0.55], math.nan, 0.25),  # zero variance: t undefined, signed-rank exact
+    ([0.7, 0.6, 0.5], [0.7, 0.6, 0.6], 0.42265, 1.0),       # one non-zero difference among ties (t = 1, 2 df)
+])
+def test_paired_test_at_its_edges(a, b, t_pvalue, wilcoxon_pvalue):
+    result = paired_test(np.array(a), np.array(b))
+    for name, expected in (("t_pvalue", t_pvalue), ("wilcoxon_pvalue", wilcoxon_pvalue)):
+        if math.isnan(expected):
+            assert math.isnan(result[name]) and result[name.replace("pvalue", "note")], name
+        else:
+            assert result[name] == pytest.approx(expected), name
 
 
 def test_paired_test_clear_shift_is_significant_by_t_and_at_the_wilcoxon_floor():
@@ -126,10 +143,10 @@ def test_paired_test_accepts_dataframes():
     assert result["mean_difference"] == pytest.approx(np.mean([0.01, 0.06, 0.02, 0.02]))
 
 
-def test_paired_test_single_pair_is_undefined():
+def test_paired_test_single_pair_leaves_t_undefined_and_the_exact_signed_rank_at_one():
     result = paired_test([0.5], [0.6])
     assert math.isnan(result["t_pvalue"]) and "n = 1" in result["t_note"]
-    assert math.isnan(result["wilcoxon_pvalue"])
+    assert result["wilcoxon_pvalue"] == 1.0 and "p = 1" in result["wilcoxon_note"]
 
 
 @pytest.mark.parametrize("a, b, error, message", [
