@@ -689,7 +689,9 @@ def load_profile(profile: str | Path, _seen: tuple = ()) -> Profile:
     if not path.is_file():
         raise SettingsError(f"profile file {path} does not exist")
     try:
-        content = yaml.safe_load(path.read_text()) or {}
+        content = yaml.load(path.read_text(), Loader=_unique_key_loader()) or {}
+    except _DuplicateKey as error:
+        raise SettingsError(f"{path}: {error}") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -726,6 +728,32 @@ def load_profile(profile: str | Path, _seen: tuple = ()) -> Profile:
             where = f" (sweep point {point})" if point else ""
             raise SettingsError(f"{path}{where}: {error}") from None
     return result
+
+
+class _DuplicateKey(ValueError):
+    """A key given twice in one mapping of a YAML file (the message names it and both lines)."""
+
+
+def _unique_key_loader():
+    """PyYAML's safe loader, except that a key repeated in one mapping is an error instead of the last value winning."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            lines: dict = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                try:
+                    if key in lines:
+                        raise _DuplicateKey(
+                            f"{key!r} is given twice, on line {lines[key] + 1} and line {key_node.start_mark.line + 1}; "
+                            "keep one (YAML would silently use the last)")
+                    lines[key] = key_node.start_mark.line
+                except TypeError:  # an unhashable key: PyYAML's own error says so
+                    break
+            return super().construct_mapping(node, deep)
+
+    return UniqueKeyLoader
 
 
 def grid_points(sweep: Mapping[str, Any]) -> list[dict[str, Any]]:

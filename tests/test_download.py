@@ -563,6 +563,7 @@ def test_download_escus_checksum_mismatch_extracts_nothing(server, tmp_path, esc
     ("{not json", "cannot read it as JSON"),
     ('{"n_rows": 20, "colour": "red"}', r"unknown expectation\(s\) \['colour'\]"),
     ("[1, 2]", "unknown expectation"),
+    ('{"n_rows": 20, "n_rows": 40}', r"\['n_rows'\] given twice"),  # JSON would keep the last without a word
 ])
 def test_a_bad_esc50_expectations_file_is_a_one_line_error_naming_it(tmp_path, monkeypatch, content, expected):
     path = tmp_path / "expect.json"

@@ -185,6 +185,25 @@ def test_profiles_extend_others_and_a_circle_is_an_error(tmp_path):
         load_profile(tmp_path / "a.yaml")
 
 
+@pytest.mark.parametrize("text, key, lines", [
+    ("parameters:\n  seed: 1\n  filters: 16\n  seed: 2\n", "seed", (2, 4)),
+    ("parameters: {seed: 1, seed: 2}\n", "seed", (1, 1)),
+    ("parameters: {}\nparameters: {seed: 2}\n", "parameters", (1, 2)),
+    ("parameters: {}\nsweep:\n  variants:\n    - {decoder: upsample, decoder: unpool}\n", "decoder", (4, 4)),
+])
+def test_a_key_given_twice_in_a_profile_is_an_error_naming_it_and_both_lines(tmp_path, text, key, lines):
+    """YAML keeps the last of two equal keys without a word; a profile that says ``seed`` twice is a mistake."""
+    from esc_lib.settings import load_profile
+
+    path = tmp_path / "twice.yaml"
+    path.write_text(text)
+    with pytest.raises(SettingsError) as error:
+        load_profile(path)
+    message = str(error.value)
+    assert str(path) in message and f"'{key}' is given twice, on line {lines[0]} and line {lines[1]}" in message
+    assert "\n" not in message
+
+
 def test_a_search_on_the_training_folds_audio_holds_the_scored_validation_fold_out():
     search = Settings(score="validation", pretrain_on_train_folds=True, methods=["supervised", "fixmatch"])
     assert search.holds_out_validation

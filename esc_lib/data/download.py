@@ -556,8 +556,15 @@ def esc50_expectations(path: str | Path | None = None) -> dict | None:
     path = Path(path) if path is not None else config.esc50_expect()
     if path is None:
         return None
+    def unique(pairs):  # a key given twice would silently keep the last value
+        keys = [key for key, _ in pairs]
+        twice = sorted({key for key in keys if keys.count(key) > 1})
+        if twice:
+            raise ValueError(f"key(s) {twice} given twice")
+        return dict(pairs)
+
     try:
-        options = json.loads(path.read_text())
+        options = json.loads(path.read_text(), object_pairs_hook=unique)
     except (OSError, ValueError) as error:
         raise DatasetError(f"{path} (ESC50_EXPECT): cannot read it as JSON ({error}); fix or unset it") from None
     allowed = set(inspect.signature(verify_esc50).parameters) - {"root"}
