@@ -8,9 +8,13 @@ when none are given, so tests run the whole protocol on synthetic arrays.
 
 The rules (which fold tests, which validates, what pre-training and the input
 statistics may see, label budgets, member seeds) are pure functions in
-:mod:`esc_lib.protocol`; the training is :func:`esc_lib.training.train_cae`
-and :func:`esc_lib.training.train_classifier`, the project's one training
-path.  Everything trained is kept in the run folder, named by the settings it
+:mod:`esc_lib.protocol`.  The experiment holds the protocol only -- splits,
+budgets, pools, input statistics, pre-trained encoders, scoring and the results
+files; how a classifier is trained is its method's (:mod:`esc_lib.methods`,
+found by name: :meth:`Experiment.train_classifier` hands the method a
+:class:`esc_lib.methods.SplitData` and scores what it gives back), on the
+project's one training path (:func:`esc_lib.training.train_cae`,
+:func:`esc_lib.training.train_classifier`).  Everything trained is kept in the run folder, named by the settings it
 depends on (:meth:`esc_lib.settings.Settings.key`), and every step first looks
 there, so re-running a notebook reuses what exists::
 
