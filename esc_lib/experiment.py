@@ -463,7 +463,7 @@ class Experiment:
             settings=s, test_fold=test_fold, labels_per_class=int(labels_per_class), classes=list(self.dataset.classes),
             train=(scaler.transform(X[train]), labels[train]),
             validation=(scaler.transform(X[validation]), labels[validation]),
-            train_rows=train, validation_rows=validation, score=scaler.transform(X[scored]),
+            train_rows=train, validation_rows=validation, score_rows=scored, score=scaler.transform(X[scored]),
             seeds=[protocol.member_seed(s.seed, test_fold, m) for m in range(s.ensemble)],
             unlabeled=lambda exclude=None: self.standardised_unlabeled(test_fold, exclude=exclude),
             sources=lambda exclude=None: self.unlabeled_sources(test_fold, exclude=exclude),
@@ -505,8 +505,7 @@ class Experiment:
             + (f", {labels_per_class} labelled clips per class" if labels_per_class else "")
         )
         data = self.split_data(test_fold, labels_per_class)
-        labels, train, validation = self.dataset.labels, data.train_rows, data.validation_rows
-        scored = split.test if s.score == "test" else validation
+        labels, train, validation, scored = self.dataset.labels, data.train_rows, data.validation_rows, data.score_rows
         outcome = trainer.train(data)
         if outcome.validation is None:
             validation_accuracy = float("nan")  # every labelled fold but the test fold trained

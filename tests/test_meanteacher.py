@@ -92,6 +92,11 @@ def test_the_teacher_is_the_students_average_and_is_what_is_scored(tmp_path):
     assert {"consistency_loss", "consistency_weight"} <= set(history.columns)
     assert "val_consistency_loss" not in history.columns
     assert history["consistency_weight"].is_monotonic_increasing and history["consistency_weight"].iloc[-1] > 1.0
+    # The trainer's ramp-up is rampup_weight's: each epoch's mean weight over its steps (one step per epoch here).
+    settings = _settings(meanteacher_ema=0.9)
+    rampup_steps = settings.meanteacher_rampup * settings.meanteacher_epochs
+    expected = [meanteacher.rampup_weight(step, rampup_steps, settings.meanteacher_weight) for step in range(len(history))]
+    np.testing.assert_allclose(history["consistency_weight"], expected, rtol=1e-5)
     assert averaged.scored.shape == (16, 2) and np.allclose(averaged.scored.sum(axis=1), 1.0, atol=1e-5)
     assert (tmp_path / "average" / "settings.json").read_text().count('"stage": "meanteacher"') == 1
 

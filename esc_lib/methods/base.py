@@ -43,9 +43,9 @@ class SplitData:
     train, validation : (np.ndarray [shape=(n, n_mels, n_frames, channels)], np.ndarray [shape=(n,)])
         Standardised features and integer labels of the labelled training clips and of the
         watched validation clips (both already cut to the label budget).
-    train_rows, validation_rows : np.ndarray of int
-        Their rows in the labelled dataset (what is trained on with labels is left out of
-        the unlabeled clips by methods that pseudo-label them).
+    train_rows, validation_rows, score_rows : np.ndarray of int
+        Their rows (and the scored clips') in the labelled dataset (what is trained on with
+        labels is left out of the unlabeled clips by methods that pseudo-label them).
     score : np.ndarray [shape=(n_scored, ...)]
         Standardised features whose class probabilities are scored (the test fold, or in a
         search the validation fold).
@@ -75,6 +75,7 @@ class SplitData:
     validation: tuple
     train_rows: Any
     validation_rows: Any
+    score_rows: Any
     score: Any
     seeds: Sequence[int]
     unlabeled: Callable[..., Any]
