@@ -8,6 +8,7 @@ that train or predict.
 Foundations
     :mod:`esc_lib.config`      every path and environment variable, derived from the project root
     :mod:`esc_lib.atomic`      every file written all-or-nothing (temporary file, then rename)
+    :mod:`esc_lib.locks`       one process per run folder or download: an OS lock naming its holder, dropped if it dies
     :mod:`esc_lib.settings`    the one schema of parameters: profiles, notebooks and the runner read it
     :mod:`esc_lib.protocol`    the cross-validation rules as pure functions: folds, budgets, what may be seen
 Data (:mod:`esc_lib.data`)

@@ -30,6 +30,10 @@ function                  default                                     environmen
 :func:`esc50_expect`      none: the pinned release's checks           ``ESC50_EXPECT``
 ========================  ==========================================  ======================
 
+Where a run on ESC-10 finds no :func:`esc10_dir` and none is set, the runner makes it, and
+:func:`unlabeled_dir` likewise, from a verified ESC-50 download
+(:func:`esc_lib.data.download.download_esc10`): the data root is where downloads go.
+
 Relative values are taken relative to the project root (where ``run_all.sh`` is),
 so ``ESC_DATA_ROOT=../shared/data`` means the same in a notebook kernel and in a shell.
 """

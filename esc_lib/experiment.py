@@ -57,6 +57,7 @@ def load_dataset(settings: Settings):
         dataset = recordings.load_recordings(
             config.labelled_dir(), settings.labelled_layout, n_folds=settings.n_folds, seed=settings.seed,
             sr=settings.sample_rate, fold_file=run_dir / recordings.FOLDS_FILE, report=report,
+            min_clip_seconds=settings.min_clip_seconds,
         )
         report.n_used = int(dataset.meta["file"].nunique())
         if report.n_skipped:
@@ -142,7 +143,10 @@ class Experiment:
             rows = _miniature(dataset.meta, s.clips_per_class)
             dataset = dataset.subset(rows)
             features = None if features is None else np.asarray(features)[rows]
-        protocol.check_test_folds(dataset.folds, s.folds)  # before any work: a missing test fold is found now
+        from esc_lib.data import datasets
+
+        datasets.check_folds(s.folds, dataset.folds, dataset.root)  # before any work, naming the parameter set (folds)
+        protocol.check_test_folds(dataset.folds, s.folds)
         if "src_file" in dataset.meta.columns:
             protocol.check_groups_within_folds(dataset.meta["src_file"].to_numpy(), dataset.folds)
         for column in ("file", "group"):  # one's own recordings: windows of a file, takes of a recording
@@ -241,8 +245,9 @@ class Experiment:
         self._say(f"unlabeled files: {found.summary()}")
         self._unreadable_folders = list(found.unreadable)  # counted in the pool report
         files = found.files
-        labelled = {str(Path(path).resolve()) for path in self.dataset.meta["path"]}
-        return [path for path in files if str(Path(path).resolve()) not in labelled]
+        # By device and inode: a labelled clip hard-linked into the pool is the same recording.
+        labelled = {datasets.file_identity(path) for path in self.dataset.meta["path"]}
+        return [path for path in files if datasets.file_identity(path) not in labelled]
 
     @property
     def pool(self):

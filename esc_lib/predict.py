@@ -22,7 +22,8 @@ clip length the model was trained on (5 s for ESC) by
 :func:`esc_lib.data.audio.split_windows` (a partial last window of at least
 ``min_last_seconds`` is padded with zeros, a shorter one dropped; a file
 shorter than one window is padded to one window, so any non-empty file gets
-a prediction), each window is peak-normalised (when the features were),
+a prediction; one shorter than ``min_clip_seconds`` gets it with a note and a
+warning, being mostly padding), each window is peak-normalised (when the features were),
 turned into log-mel features (:func:`esc_lib.features.logmel`), standardised
 with the training statistics and classified.  The file's class
 probabilities are the mean of its windows' probabilities.
@@ -46,6 +47,7 @@ import json
 import os
 import shutil
 import uuid
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,6 +93,8 @@ _FILES_PER_BATCH = 32
 
 #: The ``note`` of a predicted file whose every sample is zero.
 SILENT_NOTE = "silent: every sample is zero, so the classes mean nothing"
+#: The start of the ``note`` of a predicted file shorter than ``min_clip_seconds``.
+SHORT_NOTE = "short:"
 
 
 class BundleError(ValueError):
@@ -255,10 +259,12 @@ class Bundle:
         Raises
         ------
         esc_lib.data.audio.AudioError
-            If the file is missing, cannot be decoded or holds no samples.
+            If the file is missing, cannot be decoded, holds no samples or is cut short.
         """
+        return self._windows(audio.read_audio(path, self.feature_params.sr))
+
+    def _windows(self, samples: np.ndarray) -> np.ndarray:
         params = self.feature_params
-        samples = audio.read_audio(path, params.sr)
         windows = audio.split_windows(
             samples, params.sr, params.duration, self.windows["last"], self.windows["min_last_seconds"], normalise=False
         )
@@ -268,7 +274,7 @@ class Bundle:
             windows = audio.fix_length(samples, params.n_samples)[np.newaxis]
         return windows
 
-    def predict_file(self, path: str | Path) -> np.ndarray:
+    def predict_file(self, path: str | Path, min_clip_seconds: float = audio.MIN_CLIP_SECONDS) -> np.ndarray:
         """Class probabilities of one file: the mean over its windows.
 
         Returns
@@ -279,8 +285,18 @@ class Bundle:
         ------
         esc_lib.data.audio.AudioError
             If the file cannot be read as audio.
+
+        Warns
+        -----
+        UserWarning
+            The file is shorter than ``min_clip_seconds``: classified from mostly padding.
         """
-        return self.predict_windows(self.file_windows(path)).mean(axis=0)
+        samples = audio.read_audio(path, self.feature_params.sr)
+        seconds = len(samples) / self.feature_params.sr
+        if seconds < min_clip_seconds:
+            warnings.warn(f"{audio.printable(path)}: "
+                          f"{_short_note(seconds, min_clip_seconds, self.feature_params.duration)}", stacklevel=2)
+        return self.predict_windows(self._windows(samples)).mean(axis=0)
 
     def predict_files(
         self,
@@ -288,6 +304,7 @@ class Bundle:
         top_k: int = 3,
         progress: bool = False,
         n_jobs: int | None = None,
+        min_clip_seconds: float = audio.MIN_CLIP_SECONDS,
     ) -> tuple[pd.DataFrame, audio.SkipReport]:
         """The top-k classes of many files; unreadable files are reported, not fatal.
 
@@ -303,6 +320,10 @@ class Bundle:
         n_jobs : int > 0, optional
             Threads that decode files and compute features (default: the
             cores available to the process).
+        min_clip_seconds : float >= 0
+            A file shorter than this (the ``min_clip_seconds`` setting) is still
+            classified, but mostly from padding: it gets a note starting with
+            :data:`SHORT_NOTE` and a warning names how many there were.
 
         Returns
         -------
@@ -312,16 +333,26 @@ class Bundle:
             r = 1..k ``top{r}_class`` (str) and ``top{r}_probability``
             (float, mean over the file's windows; decreasing in r), and
             ``note``: :data:`SILENT_NOTE` for a file whose every sample is
-            zero (its classes mean nothing), else empty.
+            zero (its classes mean nothing), a note starting with
+            :data:`SHORT_NOTE` for one shorter than ``min_clip_seconds`` (silent
+            or not), else empty.
         skipped : esc_lib.data.audio.SkipReport
-            ``n_used`` files predicted; each unreadable file (or missing path,
-            or folder without audio) with the reason.
+            ``n_used`` files predicted; each unreadable file (or cut short, or
+            missing path, or folder without audio) with the reason.  A file
+            named twice (or through a hard or symbolic link) is predicted once.
+
+        Warns
+        -----
+        UserWarning
+            When some files are shorter than ``min_clip_seconds``.
         """
         from tqdm import tqdm  # text bar (tqdm.auto wants ipywidgets in a notebook)
 
         if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
             raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
         k = min(int(top_k), self.n_classes)
+        if isinstance(min_clip_seconds, bool) or not isinstance(min_clip_seconds, (int, float)) or not min_clip_seconds >= 0:
+            raise ValueError(f"min_clip_seconds must be a number of seconds >= 0, got {min_clip_seconds!r}")
         report = audio.SkipReport()
         files = _expand(files_or_folders, report)
         if n_jobs is None:
@@ -333,12 +364,13 @@ class Bundle:
 
         def load(path: Path):
             try:
-                windows = self.file_windows(path)
-                return self.features(windows), not np.any(windows)
+                samples = audio.read_audio(path, self.feature_params.sr)
+                windows = self._windows(samples)
+                return self.features(windows), not np.any(windows), len(samples) / self.feature_params.sr
             except audio.AudioError as error:
                 return error
 
-        rows = []
+        rows, short = [], []
         with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="esc-predict") as executor, \
                 tqdm(total=len(files), desc="predict", unit="file", disable=not progress) as bar:
             for start in range(0, len(files), _FILES_PER_BATCH):
@@ -353,14 +385,21 @@ class Bundle:
                 if not loaded:
                     continue
                 # One model call for the windows of the whole chunk.
-                probabilities = self._classify(np.concatenate([X for _, X, _ in loaded]))
-                bounds = np.cumsum([0] + [len(X) for _, X, _ in loaded])
-                for (path, X, silent), begin, end in zip(loaded, bounds[:-1], bounds[1:]):
+                probabilities = self._classify(np.concatenate([X for _, X, _, _ in loaded]))
+                bounds = np.cumsum([0] + [len(X) for _, X, _, _ in loaded])
+                for (path, X, silent, seconds), begin, end in zip(loaded, bounds[:-1], bounds[1:]):
                     row = _row(path, probabilities[begin:end].mean(axis=0), len(X), self.classes, k)
-                    # A file of zeros still gets a class (the model must answer), which means nothing: say so.
+                    # A file of zeros, or of a few samples padded to a window, still gets a class (the
+                    # model must answer), which means nothing or little: say so.
                     row["note"] = SILENT_NOTE if silent else ""
+                    if seconds < min_clip_seconds:  # (a few samples may resample to none: short, not silent)
+                        row["note"] = _short_note(seconds, min_clip_seconds, self.feature_params.duration)
+                        short.append(path)
                     rows.append(row)
         report.n_used = len(rows)
+        if short:
+            warnings.warn(f"{len(short)} file(s) shorter than min_clip_seconds ({min_clip_seconds:g} s) were classified "
+                          f"from mostly padding, e.g. {audio.printable(short[0])}; their note says so", stacklevel=2)
         columns = ["file", "n_windows"] + [f"top{r}_{what}" for r in range(1, k + 1) for what in ("class", "probability")]
         columns.append("note")
         table = pd.DataFrame(rows, columns=columns)
@@ -393,6 +432,11 @@ def _reason(error: audio.AudioError, path: Path) -> str:
     return text[len(prefix):] if text.startswith(prefix) else text
 
 
+def _short_note(seconds: float, minimum: float, window: float) -> str:
+    return (f"{SHORT_NOTE} {seconds:.3g} s of audio, under min_clip_seconds ({minimum:g} s), padded to a {window:g} s "
+            "window, so the classes mean little")
+
+
 def _row(path: Path, probabilities: np.ndarray, n_windows: int, classes: list[str], k: int) -> dict:
     # A stable sort keeps the class order for ties, so the ranking is deterministic.
     order = np.argsort(-probabilities, kind="stable")[:k]
@@ -404,12 +448,17 @@ def _row(path: Path, probabilities: np.ndarray, n_windows: int, classes: list[st
 
 
 def _expand(files_or_folders, report: audio.SkipReport) -> list[Path]:
-    """Files as given and the audio files inside folders; missing paths go to the report."""
+    """Files as given and the audio files inside folders, each file once; missing paths go to the report.
+
+    A file is one file by device and inode (:func:`esc_lib.data.datasets.file_identity`): named twice,
+    inside two given folders, or through a hard or symbolic link, it is predicted once, under its first name.
+    """
     from esc_lib.data import datasets
 
     if isinstance(files_or_folders, (str, os.PathLike)):
         files_or_folders = [files_or_folders]
     files: list[Path] = []
+    seen: set = set()
     for item in files_or_folders:
         path = Path(item).expanduser()
         if path.is_dir():
@@ -417,11 +466,16 @@ def _expand(files_or_folders, report: audio.SkipReport) -> list[Path]:
             if not found:
                 extensions = ", ".join(datasets.AUDIO_EXTENSIONS)
                 report.skip(path, f"folder holds no audio files (looked for {extensions})")
-            files.extend(found)
         elif path.exists():
-            files.append(path)
+            found = [path]
         else:
             report.skip(path, "no such file or folder")
+            found = []
+        for file in found:
+            identity = datasets.file_identity(file)
+            if identity not in seen:
+                seen.add(identity)
+                files.append(file)
     return files
 
 

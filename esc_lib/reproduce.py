@@ -25,6 +25,7 @@ level so that ``--help`` works before the environment exists.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -54,8 +55,9 @@ _EPILOG = """\
 profiles (profiles/<name>.yaml; --profile also takes a path to your own file):
   paper   ESC-50 + ESC-US parts as in the paper, downloaded into the data root when
           absent (about 0.6 GB of ESC-50 and 1 GB per ESC-US part); the default.
-  esc10   ESC-10 + any folder of unlabeled audio (ESC10_DIR, ESC_UNLABELED_DIR).
-          This is what runs on a 2-core machine with ../shared/data.
+  esc10   ESC-10 + any folder of unlabeled audio (ESC10_DIR, ESC_UNLABELED_DIR); where
+          neither is found or set, both are made from ESC-50 (downloaded, verified):
+          its ESC-10 rows and its 40 other classes. Runs on a 2-core machine.
   smoke   a handful of clips and one epoch: checks the whole pipeline in minutes.
   strong  larger log-mels, augmentation and pre-training: the beyond-the-paper preset.
   budgets the strong network with every way of using unlabeled audio (CAE, contrastive,
@@ -230,9 +232,38 @@ def _kernel_manager(log: Path):
     return QuietKernelManager
 
 
+def _fetch_esc10(parameters: dict) -> None:
+    """ESC-10 (and its pool) made from a verified ESC-50 download, where a run reads ESC-10 and none is found or set.
+
+    :func:`esc_lib.data.download.missing_esc10_folders` decides (a data root
+    holding ``esc10/`` makes nothing); ESC-50 goes to the ESC-50 folder, its
+    ESC-10 rows to the ESC-10 folder and its 40 other classes to the unlabeled
+    folder, as links.  Called before each notebook, once the run folder is held,
+    so only a run that reaches a notebook downloads; cheap once the folders exist.
+    """
+    settings = _settings(parameters, "parameters")
+    if settings.dataset != "esc10":
+        return
+    from esc_lib import locks
+    from esc_lib.data import datasets, download
+
+    esc10, pool = download.missing_esc10_folders(pool=settings.unlabeled == "folder")
+    if esc10 is None:
+        return
+    made = f"{esc10}" + (f" (its 10 classes) and {pool} (its 40 other classes, as the unlabeled pool)" if pool else "")
+    print(f"run_all: no ESC-10 found at {esc10} nor set (--esc10-dir): ESC-50 at {config.esc50_dir()} (downloaded "
+          f"and verified when absent), its clips linked into {made}", flush=True)
+    try:
+        download.download_esc10(esc10, pool, pool=pool is not None, base_url=config.esc50_url(),
+                                verify_options=download.esc50_expectations())
+    except (download.DownloadError, datasets.DatasetError, locks.FolderBusyError) as error:
+        raise SystemExit(f"run_all.sh: {error}") from None
+
+
 def _execute(notebook: Path, output: Path, parameters: dict, kernel_log: Path | None = None) -> None:
     import papermill
 
+    _fetch_esc10(parameters)
     _register_atomic_io()
     extra = {}
     if kernel_log is not None:
@@ -256,7 +287,7 @@ def _execute(notebook: Path, output: Path, parameters: dict, kernel_log: Path | 
         kernel_name=KERNEL_NAME,
         cwd=str(NOTEBOOKS_DIR),
         progress_bar=False,
-        log_output=True,
+        log_output=False,  # the stdout/stderr files below get every output; the log would repeat stderr's
         stdout_file=sys.stdout,
         stderr_file=sys.stderr,
         **extra,
@@ -297,6 +328,12 @@ def _stop_kernels(timeout: float = 10.0) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # What the run holds (its run folder's lock, esc_lib.locks) is given back however the runner ends.
+    with contextlib.ExitStack() as held:
+        return _main(argv, held)
+
+
+def _main(argv: list[str] | None, held: contextlib.ExitStack) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.list_profiles:
@@ -370,6 +407,22 @@ def main(argv: list[str] | None = None) -> int:
     repeated = sorted({i for i in ids if ids.count(i) > 1})
     if repeated:
         raise SystemExit(f"run_all.sh: sweep points share the name(s) {repeated}; each point must change a setting the name shows")
+    # The test folds against the dataset's, where its metadata is at hand: before any run folder or notebook.
+    from esc_lib.data import datasets, recordings
+
+    listed = recordings.dataset_folds(base.dataset, base.labelled_layout, base.n_folds)
+    if listed is not None:
+        try:
+            datasets.check_folds(base.folds, *listed)
+        except datasets.DatasetError as error:
+            raise SystemExit(f"run_all.sh: {error}") from None
+    # One runner per run folder: a second one (the same --run-name) stops here, naming the first.
+    from esc_lib import locks
+
+    try:
+        held.enter_context(locks.hold(run_dir, "run folder", advice="give this run another --run-name"))
+    except locks.FolderBusyError as error:
+        raise SystemExit(f"run_all.sh: {error}") from None
     (run_dir / "notebooks").mkdir(parents=True, exist_ok=True)
 
     print(f"run_all: profile {profile_name}, run folder {run_dir} (TensorFlow's own log lines: {run_dir / KERNEL_LOG})")
@@ -407,6 +460,19 @@ def main(argv: list[str] | None = None) -> int:
             except Exception as error:  # papermill's PapermillExecutionError, or a kernel that died
                 raise SystemExit(_failure_line(label, output, error)) from None
             print(f"run_all: {label} done in {_format_seconds(time.monotonic() - start)} -> {output}", flush=True)
+    if base.publish_figures:
+        # The published folder's run.json gets this command line and its wall time (notebook 04 wrote the rest);
+        # its figures lose copies of figures published elsewhere, and results/README.md is regenerated.
+        import shlex
+
+        from esc_lib import runs
+
+        published = parameters["profile"]
+        overrides = {name: yaml.safe_load(value) for name, value in args.param}
+        command = "./run_all.sh " + shlex.join(sys.argv[1:] if argv is None else list(argv))
+        wall_time = time.monotonic() - total_start if 4 in stages else None
+        runs.finish_publication(config.results_dir() / published, config.figures_dir() / published, run_dir,
+                                command=command, overrides=overrides, wall_time_s=wall_time)
     print(f"run_all: finished in {_format_seconds(time.monotonic() - total_start)}; run folder {run_dir}")
     return 0
 

@@ -95,9 +95,9 @@ PRETRAINING_SECTIONS = {
 #: its default, so runs made before it keep their folders (the in-memory pool, one device in
 #: float32, hard targets); a method's own are its ``keyed_unless_default``.
 KEYED_UNLESS_DEFAULT = {
-    "data": ("pool_store",),
+    "data": ("pool_store", "min_clip_seconds"),
     "network": ("precision", "distribute"),
-    "classifier": ("label_smoothing",),
+    "classifier": ("label_smoothing", "protocol"),
 }
 
 #: The sections each notebook declares in its parameters cell.
@@ -167,6 +167,9 @@ class Settings(BaseModel):
     clips_per_class: int = _p(0, "data", "labelled clips per class and fold, for quick runs; 0 means all", ge=0)
     pool_store: bool = _p(
         False, "data", "keep the unlabeled pool's features on disk (esc_lib.store), read a batch at a time; for large pools")
+    min_clip_seconds: float = _p(
+        0.1, "data", 'seconds: shorter "own" recordings are skipped and counted (pool files under 1 s are anyway)',
+        ge=0)
     seed: int = _p(0, "data", "seed of every random choice", ge=0)
     # ------------------------------------------------------------ features
     sample_rate: int = _p(44100, "features", "sampling rate in Hz the audio is resampled to", gt=0)

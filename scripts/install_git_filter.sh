@@ -18,9 +18,16 @@ fi
 # every checkout of the repository; once that worktree is removed, the others still filter.
 # --keep-id: cell ids stay as Jupyter writes them (nbstripout would renumber them).
 find='for p in "$0" .venv/bin/python .venv-gpu/bin/python; do if [ -x "$p" ]; then exec "$p" -m nbstripout --keep-id OPTIONS"$@"; fi; done; echo "nbstripout filter: no interpreter (neither $0 nor .venv/bin/python or .venv-gpu/bin/python of this checkout is executable); run scripts/bootstrap.sh" >&2; exit 1'
-git -C "$root" config filter.nbstripout.clean "sh -c '${find/OPTIONS/}' \"$python_bin\""
-git -C "$root" config filter.nbstripout.smudge cat
-git -C "$root" config filter.nbstripout.required true
-git -C "$root" config filter.nbstripout.extrakeys \
+# Each key is written only when its value differs: git rewrites .git/config on every `git config`,
+# and run_all.sh calls this at every start.
+set_key() {
+    if [[ "$(git -C "$root" config --get "$1" || true)" != "$2" ]]; then
+        git -C "$root" config "$1" "$2"
+    fi
+}
+set_key filter.nbstripout.clean "sh -c '${find/OPTIONS/}' \"$python_bin\""
+set_key filter.nbstripout.smudge cat
+set_key filter.nbstripout.required true
+set_key filter.nbstripout.extrakeys \
     "metadata.language_info metadata.papermill cell.metadata.papermill cell.metadata.execution"
-git -C "$root" config diff.ipynb.textconv "sh -c '${find/OPTIONS/-t }' \"$python_bin\""
+set_key diff.ipynb.textconv "sh -c '${find/OPTIONS/-t }' \"$python_bin\""

@@ -270,3 +270,28 @@ def build_esc50_tree(root, rows=SMALL_ESC50_ROWS, extension=".wav", listed_exten
         writer.writerow(["filename", "fold", "target", "category", "esc10", "src_file", "take"])
         writer.writerows(lines)
     return hashlib.sha256((root / "meta" / "esc50.csv").read_bytes()).hexdigest()
+
+
+def zip_tree(folder, top: str) -> bytes:
+    """A zip archive of ``folder`` under the top folder ``top``, as GitHub archives a commit."""
+    import io
+    import zipfile
+    from pathlib import Path
+
+    folder = Path(folder)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(f"{top}/", b"")
+        for path in sorted(folder.rglob("*")):
+            name = f"{top}/{path.relative_to(folder).as_posix()}"
+            archive.writestr(name + "/", b"") if path.is_dir() else archive.write(path, name)
+    return buffer.getvalue()
+
+
+def serve_esc50(server: FileServer, release, commit: str) -> str:
+    """Serve the folder ``release`` as GitHub serves ESC-50 at ``commit``: the archive address redirects to
+    its code-load host, which sends the zip.  Returns the archive's path on the server."""
+    archive = f"/karolpiczak/ESC-50/archive/{commit}.zip"
+    server.add(archive, redirect_to=server.url + "/codeload/esc50.zip")
+    server.add("/codeload/esc50.zip", zip_tree(release, f"ESC-50-{commit}"))
+    return archive

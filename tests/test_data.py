@@ -499,3 +499,143 @@ def test_an_unreadable_subfolder_is_counted_not_silently_missing(tmp_path, monke
     pool = datasets.unlabeled_pool(root)
     assert pool.files == [root / "a.wav"] and pool.unreadable == unreadable
     assert "1 folder(s) could not be read (e.g. " + locked + ")" in pool.summary()
+
+
+# ----------------------------------------------------------------------------
+# One file is one file (hard links), files cut short, files too short to use
+# ----------------------------------------------------------------------------
+
+
+def test_a_hard_link_is_the_file_it_links_listed_once(tmp_path):
+    """``a.wav``, ``b.wav``, a symbolic and a hard link to ``a.wav``: 2 files, not 3 (the hard link counted twice)."""
+    import os
+
+    write_clip(tmp_path / "a.wav", seconds=1.0)
+    write_clip(tmp_path / "b.wav", seconds=1.0, frequency=880.0)
+    (tmp_path / "symbolic.wav").symlink_to(tmp_path / "a.wav")
+    (tmp_path / "sub").mkdir()
+    os.link(tmp_path / "a.wav", tmp_path / "sub" / "hard.wav")
+    files = datasets.find_audio_files(tmp_path)
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in files) == ["a.wav", "b.wav"]
+    assert datasets.file_identity(tmp_path / "sub" / "hard.wav") == datasets.file_identity(tmp_path / "a.wav")
+    pool = datasets.unlabeled_pool(tmp_path)
+    assert len(pool) == 2 and pool.n_found == 2
+
+
+def test_labelled_rows_that_are_one_file_are_refused(tmp_path):
+    """Two metadata rows naming one file through a hard link would count one clip twice, here in two folds."""
+    import os
+
+    build_esc50_tree(tmp_path)
+    audio_dir = tmp_path / "audio"
+    first, second = "1-100001-A-0.wav", "2-100004-A-0.wav"
+    (audio_dir / second).unlink()
+    os.link(audio_dir / first, audio_dir / second)
+    with pytest.raises(DatasetError, match=rf"esc50.csv: 1 pair\(s\) of rows are one file .*{first} and {second}"):
+        datasets.load_labelled(tmp_path)
+
+
+def _noise_ogg(path: Path, seconds: float = 5.0, sr: int = 44100, subtype: str = "VORBIS") -> bytes:
+    import soundfile
+
+    rng = np.random.default_rng(0)
+    soundfile.write(path, (0.3 * rng.standard_normal(int(seconds * sr))).astype(np.float32), sr,
+                    format="OGG", subtype=subtype)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("cut", ["mid-page", "page-boundary"])
+@pytest.mark.parametrize("subtype", ["VORBIS", "OPUS"])
+def test_a_truncated_ogg_is_refused_not_read_as_a_short_clip(tmp_path, cut, subtype):
+    """Half an Ogg file decoded to its first 2 s without a word; now it is an AudioError naming the file."""
+    import soundfile
+
+    whole = _noise_ogg(tmp_path / "whole.ogg", sr=48000 if subtype == "OPUS" else 44100, subtype=subtype)
+    assert len(audio.read_audio(tmp_path / "whole.ogg")) == 220500
+    half = len(whole) // 2
+    if cut == "page-boundary":  # complete pages, none marked end-of-stream
+        half = whole.rfind(b"OggS", 0, half)
+    path = tmp_path / "half.ogg"
+    path.write_bytes(whole[:half])
+    # libsndfile alone takes it for a shorter clip.
+    assert soundfile.info(str(path)).frames < soundfile.info(str(tmp_path / "whole.ogg")).frames
+    with pytest.raises(audio.AudioError, match=r"half.ogg: truncated: .*download or copy it again"):
+        audio.read_audio(path)
+    with pytest.raises(audio.AudioError, match="truncated"):
+        audio.check_complete(path)
+
+
+@pytest.mark.parametrize("fmt, subtype, suffix, message", [
+    ("WAV", "PCM_16", ".wav", r"its header declares 441000 bytes of audio, the file holds"),
+    ("AIFF", "PCM_16", ".aiff", r"its header declares \d+ bytes of audio, the file holds"),
+    ("MP3", "MPEG_LAYER_III", ".mp3", r"decodes to \d\.\d\d s of the 5\.00 s its header declares"),
+])
+def test_the_siblings_of_a_truncated_ogg_are_refused_too(tmp_path, fmt, subtype, suffix, message):
+    """WAV and AIFF declare their data size, MP3 (a Xing header) its length: a cut file says so."""
+    import soundfile
+
+    rng = np.random.default_rng(1)
+    whole = tmp_path / f"whole{suffix}"
+    soundfile.write(whole, (0.3 * rng.standard_normal(5 * 44100)).astype(np.float32), 44100, format=fmt, subtype=subtype)
+    assert len(audio.read_audio(whole)) == 220500
+    data = whole.read_bytes()
+    cut = tmp_path / f"cut{suffix}"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(audio.AudioError, match=rf"cut{suffix}: truncated: {message}"):
+        audio.read_audio(cut)
+
+
+def test_a_truncated_file_in_a_pool_is_a_counted_skip(tmp_path):
+    (tmp_path / "pool").mkdir()
+    whole = _noise_ogg(tmp_path / "pool" / "a-whole.ogg")
+    (tmp_path / "pool" / "b-half.ogg").write_bytes(whole[: len(whole) // 2])
+    windows, origin, report = datasets.unlabeled_pool(tmp_path / "pool").load_all()
+    assert windows.shape == (1, 220500) and report.n_used == 1
+    assert [(Path(p).name, r.split(":")[0]) for p, r in report.skipped] == [("b-half.ogg", "truncated")]
+
+
+def test_a_file_shorter_than_min_clip_seconds_is_a_counted_skip_in_a_pool(tmp_path):
+    """With partial windows kept down to 0 s, one sample would still become a 5 s window of padding."""
+    import soundfile
+
+    pool_dir = tmp_path / "pool"
+    pool_dir.mkdir()
+    soundfile.write(pool_dir / "one-sample.wav", np.array([0.5], dtype=np.float32), 44100)
+    write_clip(pool_dir / "quarter-second.wav", seconds=0.25)
+    pool = datasets.unlabeled_pool(pool_dir)
+    windows, origin, report = pool.load_all(min_last_seconds=0.0)
+    assert windows.shape == (1, 220500) and report.n_used == 1
+    assert report.skipped == [(str(pool_dir / "one-sample.wav"),
+                               "only 2.27e-05 s of audio, shorter than min_clip_seconds (0.1 s); too short to be of use "
+                               "(lower min_clip_seconds to keep it)")]
+    assert len(audio.load_windows(pool_dir / "one-sample.wav", min_last_seconds=0.0, min_clip_seconds=0.0)) == 1
+
+
+def test_a_category_with_a_control_character_is_refused(tmp_path):
+    build_esc50_tree(tmp_path)
+    _rewrite_csv(tmp_path, lambda frame: frame.assign(category=frame["category"].replace({"rain": "ra\tin"})))
+    with pytest.raises(DatasetError, match=r"esc50.csv: category name\(s\) with a control character .*'ra\\\\tin'"):
+        datasets.load_labelled(tmp_path)
+
+
+def test_a_skip_report_names_a_file_with_a_newline_on_one_line():
+    report = audio.SkipReport()
+    report.skip("pool/two\nlines.wav", "cannot decode")
+    assert report.summary().splitlines() == ["0 file(s) used, 1 skipped", "  skipped pool/two\\nlines.wav: cannot decode"]
+
+
+def test_the_folds_parameter_is_checked_against_the_metadata_naming_it(tmp_path):
+    build_esc50_tree(tmp_path)
+    meta = tmp_path / "meta" / "esc50.csv"
+    assert datasets.metadata_folds(meta) == [1, 2] and datasets.metadata_folds(tmp_path / "none.csv") is None
+    datasets.check_folds([1, 2], [1, 2], meta)
+    with pytest.raises(DatasetError, match=r"^parameter folds: fold\(s\) \[6\] not among the dataset's folds \[1, 2\]"):
+        datasets.check_folds([1, 6], datasets.metadata_folds(meta), meta)
+
+
+def test_the_minimum_clip_length_is_one_setting():
+    """audio.MIN_CLIP_SECONDS is the default of the min_clip_seconds setting (settings stays free of audio imports)."""
+    from esc_lib.settings import Settings
+
+    assert Settings.model_fields["min_clip_seconds"].default == audio.MIN_CLIP_SECONDS == 0.1
+    assert Settings().key("cae") == Settings(min_clip_seconds=0.1).key("cae") != Settings(min_clip_seconds=0.5).key("cae")

@@ -13,13 +13,12 @@ from __future__ import annotations
 import io
 import json
 import tarfile
-import zipfile
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from _http_server import FileServer, build_esc50_tree, dataverse_listing, write_clip
+from _http_server import FileServer, build_esc50_tree, dataverse_listing, serve_esc50, write_clip
 from conftest import preserved_environ
 from esc_lib import reproduce
 from esc_lib.data import download
@@ -32,16 +31,6 @@ ROWS = [(fold, 300000 + 10 * fold + k, "A", target, category, esc10)
         for k, (target, category, esc10) in enumerate([(0, "dog", True), (1, "rooster", False),
                                                        (10, "rain", True), (40, "helicopter", True)])]
 LEAKED = ROWS[0][1]  # an ESC-US clip cut from the source of a labelled clip
-
-
-def _zip(folder: Path, top: str) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr(f"{top}/", b"")
-        for path in sorted(folder.rglob("*")):
-            name = f"{top}/{path.relative_to(folder).as_posix()}"
-            archive.writestr(name + "/", b"") if path.is_dir() else archive.write(path, name)
-    return buffer.getvalue()
 
 
 def _escus_part(folder: Path, number: int, freesound_ids: list[int]) -> bytes:
@@ -74,10 +63,7 @@ def paper_run(tmp_path_factory):
         "ESC_FIGURES_DIR": tmp / "figures", "ESC_RESULTS_DIR": tmp / "results",
     }
     with FileServer() as server, pytest.MonkeyPatch.context() as patch, preserved_environ():
-        # GitHub answers the archive address with a redirect to its code-load host.
-        archive = f"/karolpiczak/ESC-50/archive/{download.ESC50_COMMIT}.zip"
-        server.add(archive, redirect_to=server.url + "/codeload/esc50.zip")
-        server.add("/codeload/esc50.zip", _zip(release, f"ESC-50-{download.ESC50_COMMIT}"))
+        serve_esc50(server, release, download.ESC50_COMMIT)
         server.add_json(f"/api/datasets/:persistentId/?persistentId={download.ESCUS_DOI}", dataverse_listing(files))
         for item in files:
             server.add(f"/api/access/datafile/{item['id']}" + ("?format=original" if item.get("tabular") else ""),

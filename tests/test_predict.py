@@ -611,3 +611,50 @@ def test_a_silent_file_is_predicted_with_a_note_and_a_warning(trained, tmp_path)
                                capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert completed.returncode == 0, completed.stderr
     assert "warning: 1 file(s) are silent" in completed.stderr and "[silent: every sample is zero" in completed.stdout
+
+
+@pytest.mark.slow
+def test_a_file_shorter_than_min_clip_seconds_gets_a_note_and_a_warning(trained, tmp_path):
+    """One sample was padded to a 5 s window and given a class with no word."""
+    one_sample = tmp_path / "one-sample.wav"
+    rate = trained.bundle.feature_params.sr  # 8 kHz: one sample is 0.000125 s
+    soundfile.write(one_sample, np.array([0.5], dtype=np.float32), rate)
+    with pytest.warns(UserWarning, match=r"1 file\(s\) shorter than min_clip_seconds \(0.1 s\) were classified from "
+                                         r"mostly padding, e.g. .*one-sample.wav"):
+        table, skipped = trained.bundle.predict_files([one_sample, trained.clips[0]])
+    assert skipped.n_skipped == 0 and table["n_windows"].tolist() == [1, 1]
+    note = table["note"].iloc[0]
+    assert note.startswith(predict.SHORT_NOTE) and "0.000125 s of audio, under min_clip_seconds (0.1 s)" in note
+    assert table["note"].iloc[1] == ""
+    with pytest.warns(UserWarning, match="one-sample.wav: short: 0.000125 s of audio"):
+        trained.bundle.predict_file(one_sample)
+    table, _ = trained.bundle.predict_files([one_sample], min_clip_seconds=0.0)  # the setting lowered: no note
+    assert table["note"].tolist() == [""]
+    with pytest.raises(ValueError, match="min_clip_seconds must be a number of seconds >= 0"):
+        trained.bundle.predict_files([one_sample], min_clip_seconds=-1)
+
+
+@pytest.mark.slow
+def test_a_truncated_ogg_is_skipped_with_the_reason_not_predicted_as_a_short_clip(trained, tmp_path):
+    rng = np.random.default_rng(0)
+    whole = tmp_path / "whole.ogg"
+    soundfile.write(whole, (0.3 * rng.standard_normal(5 * 44100)).astype(np.float32), 44100, format="OGG")
+    data = whole.read_bytes()
+    half = tmp_path / "half.ogg"
+    half.write_bytes(data[: len(data) // 2])
+    table, skipped = trained.bundle.predict_files([whole, half])
+    assert table["file"].tolist() == [str(whole)]
+    assert [(Path(p).name, r.split(":")[0]) for p, r in skipped.skipped] == [("half.ogg", "truncated")]
+
+
+@pytest.mark.slow
+def test_a_file_named_twice_or_hard_linked_is_predicted_once(trained, tmp_path):
+    import os
+
+    folder = tmp_path / "in"
+    a = _write_tone(folder / "a.wav", 5.0, 8000, 1)
+    b = _write_tone(folder / "b.wav", 5.0, 8000, 1, seed=1)
+    (folder / "symbolic.wav").symlink_to(a)
+    os.link(a, folder / "z-hard.wav")
+    table, skipped = trained.bundle.predict_files([a, folder, tmp_path / "in" / "z-hard.wav"])
+    assert table["file"].tolist() == [str(a), str(b)] and skipped.n_used == 2 and skipped.n_skipped == 0

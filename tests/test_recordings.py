@@ -163,3 +163,104 @@ def test_a_file_shorter_than_a_window_counts_as_one(tmp_path):
 def test_esc_names_group_takes_of_one_source():
     assert recordings.source_groups(["dog/1-100032-A-0.wav", "x/2-100032-B-0.ogg", "a/b.wav"]) == [
         "src:100032", "src:100032", "file:a/b.wav"]
+
+
+# ----------------------------------------------------------------------------
+# Names that are not one line, one file under two names, files cut or too short
+# ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name, shown", [
+    ("dog\n", "dog\\\\n"),                # a newline: stripped, it became the label "dog" without a word
+    ("sea\nwaves", "sea\\\\nwaves"),      # a label of two lines in every table it is written to
+    ("rain\tfall", "rain\\\\tfall"),
+    ("bird\u200b", "bird\\\\u200b"),      # zero-width space: prints as another class's name
+])
+def test_a_class_folder_named_with_a_control_character_is_refused_with_its_path(tmp_path, name, shown):
+    root = _folders(tmp_path / "own", classes=("bird", "rain"), per_class=3)
+    _tone(root / name / "1-9000-A-9.wav", 5.0)
+    with pytest.raises(DatasetError) as raised:
+        recordings.load_recordings(root, n_folds=3)
+    message = str(raised.value)
+    assert "\n" not in message and "\t" not in message
+    assert message.startswith(f"{root}/{audio.printable(name)}: class folder name")
+    assert "holds a control character" in message and "rename it" in message
+    import re
+    assert re.search(shown, message)
+
+
+def test_a_folder_name_of_undecodable_bytes_is_refused_too(tmp_path):
+    import os
+
+    root = _folders(tmp_path / "own", classes=("bird", "rain"), per_class=3)
+    folder = os.path.join(os.fsencode(root), b"caf\xe9")  # Latin-1 bytes, not UTF-8
+    os.mkdir(folder)
+    os.rename(_tone(tmp_path / "x.wav", 5.0), os.path.join(folder, b"1-9000-A-9.wav"))  # libsndfile cannot write there
+    with pytest.raises(DatasetError, match=r"class folder name 'caf\\\\udce9' holds a control character"):
+        recordings.load_recordings(root, n_folds=3)
+
+
+def test_a_table_label_with_a_control_character_is_refused_with_its_line(tmp_path):
+    _tone(tmp_path / "a.wav", 5.0)
+    _tone(tmp_path / "b.wav", 5.0, seed=1)
+    (tmp_path / "t.csv").write_text('path,label\na.wav,dog\nb.wav,"sea\nwaves"\n')
+    with pytest.raises(DatasetError, match=r"t.csv, line 3: class label 'sea\\\\nwaves' holds a control character"):
+        recordings.read_table(tmp_path / "t.csv")
+
+
+def test_one_file_in_two_class_folders_is_refused(tmp_path):
+    """A hard link (or a symbolic one) makes one recording two labelled files, maybe in two folds."""
+    import os
+
+    root = _folders(tmp_path / "own", classes=("bird", "rain"), per_class=3)
+    os.link(root / "bird" / "1-1000-A-0.wav", root / "rain" / "copy.wav")
+    with pytest.raises(DatasetError, match=r"bird/1-1000-A-0.wav and rain/copy.wav are one file \(a hard or symbolic "
+                                           r"link\) in two class folders"):
+        recordings.read_class_folders(root)
+
+
+def test_a_hard_link_inside_one_class_folder_counts_once(tmp_path):
+    import os
+
+    root = _folders(tmp_path / "own", classes=("bird", "rain"), per_class=3)
+    os.link(root / "bird" / "1-1000-A-0.wav", root / "bird" / "same-recording.wav")
+    assert len(recordings.read_class_folders(root)) == 6
+
+
+def test_a_table_listing_one_file_under_two_names_is_refused(tmp_path):
+    import os
+
+    _tone(tmp_path / "a.wav", 5.0)
+    os.link(tmp_path / "a.wav", tmp_path / "b.wav")
+    (tmp_path / "t.csv").write_text("path,label\na.wav,dog\nb.wav,rain\n")
+    with pytest.raises(DatasetError, match=r"listed twice \(a.wav on lines 2, 3\), as listed or through a hard"):
+        recordings.read_table(tmp_path / "t.csv")
+
+
+def test_files_cut_short_or_too_short_are_counted_skips(tmp_path):
+    """A half-copied WAV was counted from its header as a shorter file; one sample became a 5 s window of zeros."""
+    root = _folders(tmp_path / "own", per_class=3)
+    whole = (root / "dog" / "1-1000-A-0.wav").read_bytes()
+    (root / "dog" / "cut.wav").write_bytes(whole[: len(whole) // 2])
+    soundfile.write(root / "rain" / "click.wav", np.array([0.5, -0.5], dtype=np.float32), 44100)
+    _tone(root / "rain" / "blip.wav", 0.4)  # a short event above min_clip_seconds is kept
+    report = audio.SkipReport()
+    dataset = recordings.load_recordings(root, n_folds=3, report=report)
+    reasons = dict((Path(path).name, reason) for path, reason in report.skipped)
+    assert set(reasons) == {"cut.wav", "click.wav"} and dataset.meta["file"].nunique() == 10
+    assert reasons["cut.wav"].startswith("truncated: its header declares 441000 bytes of audio")
+    assert reasons["click.wav"].startswith("only 4.54e-05 s of audio, shorter than min_clip_seconds (0.1 s)")
+    kept = recordings.load_recordings(root, n_folds=3, report=audio.SkipReport(), min_clip_seconds=0.0)
+    assert "rain/click.wav" in set(kept.meta["filename"])
+
+
+def test_the_folds_of_the_configured_data_are_read_cheaply(tmp_path, monkeypatch):
+    monkeypatch.setenv("ESC_LABELLED_DIR", str(tmp_path / "own"))
+    assert recordings.dataset_folds("own") is None  # not there yet
+    _folders(tmp_path / "own", per_class=3)
+    folds, where = recordings.dataset_folds("own", n_folds=4)
+    assert folds == [1, 2, 3, 4] and "folds made for it" in where
+    _tone(tmp_path / "t" / "a.wav", 5.0)
+    (tmp_path / "t" / "list.csv").write_text("path,label,fold\na.wav,dog,7\na.wav,dog, 9\n")
+    monkeypatch.setenv("ESC_LABELLED_DIR", str(tmp_path / "t" / "list.csv"))
+    assert recordings.dataset_folds("own") == ([7, 9], str(tmp_path / "t" / "list.csv"))

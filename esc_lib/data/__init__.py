@@ -5,7 +5,7 @@
 * :mod:`esc_lib.data.datasets` -- ESC-50 / ESC-10 metadata and folds, unlabeled pools (a folder,
   ESC-US), the leakage filter by Freesound source.
 * :mod:`esc_lib.data.download` -- ESC-50 and ESC-US downloads with hashes, verified and extracted
-  all-or-nothing.
+  all-or-nothing; ESC-10 and a pool of ESC-50's other classes linked from the ESC-50 download.
 * :mod:`esc_lib.data.recordings` -- one's own labelled recordings (a folder per class or a table),
   with folds made for them.
 

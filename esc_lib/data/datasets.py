@@ -7,7 +7,8 @@ Labelled data
     classes are whatever the metadata lists: the original ``target`` ids are
     remapped to ``0..K-1`` in ascending order of the original id, and
     :attr:`LabelledDataset.classes` keeps the names.  ESC-10 is the same
-    layout cut to the ``esc10`` rows (:func:`load_esc10`).
+    layout cut to the ``esc10`` rows (:func:`load_esc10`); :func:`esc10_split` tells
+    those rows from the other 40 classes' (the pool :func:`esc_lib.data.download.download_esc10` makes).
 
 WAV or Ogg
     The file named in the ``filename`` column is used when it exists.  When it
@@ -52,8 +53,12 @@ __all__ = [
     "LabelledDataset",
     "load_labelled",
     "load_esc10",
+    "esc10_split",
     "read_metadata",
+    "metadata_folds",
+    "check_folds",
     "resolve_clips",
+    "file_identity",
     "find_audio_files",
     "freesound_id",
     "source_ids",
@@ -228,7 +233,8 @@ def read_metadata(meta_path: str | Path) -> pd.DataFrame:
     ------
     DatasetError
         If the file is missing, unreadable, lacks a required column, has
-        non-integer folds/targets or repeats a file name.
+        non-integer folds/targets, repeats a file name, or names a category
+        with a control character (a newline, a tab, ...).
     """
     meta_path = Path(meta_path)
     if not meta_path.is_file():
@@ -258,7 +264,52 @@ def read_metadata(meta_path: str | Path) -> pd.DataFrame:
         raise DatasetError(f"{meta_path}: file name(s) listed twice: {duplicated.head(5).tolist()}")
     if "esc10" in meta.columns:
         meta["esc10"] = _as_bool(meta["esc10"], meta_path)
+    named = meta["category"].astype(str)
+    odd = named[named.map(lambda name: audio.printable(name) != name)]
+    if len(odd):
+        raise DatasetError(f"{meta_path}: category name(s) with a control character (newline, tab, ...): "
+                           f"{[audio.printable(name) for name in odd.unique()[:3]]} in row(s) {[i + 1 for i in odd.index[:3]]}; "
+                           "a class name is one line of printable text")
     return meta
+
+
+def metadata_folds(meta_path: str | Path, subset: str | None = None) -> list[int] | None:
+    """The folds an ESC-50 metadata file lists (its ``fold`` column only; no clip is looked at).
+
+    ``subset="esc10"`` counts the ``esc10`` rows only.  ``None`` when the file is
+    absent (a dataset downloaded later) or its folds are not integers (the loader
+    says so with the file's name).
+    """
+    meta_path = Path(meta_path)
+    if not meta_path.is_file():
+        return None
+    try:
+        meta = pd.read_csv(meta_path, usecols=lambda column: column in ("fold", "esc10"))
+    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError):
+        return None
+    if "fold" not in meta.columns:
+        return None
+    if subset == "esc10" and "esc10" in meta.columns:
+        meta = meta[meta["esc10"].astype(str).str.strip().str.lower().isin(["true", "1", "yes"])]
+    folds = pd.to_numeric(meta["fold"], errors="coerce")
+    if folds.isna().any() or (folds != folds.round()).any():
+        return None
+    return sorted({int(f) for f in folds})
+
+
+def check_folds(requested: Iterable[int], available: Iterable[int], where: str | Path) -> None:
+    """The test folds asked for (the ``folds`` parameter) must be among the dataset's.
+
+    Raises
+    ------
+    DatasetError
+        Naming the parameter, the missing folds, the dataset and its folds.
+    """
+    available = sorted({int(f) for f in available})
+    missing = sorted({int(f) for f in requested} - set(available))
+    if missing:
+        raise DatasetError(f"parameter folds: fold(s) {missing} not among the dataset's folds {available} ({where}); "
+                           f"choose test folds among them (e.g. -p folds '{available[:2]}')")
 
 
 def _as_bool(column: pd.Series, meta_path: Path) -> pd.Series:
@@ -385,7 +436,8 @@ def load_labelled(
     DatasetError
         If the folder or metadata is missing or inconsistent, ``subset``
         names unknown categories or selects nothing, or (``verify=True``)
-        listed clips are missing: the message lists the first few and the count.
+        listed clips are missing (the message lists the first few and the
+        count) or two rows name one file (a hard or symbolic link).
     """
     root = Path(root).expanduser().resolve() if root is not None else config.esc50_dir()
     if not root.is_dir():
@@ -429,9 +481,63 @@ def load_labelled(
     label_of_target = {int(t): i for i, t in enumerate(pairs["target"])}
 
     paths = resolve_clips(root / "audio", list(meta["filename"]), verify=verify)
+    if verify:
+        _check_distinct(paths, meta_path)
     meta["path"] = [str(p) for p in paths]
     meta["label"] = meta["target"].map(label_of_target).astype(np.int64)
     return LabelledDataset(root=root, meta=meta, classes=classes)
+
+
+def esc10_split(meta: pd.DataFrame, where: str | Path = "metadata") -> tuple[np.ndarray, np.ndarray]:
+    """Which rows of ESC-50's metadata are ESC-10 and which belong to ESC-50's other classes.
+
+    ESC-10 is the labelled set; the other 40 classes make an unlabeled pool in
+    which no clip of an ESC-10 class may appear.  A class is its ``target`` id:
+    it is ESC-10 when its rows carry ``esc10=True``, and every row of a class
+    must say the same (and name one category), or the split is refused.
+
+    Parameters
+    ----------
+    meta : pd.DataFrame [shape=(n_rows, n_columns)]
+        ESC-50 metadata (:func:`read_metadata`), with the ``esc10`` column.
+    where : str or Path
+        Named in the error messages (the metadata file).
+
+    Returns
+    -------
+    labelled : np.ndarray [shape=(n_rows,), dtype=bool]
+        The ESC-10 rows.
+    pool : np.ndarray [shape=(n_rows,), dtype=bool]
+        The rows of every other class: ``~labelled``, no ESC-10 target or category among them.
+
+    Raises
+    ------
+    DatasetError
+        If the ``esc10`` column is missing, a class is flagged both ways or
+        named two ways (or a name is used by two classes), or either side is empty.
+    """
+    missing = [c for c in ("target", "category", "esc10") if c not in meta.columns]
+    if missing:
+        raise DatasetError(f"{where}: column(s) {missing} missing; ESC-10 is taken from the 'esc10' column of ESC-50's metadata")
+    flags = _as_bool(meta["esc10"], Path(str(where))).to_numpy(dtype=bool)
+    targets = meta["target"].to_numpy()
+    categories = meta["category"].astype(str).to_numpy()
+    frame = pd.DataFrame({"target": targets, "category": categories, "esc10": flags})
+    for column, other in (("target", "esc10"), ("target", "category"), ("category", "target")):
+        ambiguous = frame.groupby(column)[other].nunique()
+        ambiguous = ambiguous[ambiguous > 1]
+        if len(ambiguous):
+            value = ambiguous.index[0]
+            shown = value.item() if isinstance(value, np.generic) else value
+            raise DatasetError(f"{where}: {column} {shown!r} has more than one {other} "
+                               f"({sorted(frame.loc[frame[column] == value, other].astype(str).unique())}); "
+                               "every row of a class must agree, or ESC-10 cannot be told from the other classes")
+    labelled = flags.copy()
+    pool = ~labelled & ~np.isin(targets, targets[labelled]) & ~np.isin(categories, categories[labelled])
+    if not labelled.any() or not pool.any():
+        raise DatasetError(f"{where}: {int(labelled.sum())} ESC-10 row(s) and {int(pool.sum())} row(s) of other classes; "
+                           "ESC-50's metadata has both")
+    return labelled, pool
 
 
 def load_esc10(root: str | Path | None = None, verify: bool = True) -> LabelledDataset:
@@ -446,9 +552,37 @@ def load_esc10(root: str | Path | None = None, verify: bool = True) -> LabelledD
     return load_labelled(root if root is not None else config.esc10_dir(), subset="esc10", verify=verify)
 
 
+def _check_distinct(paths: Sequence[Path], meta_path: Path) -> None:
+    """Rows whose files are one file (a hard or symbolic link) would count one clip twice, maybe in two folds."""
+    first: dict = {}
+    repeated = []
+    for path in paths:
+        identity = file_identity(path)
+        if identity in first:
+            repeated.append(f"{first[identity].name} and {path.name}")
+        else:
+            first[identity] = path
+    if repeated:
+        raise DatasetError(f"{meta_path}: {len(repeated)} pair(s) of rows are one file (a hard or symbolic link), "
+                           f"e.g. {repeated[0]}; one clip would count twice: keep one row per recording")
+
+
 # ----------------------------------------------------------------------------
 # Folders of audio and unlabeled pools
 # ----------------------------------------------------------------------------
+
+
+def file_identity(path: str | Path) -> tuple[int, int] | str:
+    """What makes two names one file: its device and inode (links followed), so a hard link is the file it links.
+
+    A path that cannot be looked at stands for itself (its absolute path), so it is
+    never taken for another file.
+    """
+    try:
+        status = os.stat(path)
+    except OSError:
+        return os.path.abspath(path)
+    return (status.st_dev, status.st_ino)
 
 
 def find_audio_files(folder: str | Path, extensions: Iterable[str] | None = None, *,
@@ -457,8 +591,10 @@ def find_audio_files(folder: str | Path, extensions: Iterable[str] | None = None
 
     Hidden files and folders (name starting with ``.``, e.g. macOS ``._x.wav``
     resource forks or partial downloads) are ignored.  Symbolic links are
-    followed, but a real folder is walked once and a real file listed once,
-    so a link loop (``sub/loop -> ..``) cannot count files twice.
+    followed, but a real folder is walked once and a file listed once (by
+    :func:`file_identity`, so a hard link too is the file it links, listed under
+    the first of its names), so a link loop (``sub/loop -> ..``) cannot count
+    files twice.
 
     Parameters
     ----------
@@ -493,7 +629,7 @@ def find_audio_files(folder: str | Path, extensions: Iterable[str] | None = None
     # Links are followed, but each real folder is walked once and each real file listed
     # once: a link back up the tree (sub/loop -> ..) would otherwise list every file again
     # at every level of the loop.
-    seen_folders = {os.path.realpath(folder)}
+    seen_folders = {file_identity(folder)}
     def not_listed(error: OSError) -> None:
         if unreadable is not None:
             unreadable.append((str(error.filename), f"folder not readable ({error.strerror or error}); its files are left out"))
@@ -501,16 +637,16 @@ def find_audio_files(folder: str | Path, extensions: Iterable[str] | None = None
     for directory, subdirectories, files in os.walk(folder, followlinks=True, onerror=not_listed):
         kept = []
         for name in sorted(subdirectories):
-            real = os.path.realpath(os.path.join(directory, name))
-            if not name.startswith(".") and real not in seen_folders:
-                seen_folders.add(real)
+            identity = file_identity(os.path.join(directory, name))
+            if not name.startswith(".") and identity not in seen_folders:
+                seen_folders.add(identity)
                 kept.append(name)
         subdirectories[:] = kept
         for name in sorted(files):
             if not name.startswith(".") and os.path.splitext(name)[1].lower() in accepted:
-                real = os.path.realpath(os.path.join(directory, name))
-                if real not in seen_files:
-                    seen_files.add(real)
+                identity = file_identity(os.path.join(directory, name))
+                if identity not in seen_files:
+                    seen_files.add(identity)
                     found.append(Path(directory) / name)
     return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
 

@@ -17,6 +17,16 @@ ESC-50
     folder is moved into place.  A verified folder carries a marker, so a
     second call does no network access.
 
+ESC-10 and a pool of ESC-50's other classes
+    :func:`download_esc10` downloads ESC-50 (as above) and splits it by
+    :func:`esc_lib.data.datasets.esc10_split`: ESC-10's rows become a folder
+    in ESC-50 layout (its metadata cut to them) and the other 40 classes'
+    clips a folder of unlabeled audio, both made of links to the downloaded
+    clips (hard links, else symbolic; copies only where neither is possible)
+    and moved into place complete.  :func:`missing_esc10_folders` says which
+    of the configured folders a run must make that way: only when no ESC-10
+    is found or set.
+
 ESC-US
     :func:`list_escus_files` reads the dataset's file list (sizes and
     checksums) from the Dataverse native API, and :func:`download_escus`
@@ -44,13 +54,14 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Sequence
 
+import pandas as pd
 import requests
 import soundfile
 import urllib3
 from tqdm import tqdm  # text bars: tqdm.auto would want ipywidgets in a notebook (and warn without)
 
-from esc_lib import atomic, config
-from esc_lib.data.datasets import DatasetError, read_metadata, resolve_clips
+from esc_lib import atomic, config, locks
+from esc_lib.data.datasets import DatasetError, esc10_split, read_metadata, resolve_clips
 
 __all__ = [
     "ESC50_COMMIT",
@@ -66,6 +77,9 @@ __all__ = [
     "download_esc50",
     "verify_esc50",
     "esc50_expectations",
+    "download_esc10",
+    "esc10_from_esc50",
+    "missing_esc10_folders",
     "DataverseFile",
     "list_escus_files",
     "download_escus",
@@ -84,8 +98,12 @@ DATAVERSE_SERVER = config.DEFAULT_ESCUS_SERVER
 
 _USER_AGENT = "esc_lib (research toolkit; python-requests)"
 _MARKER_ESC50 = ".esc_lib-esc50.json"
+#: Marker of a folder :func:`esc10_from_esc50` made: its source and how its clips are linked.
+_MARKER_FROM_ESC50 = ".esc_lib-from-esc50.json"
 _MARKER_DIR_ESCUS = ".esc_lib-parts"
 _ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
+#: What a second process that finds a download under way can do.
+_LOCK_ADVICE = "point this run at another data folder"
 _HASH_NAMES = {"md5": "md5", "sha1": "sha1", "sha-1": "sha1", "sha256": "sha256", "sha-256": "sha256",
                "sha512": "sha512", "sha-512": "sha512"}
 
@@ -645,6 +663,16 @@ def download_esc50(
     url = esc50_archive_url(commit, base_url)
     archive = dest.parent / f"ESC-50-{commit}.zip"
     staging = dest.parent / f".ESC-50-{commit}.staging"
+    # One process downloads into dest at a time: two would append to one .part file and extract over each other.
+    with locks.hold(dest, "ESC-50 folder", advice=_LOCK_ADVICE), locks.hold(archive, "ESC-50 archive", advice=_LOCK_ADVICE):
+        return _esc50_into(dest, url, archive, staging, commit, progress, session, retries, keep_archive, options)
+
+
+def _esc50_into(dest: Path, url: str, archive: Path, staging: Path, commit: str, progress: bool, session, retries: int,
+                keep_archive: bool, options: dict) -> Path:
+    """:func:`download_esc50` once it holds the locks of ``dest`` and the archive: download, extract, verify, move."""
+    if dest.is_dir() and (dest / _MARKER_ESC50).is_file():
+        return dest  # another process finished it between this one's first look and its lock
     download_file(url, archive, progress=progress, session=session, retries=retries)
     if staging.exists():
         shutil.rmtree(staging)
@@ -677,6 +705,194 @@ def download_esc50(
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+# ----------------------------------------------------------------------------
+# ESC-10 and a pool of ESC-50's other classes, made from ESC-50
+# ----------------------------------------------------------------------------
+
+
+def missing_esc10_folders(pool: bool = True) -> tuple[Path | None, Path | None]:
+    """The configured ESC-10 and pool folders a run must make from ESC-50 (:func:`download_esc10`), if any.
+
+    Only when ESC-10 is neither found at :func:`esc_lib.config.esc10_dir` nor
+    set (``ESC10_DIR``, ``--esc10-dir``): a folder that is set but absent is the
+    user's mistake and stays an error of the loader.  The pool folder
+    (:func:`esc_lib.config.unlabeled_dir`) is made with it when ``pool`` is true
+    and it too is neither found nor set; a pool of one's own is never replaced.
+    With a data root holding ``esc10/`` (and ``unlabeled/``) nothing is made.
+
+    Returns
+    -------
+    (esc10, pool) : (Path or None, Path or None)
+        ``(None, None)`` when ESC-10 is at hand or set.
+    """
+    def given(name: str) -> bool:
+        return bool(os.environ.get(config.ENVIRONMENT_VARIABLES[name], "").strip())
+
+    esc10 = config.esc10_dir()
+    if given("esc10_dir") or esc10.exists():
+        return None, None
+    folder = config.unlabeled_dir()
+    return esc10, (folder if pool and not given("unlabeled_dir") and not folder.exists() else None)
+
+
+def download_esc10(
+    esc10_dest: str | Path | None = None,
+    pool_dest: str | Path | None = None,
+    esc50_dest: str | Path | None = None,
+    pool: bool = True,
+    base_url: str = "https://github.com",
+    verify_options: dict | None = None,
+    progress: bool = True,
+    session: requests.Session | None = None,
+    retries: int = 3,
+) -> tuple[Path, Path | None]:
+    """ESC-10 and an unlabeled pool of ESC-50's 40 other classes, from one verified ESC-50 download.
+
+    ESC-50 is downloaded and verified by :func:`download_esc50` (nothing is
+    downloaded when it is already there), then split by :func:`esc10_from_esc50`.
+    On the full release: 400 labelled clips of 10 classes, and a pool of 1 600
+    clips of the 40 others.
+
+    Parameters
+    ----------
+    esc10_dest, pool_dest, esc50_dest : str or Path, optional
+        Defaults :func:`esc_lib.config.esc10_dir`, :func:`esc_lib.config.unlabeled_dir`,
+        :func:`esc_lib.config.esc50_dir` (``ESC10_DIR``, ``ESC_UNLABELED_DIR``, ``ESC50_DIR``).
+    pool : bool
+        Make the pool folder too.
+    base_url, verify_options, progress, session, retries
+        As :func:`download_esc50`.
+
+    Returns
+    -------
+    (esc10, pool) : (Path, Path or None)
+
+    Raises
+    ------
+    DownloadError, DatasetError
+        As :func:`download_esc50` and :func:`esc10_from_esc50`.
+    """
+    esc10_dest = Path(esc10_dest).expanduser().resolve() if esc10_dest is not None else config.esc10_dir()
+    if pool:
+        pool_dest = Path(pool_dest).expanduser().resolve() if pool_dest is not None else config.unlabeled_dir()
+    else:
+        pool_dest = None
+    esc50 = download_esc50(esc50_dest, base_url=base_url, progress=progress, session=session, retries=retries,
+                           verify_options=verify_options)
+    return esc10_from_esc50(esc50, esc10_dest, pool_dest)
+
+
+def esc10_from_esc50(esc50_root: str | Path, esc10_dest: str | Path, pool_dest: str | Path | None = None
+                     ) -> tuple[Path, Path | None]:
+    """Split an ESC-50 folder into ESC-10 (labelled) and a folder of its other classes' clips (unlabeled).
+
+    ``esc10_dest`` gets ESC-50's layout with ``meta/esc50.csv`` cut to the
+    ``esc10`` rows (every column kept, so the leakage filter sees ESC-10's
+    sources only) and ``audio/`` with those clips; ``pool_dest`` gets the clips
+    of every other class, under their ESC-50 names (so the leakage filter still
+    reads their Freesound ids), and no clip of an ESC-10 class
+    (:func:`esc_lib.data.datasets.esc10_split` checks the metadata).  Each clip
+    is a hard link to ESC-50's file, or a relative symbolic link where hard
+    links cannot be made (another file system), or a copy where neither can:
+    the audio is not stored twice.  ESC-50's ``LICENSE`` goes with both.
+
+    Each folder is built beside its destination, under that destination's
+    lock (:mod:`esc_lib.locks`), and renamed into place complete; a folder
+    that already exists is left as it is, whatever it holds.
+
+    Parameters
+    ----------
+    esc50_root : str or Path
+        ESC-50 in its release layout (e.g. from :func:`download_esc50`).
+    esc10_dest : str or Path
+    pool_dest : str or Path, optional
+        None: no pool folder.
+
+    Returns
+    -------
+    (esc10, pool) : (Path, Path or None)
+
+    Raises
+    ------
+    DatasetError
+        If the metadata is missing or cannot be split, or a listed clip is missing.
+    """
+    esc50_root = Path(esc50_root).expanduser().resolve()
+    meta_path = esc50_root / "meta" / "esc50.csv"
+    meta = read_metadata(meta_path)
+    labelled, other = esc10_split(meta, meta_path)
+    clips = resolve_clips(esc50_root / "audio", list(meta["filename"]))
+    # The metadata is written back as text, each field as it was, not as pandas re-formats numbers and flags.
+    text = pd.read_csv(meta_path, dtype=str, keep_default_na=False)
+    recorded = json.loads((esc50_root / _MARKER_ESC50).read_text()) if (esc50_root / _MARKER_ESC50).is_file() else {}
+    source = {"source": str(esc50_root), "commit": recorded.get("commit"), "made": _now()}
+    extras = [path for path in (esc50_root / "LICENSE",) if path.is_file()]
+
+    def esc10_tree(staging: Path, final: Path) -> dict:
+        (staging / "meta").mkdir()
+        text.loc[labelled].to_csv(staging / "meta" / "esc50.csv", index=False)
+        (staging / "audio").mkdir()
+        how = _link_all([(clip, staging / "audio" / clip.name, final / "audio") for clip, keep in zip(clips, labelled) if keep])
+        return {"clips": int(labelled.sum()), "classes": sorted(set(meta.loc[labelled, "category"])), "linked": how}
+
+    def pool_tree(staging: Path, final: Path) -> dict:
+        how = _link_all([(clip, staging / clip.name, final) for clip, keep in zip(clips, other) if keep])
+        return {"clips": int(other.sum()), "classes": sorted(set(meta.loc[other, "category"])), "linked": how}
+
+    esc10_dest = _make_folder(Path(esc10_dest), "ESC-10 folder", esc10_tree, extras, source)
+    if pool_dest is not None:
+        pool_dest = _make_folder(Path(pool_dest), "unlabeled folder", pool_tree, extras, source)
+    return esc10_dest, pool_dest
+
+
+def _make_folder(dest: Path, what: str, build, extras: list[Path], source: dict) -> Path:
+    """Build ``dest`` (``build(staging, dest)``) beside it under its lock and rename it into place; an existing ``dest`` stays."""
+    dest = dest.expanduser().resolve()
+    if dest.exists():
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with locks.hold(dest, what, advice=_LOCK_ADVICE):
+        if dest.exists():
+            return dest  # another process made it between this one's first look and its lock
+        # One name is enough under the lock; a killed process's half-made folder is removed first.
+        staging = dest.with_name(f".{dest.name}.making")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+        try:
+            record = build(staging, dest)
+            for path in extras:
+                shutil.copy2(path, staging / path.name)
+            _write_json(staging / _MARKER_FROM_ESC50, {**source, **record})
+            os.replace(staging, dest)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return dest
+
+
+def _link_all(pairs: list[tuple[Path, Path, Path]]) -> str:
+    """Link each ``source`` to ``target`` (its final folder given, for a relative symbolic link); how it was done.
+
+    A hard link where the file system allows one, else a symbolic link relative
+    to the final folder (so it survives the rename, and the data root moved
+    whole), else a copy.
+    """
+    done = set()
+    for source, target, final_folder in pairs:
+        try:
+            os.link(source, target)
+            done.add("hard links")
+            continue
+        except OSError:
+            pass
+        try:
+            os.symlink(os.path.relpath(source, final_folder), target)
+            done.add("symbolic links")
+        except OSError:
+            shutil.copy2(source, target)
+            done.add("copies")
+    return ", ".join(sorted(done))
 
 
 # ----------------------------------------------------------------------------
@@ -872,6 +1088,16 @@ def download_escus(
         Parts that do not exist.
     """
     dest = Path(dest).expanduser().resolve() if dest is not None else config.escus_dir()
+    if not _escus_done(dest, server, doi, n_parts, parts, max_clips, clips_per_part, refresh_listing):
+        # One process downloads into dest at a time: two would append to one .part file and extract over each other.
+        with locks.hold(dest, "ESC-US folder", advice=_LOCK_ADVICE):
+            _escus_into(dest, n_parts, parts, max_clips, server, doi, progress, session, retries, keep_archives,
+                        clips_per_part)
+    return dest
+
+
+def _escus_done(dest: Path, server: str, doi: str, n_parts, parts, max_clips, clips_per_part, refresh_listing) -> bool:
+    """Whether everything chosen is already verified and extracted (read from the saved listing; no network)."""
     saved_listing = dest / ".esc_lib-listing.json"
     if not refresh_listing and saved_listing.is_file():
         # Everything chosen already verified and extracted: answer without the network.
@@ -884,7 +1110,14 @@ def download_escus(
                 (dest / f.filename).is_file() and (f.size is None or (dest / f.filename).stat().st_size == f.size)
                 for f in others
             ):
-                return dest
+                return True
+    return False
+
+
+def _escus_into(dest: Path, n_parts, parts, max_clips, server: str, doi: str, progress: bool, session, retries: int,
+                keep_archives: bool, clips_per_part: int) -> None:
+    """:func:`download_escus` once it holds ``dest``'s lock: list, download, verify and extract what is missing."""
+    saved_listing = dest / ".esc_lib-listing.json"
     own_session = session is None
     if own_session:
         session = requests.Session()
@@ -921,4 +1154,3 @@ def download_escus(
     finally:
         if own_session:
             session.close()
-    return dest

@@ -12,7 +12,8 @@ A table (``.csv``, or ``.tsv`` / ``.tab`` with tabs) of ``path,label[,fold][,gro
     lie outside it); ``fold`` (integers) is used when present, else folds are
     made; ``group`` names recordings that must stay in one fold.
 
-Files may have any length, sample rate and channel count: each becomes its
+Files may have any length (from ``min_clip_seconds``, 0.1 s, up; shorter ones and
+files cut short are counted skips), sample rate and channel count: each becomes its
 5 s windows (:func:`esc_lib.data.audio.split_windows`: the last partial window is
 padded when at least 1 s long), every window carries the file's label and
 fold, and a classifier is scored per *file* (window probabilities averaged,
@@ -54,6 +55,7 @@ __all__ = [
     "make_folds",
     "count_windows",
     "load_recordings",
+    "dataset_folds",
     "FOLDS_FILE",
 ]
 
@@ -94,9 +96,18 @@ def detect_layout(path: str | Path) -> str:
     return "folders"
 
 
-def _clean_label(value, where: str) -> str:
-    """A class name: Unicode-normalised (NFC), surrounding white space removed; empty is an error."""
-    label = unicodedata.normalize("NFC", str(value)).strip()
+def _clean_label(value, where: str, what: str = "class label") -> str:
+    """A class name: Unicode-normalised (NFC), surrounding spaces removed; empty, or a control character, is an error.
+
+    A newline, tab or other control character (or an invisible format character,
+    or bytes that are no UTF-8) would make a label that prints as another, or
+    splits a line of every table it is written to.
+    """
+    text = str(value)
+    if audio.printable(text) != text:
+        raise DatasetError(f"{audio.printable(where)}: {what} {audio.printable(text)!r} holds a control character "
+                           "(newline, tab, ...); rename it to one line of printable text")
+    label = unicodedata.normalize("NFC", text).strip()
     if not label or label.lower() == "nan":
         raise DatasetError(f"{where}: empty class label; give every file a label")
     return label
@@ -114,7 +125,9 @@ def read_class_folders(root: str | Path) -> pd.DataFrame:
     Raises
     ------
     DatasetError
-        No class folder, audio directly in ``root``, or a class folder with no audio.
+        No class folder, audio directly in ``root``, a class folder with no audio
+        or whose name holds a control character, or one file (a hard or symbolic
+        link) in two class folders.
     """
     root = Path(root).expanduser().resolve()
     classes = sorted(entry.name for entry in os.scandir(root) if entry.is_dir() and not entry.name.startswith("."))
@@ -126,14 +139,22 @@ def read_class_folders(root: str | Path) -> pd.DataFrame:
             "a folder-per-class layout keeps every file under its class folder, root/<class>/...")
     if not classes:
         raise DatasetError(f"{root}: no class folders; put each class's recordings in root/<class name>/")
-    rows = []
+    rows, owner = [], {}
     for name in classes:
+        label = _clean_label(name, str(root / name), "class folder name")
         files = datasets.find_audio_files(root / name)
         if not files:
             raise DatasetError(
                 f"{root / name}: class folder holds no audio file ({', '.join(datasets.AUDIO_EXTENSIONS[:4])}, ...); "
                 "add recordings or remove the folder")
-        label = _clean_label(name, str(root / name))
+        for f in files:
+            # One file under two classes (a link) would be one recording with two labels, maybe in two folds.
+            identity = datasets.file_identity(f)
+            if identity in owner:
+                raise DatasetError(
+                    f"{root}: {owner[identity]} and {f.relative_to(root).as_posix()} are one file (a hard or symbolic "
+                    "link) in two class folders; keep it under one class")
+            owner[identity] = f.relative_to(root).as_posix()
         rows += [{"path": str(f), "filename": f.relative_to(root).as_posix(), "category": label} for f in files]
     return pd.DataFrame(rows)
 
@@ -182,7 +203,7 @@ def read_table(table: str | Path) -> pd.DataFrame:
             absent.append(f"line {number}: {listed}")
             continue
         entry = {"path": str(resolved), "filename": resolved.relative_to(base).as_posix(),
-                 "category": _clean_label(row.label, where), "line": number, "real": os.path.realpath(resolved)}
+                 "category": _clean_label(row.label, where), "line": number, "real": str(datasets.file_identity(resolved))}
         if "fold" in frame.columns:
             entry["fold"] = str(row.fold).strip()
         if "group" in frame.columns:
@@ -197,9 +218,12 @@ def read_table(table: str | Path) -> pd.DataFrame:
     out = pd.DataFrame(rows)
     repeated = out[out["real"].duplicated(keep=False)]
     if len(repeated):
-        lines = repeated.groupby("real")["line"].apply(lambda s: ", ".join(map(str, s))).head(3)
-        raise DatasetError(f"{table}: file(s) listed twice ({'; '.join(f'{Path(p).name} on lines {l}' for p, l in lines.items())}); "
-                           "list each file once")
+        # One file is one device and inode: listed twice as such, or under two names through a link.
+        groups = repeated.groupby("real", sort=False)
+        named = [f"{Path(rows['filename'].iloc[0]).name} on lines {', '.join(map(str, rows['line']))}"
+                 for _, rows in list(groups)[:3]]
+        raise DatasetError(f"{table}: file(s) listed twice ({'; '.join(named)}), "
+                           "as listed or through a hard or symbolic link; list each file once")
     if "fold" in out.columns:
         folds = pd.to_numeric(out["fold"], errors="coerce")
         bad = out.loc[folds.isna() | (folds != folds.round()), ["line", "fold"]]
@@ -259,7 +283,7 @@ def make_folds(labels: Sequence, groups: Sequence, k: int, seed: int) -> np.ndar
 
 
 def count_windows(path: str | Path, sr: int = audio.SAMPLE_RATE, duration: float = audio.CLIP_SECONDS,
-                  min_last_seconds: float = 1.0) -> int:
+                  min_last_seconds: float = 1.0, min_clip_seconds: float = audio.MIN_CLIP_SECONDS) -> int:
     """How many 5 s windows a labelled file gives, from its header (not decoded).
 
     As :func:`esc_lib.data.audio.split_windows` cuts it (a last partial window of at
@@ -271,7 +295,9 @@ def count_windows(path: str | Path, sr: int = audio.SAMPLE_RATE, duration: float
     Raises
     ------
     esc_lib.data.audio.AudioError
-        The file cannot be opened as audio, or holds no samples.
+        The file cannot be opened as audio, holds no samples, is cut short
+        (:func:`esc_lib.data.audio.check_complete`), or is shorter than
+        ``min_clip_seconds`` (:func:`esc_lib.data.audio.check_length`).
     """
     import soundfile
 
@@ -279,9 +305,11 @@ def count_windows(path: str | Path, sr: int = audio.SAMPLE_RATE, duration: float
         info = soundfile.info(str(path))
     except (RuntimeError, soundfile.LibsndfileError) as error:
         raise audio.AudioError(f"{path}: {audio.decode_failure(Path(path), error)}") from error
+    audio.check_complete(path, info.format)
     if info.frames <= 0 or info.samplerate <= 0:
         raise audio.AudioError(f"{path}: the file holds no audio samples")
     samples = info.frames if info.samplerate == sr else int(np.floor(info.frames * sr / info.samplerate + 0.5))
+    audio.check_length(path, samples, sr, min_clip_seconds)
     window = int(round(sr * duration))
     full, remainder = divmod(samples, window)
     return max(1, full + (1 if remainder and remainder >= min_last_seconds * sr else 0))
@@ -300,7 +328,8 @@ def _read_fold_file(path: Path, files: pd.DataFrame) -> np.ndarray | None:
 
 
 def load_recordings(path: str | Path, layout: str = "auto", *, n_folds: int = 5, seed: int = 0, sr: int = audio.SAMPLE_RATE,
-                    fold_file: str | Path | None = None, report: audio.SkipReport | None = None):
+                    fold_file: str | Path | None = None, report: audio.SkipReport | None = None,
+                    min_clip_seconds: float = audio.MIN_CLIP_SECONDS):
     """Load labelled recordings in any of :data:`LAYOUTS` as a :class:`~esc_lib.data.datasets.LabelledDataset` of windows.
 
     Parameters
@@ -315,8 +344,11 @@ def load_recordings(path: str | Path, layout: str = "auto", *, n_folds: int = 5,
     fold_file : str or Path, optional
         Where the made folds are written (atomically) and, on later runs, read from.
     report : esc_lib.data.audio.SkipReport, optional
-        Receives the files that cannot be read as audio or hold no samples
-        (skipped and counted); without one such a file is an error.
+        Receives the files that cannot be read as audio, hold no samples, are
+        cut short or are shorter than ``min_clip_seconds`` (skipped and
+        counted); without one such a file is an error.
+    min_clip_seconds : float >= 0
+        The ``min_clip_seconds`` setting (:func:`esc_lib.data.audio.check_length`).
 
     Returns
     -------
@@ -347,7 +379,7 @@ def load_recordings(path: str | Path, layout: str = "auto", *, n_folds: int = 5,
     windows = []
     for file_path in files["path"]:
         try:
-            windows.append(count_windows(file_path, sr))
+            windows.append(count_windows(file_path, sr, min_clip_seconds=min_clip_seconds))
         except audio.AudioError as error:
             if report is None:
                 raise
@@ -383,3 +415,50 @@ def load_recordings(path: str | Path, layout: str = "auto", *, n_folds: int = 5,
     meta["window"] = meta.groupby("file").cumcount().astype(np.int64)
     meta = meta.drop(columns="windows")
     return datasets.LabelledDataset(root=root, meta=meta, classes=classes)
+
+
+def dataset_folds(dataset: str, labelled_layout: str = "auto", n_folds: int = 5) -> tuple[list[int], str] | None:
+    """The folds of the labelled data a run's settings name, read cheaply (metadata only, no audio), and where from.
+
+    So a run can check its ``folds`` parameter before any run folder or notebook
+    (:func:`esc_lib.data.datasets.check_folds`).  ESC-10 / ESC-50: the ``fold``
+    column of ``meta/esc50.csv``; one's own data (``ESC_LABELLED_DIR``): the same
+    for ESC-50 layout, a table's ``fold`` column, else the folds made for it
+    (``1..n_folds``).
+
+    Returns
+    -------
+    (folds, where) : (list of int, str), or None
+        ``None`` when the data is not there yet (a download to come) or its
+        folds cannot be read cheaply; the loader checks them then.
+    """
+    from esc_lib import config
+
+    if dataset in ("esc10", "esc50"):
+        root = config.esc10_dir() if dataset == "esc10" else config.esc50_dir()
+        meta = root / "meta" / "esc50.csv"
+        folds = datasets.metadata_folds(meta, subset="esc10" if dataset == "esc10" else None)
+        return (folds, str(meta)) if folds else None
+    path = config.labelled_dir()
+    try:
+        layout = detect_layout(path) if labelled_layout == "auto" else labelled_layout
+    except DatasetError:
+        return None
+    if layout == "esc50":
+        folds = datasets.metadata_folds(path / "meta" / "esc50.csv")
+        return (folds, str(path / "meta" / "esc50.csv")) if folds else None
+    if layout == "table" and path.is_file():
+        separator = TABLE_SUFFIXES.get(path.suffix.lower(), ",")
+        try:
+            column = pd.read_csv(path, sep=separator, dtype=str, keep_default_na=False, encoding="utf-8",
+                                 usecols=lambda name: str(name).strip().lower() == "fold")
+        except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError):
+            return None
+        if len(column.columns):
+            folds = pd.to_numeric(column.iloc[:, 0].str.strip(), errors="coerce")
+            if folds.isna().any() or (folds != folds.round()).any() or not len(folds):
+                return None
+            return sorted({int(f) for f in folds}), str(path)
+    if layout in ("folders", "table") and path.exists():
+        return list(range(1, int(n_folds) + 1)), f"{path} (folds made for it, n_folds={n_folds})"
+    return None
