@@ -42,9 +42,10 @@ Analysis
     :mod:`esc_lib.tables`      the paper's tables and every other table, written from those statistics
     :mod:`esc_lib.plots`       figures
     :mod:`esc_lib.report`      what notebook 04 shows and publishes, from a run folder
+    :mod:`esc_lib.runs`        each published folder's run.json, the results index, figures published once
 Running
     :mod:`esc_lib.reproduce`   the runner behind ``./run_all.sh``: the notebooks through papermill
-    :mod:`esc_lib.__main__`    ``python -m esc_lib predict`` / ``compare``
+    :mod:`esc_lib.__main__`    ``python -m esc_lib predict`` / ``compare`` / ``results-index``
 """
 
 import warnings

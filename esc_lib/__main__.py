@@ -19,10 +19,18 @@ compare RUN [RUN ...] [--base CONFIG [--other CONFIG]] [--budgets N ...] [--meth
     (:func:`esc_lib.stats.seed_comparison`).  Prints the caption and the
     table; ``--out STEM`` also writes ``STEM.csv`` and ``STEM.md``.
 
+results-index [--results DIR] [--check]
+    Write ``results/README.md``, the index of every published results folder
+    (``results/*/`` and ``results/archive/*/``), from each folder's
+    ``run.json`` (:func:`esc_lib.runs.index`).  ``--check`` writes nothing and
+    says whether the index is current.
+
 Exit status: for ``predict``, 0 when at least one file was predicted, 1 when
 none could be; for ``compare``, 0 when the table was made, 1 when ``--out``
-cannot be written; 2 for a bad bundle, bad runs or bad arguments (a one-line
-message on stderr, no traceback).  TensorFlow is imported only by the
+cannot be written; for ``results-index``, 0 when written (with ``--check``:
+when current), 1 when it cannot be written (with ``--check``: when it is out of
+date); 2 for a bad bundle, bad runs, a folder without ``run.json`` or bad
+arguments (a one-line message on stderr, no traceback).  TensorFlow is imported only by the
 ``predict`` command, so ``--help`` stays quick.
 """
 
@@ -110,6 +118,20 @@ def build_parser() -> argparse.ArgumentParser:
                               "all but supervised)")
     compare.add_argument("--out", type=Path, metavar="STEM", help="also write STEM.csv and STEM.md")
     compare.set_defaults(handler=_compare)
+    index = commands.add_parser(
+        "results-index",
+        help="write results/README.md, the index of the published results folders, from their run.json",
+        description=(
+            "Write results/README.md from the run.json of every published results folder (results/*/ and "
+            "results/archive/*/): what made each folder (command, commit, date, wall time), whether it scored test "
+            "or validation folds, and what supersedes it."
+        ),
+    )
+    index.add_argument("--results", type=Path, metavar="DIR",
+                       help="the results folder (default: ESC_RESULTS_DIR, else results/ of the project)")
+    index.add_argument("--check", action="store_true",
+                       help="write nothing; exit 1 when results/README.md is not what would be written")
+    index.set_defaults(handler=_results_index)
     return parser
 
 
@@ -197,6 +219,29 @@ def _compare(args: argparse.Namespace) -> int:
             return 1
         for path in written:
             print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+def _results_index(args: argparse.Namespace) -> int:
+    from esc_lib import config, runs
+
+    root = args.results.expanduser() if args.results is not None else None
+    try:
+        text = runs.index(root)
+    except (OSError, ValueError) as error:
+        _error("results-index", str(error))
+        return 2
+    path = (root if root is not None else config.results_dir()) / runs.INDEX_FILE
+    if args.check:
+        current = path.is_file() and path.read_text(encoding="utf-8") == text
+        print(f"{path} is {'current' if current else 'out of date: run python -m esc_lib results-index'}")
+        return 0 if current else 1
+    try:
+        atomic.write_text(path, text)
+    except OSError as error:
+        _error("results-index", f"{path}: cannot write the index ({error.strerror or error})")
+        return 1
+    print(f"wrote {path} ({len(runs.result_folders(path.parent))} folders)", file=sys.stderr)
     return 0
 
 

@@ -5,6 +5,16 @@ tables (CSV + Markdown) and figures by name, and returns what it made, so the
 notebook shows it and holds no logic.  Captions come from the settings that
 were run and the dataset that was loaded.
 
+Publishing never destroys: a table that lists configurations (Table 1, the
+summary, the paired tests, every fold's accuracy, the sweep comparison,
+the pseudo-labels' accuracy) keeps the rows a folder already holds for the
+profile's other sweep points that this run did not train
+(:attr:`Results.kept`), so ``./run_all.sh --profile esc10`` after a
+``--sweep`` keeps Table 1's whole grid; the run's own rows replace the old
+ones.  A run with ``-p`` overrides publishes into its own folder, as before.
+Publishing into ``results/<profile>/`` also writes its ``run.json``
+(:mod:`esc_lib.runs`).
+
     results = report.Results.collect(experiment, figure_dir, table_dir)
     report.paper_tables(results)        # Table 1, Table 2, summary, paired test
     report.fold_accuracies(results)
@@ -14,16 +24,18 @@ were run and the dataset that was loaded.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from esc_lib import plots, stats, tables
+from esc_lib import config, plots, runs, stats, tables
 from esc_lib.experiment import Experiment, collect_results
 
 __all__ = [
     "Results",
+    "profile_configurations",
+    "publish_table",
     "paper_tables",
     "fold_accuracies",
     "sweep_comparison",
@@ -57,6 +69,10 @@ class Results:
     every_pool : pd.DataFrame
         Rows at the reference budget, at any pool size.
     figure_dir, table_dir : Path
+    kept : dict
+        Configuration name -> settings of the profile's sweep points that this
+        run did not train: their rows in tables already published in
+        ``table_dir`` are kept (:func:`profile_configurations`).
     """
 
     experiment: Experiment
@@ -66,13 +82,27 @@ class Results:
     every_pool: pd.DataFrame
     figure_dir: Path
     table_dir: Path
+    kept: dict = field(default_factory=dict)
 
     @classmethod
     def collect(cls, experiment: Experiment, figure_dir, table_dir) -> "Results":
+        """What the run folder holds; publishing into ``results/<profile>/`` also writes its ``run.json``."""
         metrics, predictions = collect_results(experiment.run_dir)
         every_pool = metrics[metrics["labels_per_class"] == experiment.settings.reference_budget]
         full = every_pool[every_pool["pool"].astype(str) == experiment.settings.pool_label]
-        return cls(experiment, metrics, predictions, full, every_pool, Path(figure_dir), Path(table_dir))
+        description, points = profile_configurations(experiment.settings)
+        trained = set(metrics["config"].astype(str))
+        kept = {name: settings for name, settings in points.items() if name not in trained}
+        results = cls(experiment, metrics, predictions, full, every_pool, Path(figure_dir), Path(table_dir), kept)
+        if results.published:
+            runs.record_publication(results.table_dir, results.figure_dir, experiment.settings, experiment.run_dir,
+                                    configurations=trained, kept=kept, question=description)
+        return results
+
+    @property
+    def published(self) -> bool:
+        """Whether the tables go to a published folder, ``results/<profile>/`` (not the run folder's ``tables``)."""
+        return self.table_dir.resolve().parent == config.results_dir().resolve()
 
     @property
     def config_id(self) -> str:
@@ -87,6 +117,100 @@ class Results:
     def describe(self) -> str:
         return (f"{len(self.full)} fold results from {self.full['config'].nunique()} configuration(s) "
                 f"in {self.experiment.run_dir}")
+
+
+def profile_configurations(settings) -> tuple[str | None, dict]:
+    """The description and the sweep points (configuration name -> settings) of the profile a run publishes for.
+
+    The profile is found by the name the run publishes under
+    (``settings.profile``: ``esc10``, or ``search-strong`` for
+    ``profiles/search/strong.yaml``); each point is ``settings`` with the
+    point's changes, so ``-p`` overrides apply to every point as in the
+    runner.  A run published under its own name (``-p`` overrides, or a
+    profile file outside ``profiles/``) has no such profile: ``(None, {})``.
+    """
+    from esc_lib.settings import load_profile
+
+    names = [settings.profile] + ([settings.profile.replace("-", "/", 1)] if "-" in settings.profile else [])
+    for name in names:
+        try:
+            profile = load_profile(name)
+        except (ValueError, OSError):  # SettingsError is a ValueError: no such profile
+            continue
+        points = {}
+        for point in profile.points():
+            try:
+                point_settings = settings.replace(**point)
+            except ValueError:
+                continue
+            points[point_settings.config_id] = point_settings
+        return profile.description or None, points
+    return None, {}
+
+
+#: The columns that name a row of each table that lists configurations (the others describe
+#: the profile's own configuration and are replaced whole).
+MERGED_TABLES = {
+    "table1": ("b", "f", "decoder", "batch_norm", "config"),
+    "summary": ("config", "method"),
+    "paired_test": ("config",),
+    tables.FOLD_ACCURACIES_FILE.removesuffix(".csv"): ("config", "method", "seed", "pool", "labels_per_class", "fold"),
+    "sweep_comparison": ("config", "labels per class", "method"),
+    "pseudo_label_accuracy": ("classifier", "run"),
+}
+
+
+def _kept_rows(old: pd.DataFrame, results: Results) -> pd.Series:
+    """Which rows of a published table belong to the profile's configurations this run did not train."""
+    kept = results.kept
+    if "config" in old.columns:
+        return old["config"].astype(str).isin(kept)
+    if "classifier" in old.columns:
+        from esc_lib.settings import METHODS
+
+        folders = {s.classifier_id(m) for s in kept.values() for m in s.methods if m in METHODS}
+        return old["classifier"].astype(str).isin(folders)
+    # Table 1 names a configuration by its batch size, filters, decoder and batch norm.
+    values = {"b": "batch_size", "f": "filters", "decoder": "decoder", "batch_norm": "batch_norm"}
+    columns = [c for c in values if c in old.columns]
+    if not columns:
+        return pd.Series(False, index=old.index)
+    wanted = {tuple(tables.key_text(getattr(s, values[c])) for c in columns) for s in kept.values()}
+    return pd.Series([tuple(tables.key_text(v) for v in row) in wanted
+                      for row in old[columns].itertuples(index=False)], index=old.index)
+
+
+def publish_table(results: Results, table: pd.DataFrame, name: str) -> pd.DataFrame:
+    """Write ``table`` as ``name`` into the table folder, keeping the kept configurations' published rows.
+
+    For the tables of :data:`MERGED_TABLES`, the rows an earlier publication
+    in the same folder holds for configurations of the profile's sweep that
+    this run did not train (:attr:`Results.kept`) are kept beside the run's
+    own (:func:`esc_lib.tables.merge_rows`); the caption says how many.
+    Other tables, and configurations outside the profile's sweep, are
+    replaced.  Returns the table written.
+    """
+    path = results.table_dir / f"{name}.csv"
+    keys = MERGED_TABLES.get(name.split("_balanced_accuracy")[0].split("_macro_f1")[0])
+    if keys and results.kept and path.is_file():
+        old = pd.read_csv(path)
+        keep = _kept_rows(old, results).to_numpy()
+        if keep.any():
+            table = table.copy()
+            s = results.experiment.settings
+            # Table 1 leaves out a decoder or batch-norm column that does not vary in the run; the kept
+            # rows may vary in it, so the run's own value is written beside its rows.
+            for column, value in (("decoder", s.decoder), ("batch_norm", s.batch_norm)):
+                if name == "table1" and column in old.columns and column not in table.columns:
+                    after = [list(table.columns).index(c) for c in ("b", "f", "decoder") if c in table.columns]
+                    table.insert(max(after, default=-1) + 1, column, value)
+            caption = table.attrs.get("caption", "")
+            table = tables.merge_rows(table, old, keys, keep)
+            table.attrs["caption"] = (
+                f"{caption} {table.attrs['kept_rows']} row(s) of the profile's other configurations, which this run "
+                f"did not train, are kept from the earlier publication in this folder.").strip()
+    tables.write_table(table, results.table_dir / name)
+    return table
 
 
 def paper_tables(results: Results) -> dict[str, pd.DataFrame]:
@@ -114,7 +238,7 @@ def paper_tables(results: Results) -> dict[str, pd.DataFrame]:
                 if paired:
                     made[f"paired_test_{value}"] = stats.compare_methods(full, value=value)
     for name, table in made.items():
-        tables.write_table(table, results.table_dir / name)
+        made[name] = publish_table(results, table, name)
     return made
 
 
@@ -141,13 +265,30 @@ def fold_accuracies(results: Results) -> pd.DataFrame:
     One row per configuration, method, pool, budget and fold of the run folder
     (with its seed), so runs of other seeds can be paired with it fold by fold.
     """
-    plots.save_figure(plots.plot_fold_accuracies(results.full), "04_fold_accuracies", results.figure_dir)
     columns = ["config", "method", "seed", "pool", "labels_per_class", "fold", "validation_fold", "scored_on",
                "accuracy", "validation_accuracy", "n_train", "n_test", "seconds"]
     table = results.metrics[[c for c in columns if c in results.metrics.columns]].sort_values(
         ["config", "method", "labels_per_class", "fold"]).reset_index(drop=True)
     table.attrs["caption"] = "Accuracy of every fold, method and label budget (0: all labels) of this run."
-    tables.write_table(table, results.table_dir / Path(tables.FOLD_ACCURACIES_FILE).stem)  # what compare reads back
+    # What compare reads back; it keeps the folds of the profile's configurations this run did not train.
+    table = publish_table(results, table, Path(tables.FOLD_ACCURACIES_FILE).stem)
+    figure = results.figure_dir / "04_fold_accuracies.png"
+    summary = results.table_dir / "summary.csv"
+    published = set(pd.read_csv(summary)["config"].astype(str)) if summary.is_file() else set()
+    unseen = sorted((published & set(results.kept)) - set(table["config"].astype(str)))
+    if unseen and figure.is_file():
+        # Configurations published before every fold was (their summaries only): redrawn without them, the
+        # figure would lose them, so the published one stays.
+        print(f"{figure.name} kept as published: it shows {len(unseen)} configuration(s) this run did not train "
+              f"and whose folds were not published ({', '.join(unseen[:3])}{', ...' if len(unseen) > 3 else ''})")
+        return table
+    shown = results.full
+    if table.attrs.get("kept_rows"):
+        # The figure shows what Table 1 compares (every label when run, the profile's pool), kept folds included.
+        s = results.experiment.settings
+        shown = table[(table["labels_per_class"].map(tables.key_text) == str(s.reference_budget))
+                      & (table["pool"].map(tables.key_text) == tables.key_text(s.pool_label))]
+    plots.save_figure(plots.plot_fold_accuracies(shown), "04_fold_accuracies", results.figure_dir)
     return table
 
 
@@ -308,8 +449,7 @@ def sweep_comparison(results: Results) -> pd.DataFrame | None:
         f"({results.experiment.dataset_label}), by labelled clips per class; mean ± half-width of the 95% t interval "
         f"over folds, difference = method − supervised in points, paired by fold; seconds per fold of the method "
         f"on this machine. Scored on the {results.experiment.settings.score} folds.")
-    tables.write_table(table, results.table_dir / "sweep_comparison")
-    return table
+    return publish_table(results, table, "sweep_comparison")
 
 
 def pseudo_label_table(run_dir, truth: dict[str, str]) -> pd.DataFrame:
@@ -370,8 +510,7 @@ def pseudo_label_accuracy(results: Results) -> pd.DataFrame | None:
         "Self-training's pseudo-labels of each round (run: the fold and budget; -round<r> an earlier round), checked "
         "afterwards against the true classes of the labelled clips among them (their labels were dropped for "
         "training); pool files have no label.")
-    tables.write_table(table, results.table_dir / "pseudo_label_accuracy")
-    return table
+    return publish_table(results, table, "pseudo_label_accuracy")
 
 
 def _pretraining_seconds(experiment: Experiment, method: str) -> float:

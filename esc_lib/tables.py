@@ -46,6 +46,8 @@ __all__ = [
     "table1",
     "table2",
     "write_table",
+    "merge_rows",
+    "key_text",
 ]
 
 _BUDGET_COLUMN = "labels_per_class"
@@ -483,6 +485,97 @@ def table2(metrics: pd.DataFrame, dataset: str, *, dataset_label: str | None = N
         "cross-validated results. Published figures come from different protocols (see Source)."
     )
     return table
+
+
+def key_text(value) -> str:
+    """A key cell as text that survives a CSV round trip.
+
+    Parameters
+    ----------
+    value : object
+        One cell of a column that names rows (a batch size, a configuration, ...).
+
+    Returns
+    -------
+    text : str
+        ``"16"`` for ``16``, ``16.0`` and ``"16"`` alike; ``"True"``/``"False"``
+        for booleans; ``""`` for a blank cell (:func:`esc_lib.stats.is_blank`).
+    """
+    if is_blank(value):
+        return ""
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    text = str(value).strip()
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return str(int(number)) if number.is_integer() else repr(number)
+
+
+def merge_rows(new: pd.DataFrame, old: pd.DataFrame, keys: Sequence[str], keep=None) -> pd.DataFrame:
+    """``new``'s rows, plus the rows of ``old`` that ``keep`` selects and no row of ``new`` replaces.
+
+    How a published table is regenerated without losing what the run did not
+    make again (e.g. Table 1's other grid points when only the profile's own
+    point was trained).
+
+    Parameters
+    ----------
+    new : pd.DataFrame
+        The table just made.
+    old : pd.DataFrame
+        The table published before (e.g. read back from its CSV).
+    keys : sequence of str
+        Columns that name a row (a configuration, a method, a fold ...).
+        Those present in both tables are compared, as text (so ``16`` read
+        back from a CSV equals ``16``); a row of ``old`` with the key of a row
+        of ``new`` is replaced by it.
+    keep : array-like of bool [shape=(len(old),)], optional
+        Which rows of ``old`` may survive (default: all).
+
+    Returns
+    -------
+    merged : pd.DataFrame
+        In ``old``'s order, each replaced row where the old one stood and
+        ``new``'s other rows after; the columns of ``new``, then those only
+        ``old`` has.  ``new``'s caption (``attrs``) is kept, and
+        ``attrs["kept_rows"]`` counts the rows kept from ``old``.
+
+    Raises
+    ------
+    ValueError
+        If no key column is in both tables, or ``keep`` has not one value per
+        row of ``old``.
+    """
+    new, old = require_frame(new), require_frame(old)
+    common = [key for key in keys if key in new.columns and key in old.columns]
+    if not common:
+        raise ValueError(f"no key column {list(keys)} is in both tables (new: {list(new.columns)}, "
+                         f"old: {list(old.columns)})")
+    keep = np.ones(len(old), dtype=bool) if keep is None else np.asarray(keep, dtype=bool)
+    if keep.shape != (len(old),):
+        raise ValueError(f"keep must hold one value per row of old ({len(old)}), got shape {keep.shape}")
+
+    def key_of(frame: pd.DataFrame) -> list[tuple]:
+        return [tuple(key_text(v) for v in row) for row in frame[common].itertuples(index=False)]
+
+    new_keys, old_keys = key_of(new), key_of(old)
+    position = {key: i for i, key in enumerate(new_keys)}
+    pieces, placed, kept = [], set(), 0
+    for i, key in enumerate(old_keys):
+        if key in position:
+            if position[key] not in placed:
+                pieces.append(new.iloc[[position[key]]])
+                placed.add(position[key])
+        elif keep[i]:
+            pieces.append(old.iloc[[i]])
+            kept += 1
+    pieces += [new.iloc[[i]] for i in range(len(new)) if i not in placed]
+    columns = list(new.columns) + [c for c in old.columns if c not in new.columns]
+    merged = pd.concat(pieces, ignore_index=True)[columns] if pieces else new.copy()
+    merged.attrs = {**new.attrs, "kept_rows": kept}
+    return merged
 
 
 def write_table(df: pd.DataFrame, path_stem: str | os.PathLike) -> tuple[Path, Path]:
