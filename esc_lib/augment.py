@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["TimeShift", "FreqShift", "TimeStretch", "SpecMask", "Mixup", "Compose", "from_spec", "NAMES"]
+__all__ = ["TimeShift", "FreqShift", "TimeStretch", "SpecMask", "Cutout", "Occlusion", "Speed", "Mixup", "Compose",
+           "from_spec", "NAMES"]
 
 _TIME_AXIS = 2
 _FREQ_AXIS = 1
@@ -206,6 +207,145 @@ class SpecMask:
         return out, y
 
 
+def _fraction(value, name: str, who: str, upper: float = 1.0) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= upper:
+        raise ValueError(f"{who}.{name} must be a number in [0, {upper:g}], got {value!r}")
+
+
+def _applied(p: float, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Which of ``n`` examples an augmentation with probability ``p`` changes (all when p is 1)."""
+    return np.ones(n, dtype=bool) if p >= 1 else rng.random(n) < p
+
+
+@dataclass(frozen=True)
+class Cutout:
+    """Blank one random rectangle of each example: its height and width each a uniform share in
+    ``[min_size, max_size]`` of the mel bands and of the frames (SSLH's spectrogram cutout).
+
+    Parameters
+    ----------
+    min_size, max_size : float in [0, 1]
+        Shares of each axis; SSLH's weak view 0.1-0.5, strong view 0.5-1.
+    p : float in [0, 1]
+        Probability that an example is changed (SSLH's weak view: 0.5 for each augmentation).
+    value : float or None
+        Fill value; None uses each example's mean (0 after standardisation).
+    """
+
+    min_size: float = 0.1
+    max_size: float = 0.5
+    p: float = 1.0
+    value: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("min_size", "max_size", "p"):
+            _fraction(getattr(self, name), name, "Cutout")
+        if self.min_size > self.max_size:
+            raise ValueError(f"Cutout.min_size {self.min_size} is above max_size {self.max_size}")
+
+    def __call__(self, x, y, rng: np.random.Generator):
+        x = _check_batch(x, "Cutout")
+        out = x.copy()
+        n_mels, n_frames = x.shape[_FREQ_AXIS], x.shape[_TIME_AXIS]
+        changed = _applied(self.p, len(x), rng)
+        shares = rng.uniform(self.min_size, self.max_size, size=(len(x), 2))
+        corners = rng.random((len(x), 2))
+        for i in np.flatnonzero(changed):
+            height, width = int(round(shares[i, 0] * n_mels)), int(round(shares[i, 1] * n_frames))
+            top, left = int(corners[i, 0] * (n_mels - height + 1)), int(corners[i, 1] * (n_frames - width + 1))
+            out[i, top:top + height, left:left + width, :] = x[i].mean() if self.value is None else self.value
+        return out, y
+
+
+@dataclass(frozen=True)
+class Occlusion:
+    """Silence one random stretch of each example: a span of a uniform share in ``[0, max_size]`` of the
+    frames, set to the example's minimum (SSLH's waveform occlusion, on the features).
+
+    Parameters
+    ----------
+    max_size : float in [0, 1]
+        Largest share of the frames; SSLH's weak view 0.25, strong view 0.75.
+    p : float in [0, 1]
+        Probability that an example is changed.
+    """
+
+    max_size: float = 0.25
+    p: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("max_size", "p"):
+            _fraction(getattr(self, name), name, "Occlusion")
+
+    def __call__(self, x, y, rng: np.random.Generator):
+        x = _check_batch(x, "Occlusion")
+        out = x.copy()
+        n_frames = x.shape[_TIME_AXIS]
+        changed = _applied(self.p, len(x), rng)
+        widths = (rng.uniform(0.0, self.max_size, size=len(x)) * n_frames).round().astype(int)
+        starts = rng.random(len(x))
+        for i in np.flatnonzero(changed):
+            start = int(starts[i] * (n_frames - widths[i] + 1))
+            out[i, :, start:start + widths[i], :] = x[i].min()
+        return out, y
+
+
+@dataclass(frozen=True)
+class Speed:
+    """Play each example at a random speed, keeping its number of frames: SSLH's resample-pad-crop, on the
+    time axis of the features.
+
+    The clip is resampled to ``rate`` times its length (``rate`` uniform in ``[min_rate, max_rate]``, linear
+    interpolation between frames); a longer one is cropped to a random window, a shorter one is placed at
+    a random offset and padded with the example's minimum (silence).  Unlike :class:`TimeStretch` nothing
+    wraps round.  (Resampling the waveform also shifts the pitch; :class:`FreqShift` adds that.)
+
+    Parameters
+    ----------
+    min_rate, max_rate : float > 0
+        SSLH's weak view 0.5-1.5, strong view 0.25-1.75.
+    p : float in [0, 1]
+        Probability that an example is changed.
+    """
+
+    min_rate: float = 0.5
+    max_rate: float = 1.5
+    p: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("min_rate", "max_rate"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError(f"Speed.{name} must be a number > 0, got {value!r}")
+        if self.min_rate > self.max_rate:
+            raise ValueError(f"Speed.min_rate {self.min_rate} is above max_rate {self.max_rate}")
+        _fraction(self.p, "p", "Speed")
+
+    def __call__(self, x, y, rng: np.random.Generator):
+        x = _check_batch(x, "Speed")
+        out = x.copy()
+        n_frames = x.shape[_TIME_AXIS]
+        changed = _applied(self.p, len(x), rng)
+        rates = rng.uniform(self.min_rate, self.max_rate, size=len(x))
+        offsets = rng.random(len(x))
+        for i in np.flatnonzero(changed):
+            length = max(1, int(round(rates[i] * n_frames)))
+            # Frame k of the resampled clip is the input at k / rate.
+            position = np.minimum(np.arange(length) * (n_frames - 1) / max(length - 1, 1), n_frames - 1)
+            below = np.floor(position).astype(np.int64)
+            above = np.minimum(below + 1, n_frames - 1)
+            weight = (position - below).astype(x.dtype)[None, :, None]
+            resampled = x[i][:, below] * (1 - weight) + x[i][:, above] * weight
+            if length >= n_frames:
+                start = int(offsets[i] * (length - n_frames + 1))
+                out[i] = resampled[:, start:start + n_frames]
+            else:
+                start = int(offsets[i] * (n_frames - length + 1))
+                out[i] = x[i].min()
+                out[i, :, start:start + length] = resampled
+        return out, y
+
+
 @dataclass(frozen=True)
 class Mixup:
     """Mix each example with a partner: ``lam * a + (1 - lam) * b``, targets likewise.
@@ -298,7 +438,8 @@ class Compose:
 
 #: Names accepted by :func:`from_spec`.
 NAMES = {"shift": TimeShift, "timeshift": TimeShift, "fshift": FreqShift, "freqshift": FreqShift,
-         "stretch": TimeStretch, "timestretch": TimeStretch, "mask": SpecMask, "specmask": SpecMask, "mixup": Mixup}
+         "stretch": TimeStretch, "timestretch": TimeStretch, "mask": SpecMask, "specmask": SpecMask, "mixup": Mixup,
+         "cutout": Cutout, "occlusion": Occlusion, "occlude": Occlusion, "speed": Speed}
 
 
 def _value(text: str):
@@ -320,7 +461,8 @@ def from_spec(spec: str, n_classes: int | None = None):
     """Build an augmentation from text: ``name[:key=value[:key=value...]]`` joined by ``+``.
 
     Names: ``shift`` (:class:`TimeShift`), ``fshift`` (:class:`FreqShift`), ``stretch``
-    (:class:`TimeStretch`), ``mask`` (:class:`SpecMask`),
+    (:class:`TimeStretch`), ``mask`` (:class:`SpecMask`), ``cutout`` (:class:`Cutout`),
+    ``occlusion`` (:class:`Occlusion`), ``speed`` (:class:`Speed`),
     ``mixup`` (:class:`Mixup`; gets ``n_classes`` unless the spec sets it).
     Parameters not given keep their defaults.  Spaces are ignored.
 

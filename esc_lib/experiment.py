@@ -295,7 +295,10 @@ class Experiment:
 
     # ------------------------------------------------------------- protocol
     def split(self, test_fold: int) -> protocol.Split:
-        """Indices of the training / validation / test clips for one test fold (:func:`esc_lib.protocol.split`)."""
+        """Indices of the training / validation / test clips for one test fold (:func:`esc_lib.protocol.split`;
+        with ``protocol: sslh``, :func:`esc_lib.protocol.optimistic_split`)."""
+        if self.settings.protocol == "sslh":
+            return protocol.optimistic_split(self.dataset.folds, test_fold)
         return protocol.split(self.dataset.folds, test_fold)
 
     def _unlabeled_rows(self, test_fold: int, exclude=None) -> np.ndarray:
@@ -461,7 +464,8 @@ class Experiment:
         labels, X = self.dataset.labels, self.features
         seed = protocol.budget_seed(s.seed, test_fold)
         train = self._label_budget(split.train, labels_per_class, seed)
-        validation = self._label_budget(split.validation, labels_per_class, seed)
+        # SSLH's protocol watches the whole test fold (it is the fold scored); ours cuts the validation fold to the budget.
+        validation = split.validation if split.watches_test else self._label_budget(split.validation, labels_per_class, seed)
         scored = split.test if s.score == "test" else validation
         scaler = self.standardizer(test_fold)
         return methods.SplitData(

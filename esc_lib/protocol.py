@@ -28,6 +28,7 @@ __all__ = [
     "Split",
     "validation_fold",
     "split",
+    "optimistic_split",
     "check_test_folds",
     "label_budget",
     "budget_seed",
@@ -140,8 +141,14 @@ class Split:
             object.__setattr__(self, name, array)
         object.__setattr__(self, "test_fold", _integer("test_fold", self.test_fold))
         object.__setattr__(self, "validation_fold", _integer("validation_fold", self.validation_fold))
-        if self.test_fold == self.validation_fold:
+        if self.test_fold == self.validation_fold and not (
+                np.array_equal(self.validation, self.test) and not np.isin(self.train, self.test).any()):
             raise ValueError(f"parameter validation_fold must differ from test_fold, both are {self.test_fold}")
+
+    @property
+    def watches_test(self) -> bool:
+        """Whether the test fold is the one watched during training (:func:`optimistic_split`)."""
+        return self.validation_fold == self.test_fold
 
     def __eq__(self, other) -> bool:
         if not isinstance(other, Split):
@@ -222,6 +229,31 @@ def split(folds, test_fold: int) -> Split:
         validation=np.flatnonzero(folds == watched),
         test=np.flatnonzero(folds == test_fold),
     )
+
+
+def optimistic_split(folds, test_fold: int) -> Split:
+    """SSLH's split for one test fold: every other fold trains, and the test fold is also the one watched.
+
+    Cances et al. (2022) keep the checkpoint of the epoch most accurate on the fold they report, so the
+    score is an upper bound: a choice was made on the scored clips.  Only for comparing with published
+    numbers under their protocol (``protocol: sslh``); :func:`split` is the project's.
+
+    Returns
+    -------
+    Split
+        ``validation`` = ``test`` = clips of ``test_fold`` (``validation_fold == test_fold``), ``train`` =
+        all the others.
+    """
+    folds = _fold_array(folds)
+    available = _available(folds)
+    test_fold = _integer("test_fold", test_fold)
+    if test_fold not in available:
+        raise ValueError(f"parameter test_fold={test_fold} is not among the dataset's folds {available}")
+    if len(available) < 2:
+        raise ValueError(f"cross-validation needs at least 2 folds, the dataset has {available}")
+    tested = np.flatnonzero(folds == test_fold)
+    return Split(test_fold=test_fold, validation_fold=test_fold, train=np.flatnonzero(folds != test_fold),
+                 validation=tested, test=tested)
 
 
 def check_test_folds(folds, test_folds: Iterable[int]) -> None:

@@ -23,7 +23,7 @@ import tensorflow as tf
 from esc_lib.store import LazyRows
 from esc_lib.streams import epochs_dataset
 
-__all__ = ["SemiSupervisedStream", "Trainer", "replicas", "for_replicas", "tensor_spec", "check_positive"]
+__all__ = ["SemiSupervisedStream", "mix_dominant", "Trainer", "replicas", "for_replicas", "tensor_spec", "check_positive"]
 
 
 # ---------------------------------------------------------------------------
@@ -46,13 +46,17 @@ def check_positive(value, name: str) -> int:
 class SemiSupervisedStream:
     """Labelled and unlabeled batches side by side, for consistency training.
 
-    One epoch is one pass over the labelled clips in a seeded order, in
-    steps of ``batch_size`` (the last one smaller), exactly as supervised
-    training's :class:`esc_lib.streams.BatchStream`, so FixMatch trains as many
-    optimiser steps as the baseline it is compared with.  Each step also takes
-    ``ratio * batch_size`` unlabeled clips, drawn from seeded permutations
-    repeated as often as needed (with few unlabeled clips they recur within
-    an epoch, with many a pass takes several epochs).
+    By default one epoch is one pass over the labelled clips in a seeded order,
+    in steps of ``batch_size`` (the last one smaller), exactly as supervised
+    training's :class:`esc_lib.streams.BatchStream`, so a method trains as many
+    optimiser steps as the baseline it is compared with.  With
+    ``steps_per_epoch`` an epoch is that many steps of full ``batch_size``
+    labelled batches instead, drawn like the unlabeled ones, so a run's length
+    in optimiser steps no longer depends on how many clips are labelled (as in
+    the published FixMatch runs).  Each step also takes ``ratio * batch_size``
+    unlabeled clips, drawn from seeded permutations repeated as often as needed
+    (with few unlabeled clips they recur within an epoch, with many a pass
+    takes several epochs).
 
     Each step yields ``((x_labelled, x_weak, x_strong), y_labelled)``:
     the labelled batch through ``augment`` (e.g. mixup, so ``y`` may be soft),
@@ -66,9 +70,17 @@ class SemiSupervisedStream:
     batch_size, ratio : int > 0
     seed : int >= 0
     augment, weak, strong : callable ``(x, y, rng) -> (x, y)`` or None
+    steps_per_epoch : int > 0, optional
+        Steps of an epoch; None: one pass over the labelled clips.
+    mix : float >= 0
+        0: no mixing.  Otherwise (SSLH's FixMatch + mixup) each labelled clip is mixed with a random
+        strong view and each strong view with a random labelled clip, at ``lam ~ Beta(mix, mix)`` kept
+        >= 0.5, so each clip dominates its mixture and keeps its own target (the labelled clip's class,
+        the strong view's pseudo-label from its weak view, which stays unmixed).
     """
 
-    def __init__(self, X, Y, X_unlabeled, batch_size: int, ratio: int, seed: int, augment=None, weak=None, strong=None):
+    def __init__(self, X, Y, X_unlabeled, batch_size: int, ratio: int, seed: int, augment=None, weak=None, strong=None,
+                 steps_per_epoch: int | None = None, mix: float = 0.0):
         self.X, self.Y = np.asarray(X), np.asarray(Y)
         # An array, or an esc_lib.store.LazyRows (an on-disk pool): each step gathers its rows.
         self.X_unlabeled = X_unlabeled if isinstance(X_unlabeled, LazyRows) else np.asarray(X_unlabeled)
@@ -80,14 +92,23 @@ class SemiSupervisedStream:
         self.ratio = check_positive(ratio, "ratio")
         self.seed = int(seed)
         self.augment, self.weak, self.strong = augment, weak, strong
+        self.fixed_steps = None if steps_per_epoch is None else check_positive(steps_per_epoch, "steps_per_epoch")
+        if isinstance(mix, bool) or not isinstance(mix, (int, float)) or not mix >= 0:
+            raise ValueError(f"mix must be a number >= 0 (0: no mixing), got {mix!r}")
+        self.mix = float(mix)
 
     @property
     def steps_per_epoch(self) -> int:
-        return math.ceil(len(self.X) / self.batch_size)
+        return self.fixed_steps or math.ceil(len(self.X) / self.batch_size)
 
     def epoch(self, epoch: int):
         rng = np.random.default_rng([self.seed, int(epoch)])
-        labelled = rng.permutation(len(self.X))
+        if self.fixed_steps is None:
+            labelled = rng.permutation(len(self.X))
+        else:
+            # Full batches from permutations repeated as needed: every clip once before any twice.
+            needed = self.fixed_steps * self.batch_size
+            labelled = np.concatenate([rng.permutation(len(self.X)) for _ in range(math.ceil(needed / len(self.X)))])
         step_u = self.ratio * self.batch_size
         needed = self.steps_per_epoch * step_u
         cycles = math.ceil(needed / len(self.X_unlabeled))
@@ -101,12 +122,23 @@ class SemiSupervisedStream:
             u = self.X_unlabeled[unlabeled[step * step_u:(step + 1) * step_u]]
             weak = self.weak(u, None, augment_rng)[0] if self.weak is not None else u
             strong = self.strong(u, None, augment_rng)[0] if self.strong is not None else u
+            if self.mix:
+                x, strong = mix_dominant(x, strong, self.mix, augment_rng), mix_dominant(strong, x, self.mix, augment_rng)
             yield (x.astype("float32"), weak.astype("float32"), strong.astype("float32")), y.astype("float32")
 
     def as_dataset(self, initial_epoch: int = 0):
         x = self.X[:1].astype("float32")
         signature = ((tensor_spec(x), tensor_spec(x), tensor_spec(x)), tensor_spec(self.Y[:1].astype("float32")))
         return epochs_dataset(self, initial_epoch, signature)
+
+
+def mix_dominant(x: np.ndarray, partners: np.ndarray, alpha: float, rng: np.random.Generator) -> np.ndarray:
+    """Each row of ``x`` mixed with a random row of ``partners``: ``lam x + (1 - lam) partner``, with
+    ``lam = max(b, 1 - b)``, ``b ~ Beta(alpha, alpha)``, so the row of ``x`` dominates (and keeps its target)."""
+    lam = rng.beta(alpha, alpha, size=len(x))
+    lam = np.maximum(lam, 1.0 - lam).astype(x.dtype)[:, None, None, None]
+    chosen = rng.integers(0, len(partners), size=len(x))
+    return lam * x + (1 - lam) * partners[chosen].astype(x.dtype, copy=False)
 
 
 # ---------------------------------------------------------------------------

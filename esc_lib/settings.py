@@ -120,6 +120,11 @@ PAPER_ENCODER = "({f})5c-2p-({f})3c-2p-({f})3c-2p"
 #: two time masks.
 _SHIFT = "shift:max_shift=8"
 _SHIFT_AND_MASKS = "shift:max_shift=30 + mask:freq_masks=2:max_freq_width=8:time_masks=2:max_time_width=12"
+#: SSLH's views of an unlabeled clip (Cances et al. 2022; its ``aug/weak.yaml`` and ``strong.yaml``) on the
+#: features: the weak view occludes up to 25% of the frames, changes the speed by 0.5-1.5 and cuts out 10-50%
+#: of each axis, each with probability 0.5; the strong view always, up to 75%, 0.25-1.75 and 50-100%.
+SSLH_WEAK = "occlusion:max_size=0.25:p=0.5 + speed:min_rate=0.5:max_rate=1.5:p=0.5 + cutout:min_size=0.1:max_size=0.5:p=0.5"
+SSLH_STRONG = "occlusion:max_size=0.75 + speed:min_rate=0.25:max_rate=1.75 + cutout:min_size=0.5:max_size=1.0"
 
 
 class SettingsError(ValueError):
@@ -214,13 +219,32 @@ class Settings(BaseModel):
     max_epochs: int = _p(100, "classifier", "classifier epochs at most (a cosine schedule trains them all)", gt=0)
     lr_schedule: Literal["constant", "cosine"] = _p(
         "constant", "classifier", '"constant" (early stopping) or "cosine" (rate falls to 0 over max_epochs)')
+    protocol: Literal["strict", "sslh"] = _p(
+        "strict", "classifier", '"strict": the validation fold watches, the test fold is scored once; "sslh": '
+        "SSLH's optimistic protocol - every other fold trains and the epoch most accurate on the test fold is scored")
     # ------------------------------------------------------ semisupervised
     fixmatch_threshold: float = _p(
         0.95, "semisupervised", "confidence a weak view's prediction needs to become a target", ge=0, le=1)
     fixmatch_weight: float = _p(1.0, "semisupervised", "weight of the unlabeled loss", ge=0)
-    fixmatch_ratio: int = _p(3, "semisupervised", "unlabeled clips per labelled clip in a step", gt=0)
+    fixmatch_ratio: int = _p(1, "semisupervised", "unlabeled clips per labelled clip in a step (SSLH: 1)", gt=0)
     fixmatch_epochs: int = _p(
-        0, "semisupervised", "epochs, each one pass over the labelled clips as in supervised training; 0: max_epochs", ge=0)
+        0, "semisupervised", "with fixmatch_steps 0: epochs, each one pass over the labelled clips as in supervised "
+        "training; 0: max_epochs", ge=0)
+    fixmatch_steps: int = _p(
+        2700, "semisupervised", "optimiser steps of a run, however many clips are labelled (SSLH's ESC-10 runs: "
+        "about 2 700); 0: fixmatch_epochs passes over the labelled clips", ge=0)
+    fixmatch_batch_size: int = _p(
+        0, "semisupervised", "labelled clips in a step (fixmatch_ratio times as many unlabeled ones); 0: batch_size",
+        ge=0)
+    fixmatch_ema: float = _p(
+        0.999, "semisupervised", "decay of the exponential moving average of the weights that is validated, saved "
+        "and scored (0: the trained weights themselves)", ge=0, lt=1)
+    fixmatch_labels_from: Literal["trained", "average"] = _p(
+        "trained", "semisupervised", "which weights label the weak views: the trained ones (FixMatch) or their "
+        "moving average (fixmatch_ema; as mean teacher's teacher, slower to confirm its own mistakes)")
+    fixmatch_mixup: float = _p(
+        0.0, "semisupervised", "FixMatch + mixup (SSLH): mix labelled clips and strong views with each other at "
+        "lambda ~ Beta(a, a) kept at least 0.5, each keeping its own target; 0: no mixing", ge=0)
     fixmatch_init: Literal["scratch", "supervised"] = _p(
         "scratch", "semisupervised", "what the consistency-trained classifier starts from: random initialisation "
         "(scratch) or the supervised method's trained classifier of the fold and budget (supervised: fine-tuned "
@@ -229,11 +253,12 @@ class Settings(BaseModel):
         False, "semisupervised", "distribution alignment (ReMixMatch): scale the weak views' predictions by the "
         "labelled clips' class shares over a running mean of the predictions, so pseudo-labels are not piled onto "
         "the classes the classifier favours")
-    fixmatch_weak: str = _p("", "semisupervised", "the weak augmentation of an unlabeled clip; empty: shift 8 frames",
-                            augmentation=_SHIFT)
+    fixmatch_weak: str = _p(
+        "", "semisupervised", "the weak augmentation of an unlabeled clip; empty: SSLH's (occlusion, speed, cutout, "
+        "each with probability 0.5)", augmentation=SSLH_WEAK)
     fixmatch_strong: str = _p(
-        "", "semisupervised", "the strong augmentation of an unlabeled clip; empty: shift 30 frames + 2+2 masks",
-        augmentation=_SHIFT_AND_MASKS)
+        "", "semisupervised", "the strong augmentation of an unlabeled clip; empty: SSLH's (occlusion up to 75%, "
+        "speed 0.25-1.75, cutout of 50-100%)", augmentation=SSLH_STRONG)
     # -------------------------------------------------------- selftraining
     selftrain_threshold: float = _p(
         0.7, "selftraining", "confidence a teacher's prediction needs to become a pseudo-label", ge=0, le=1)
@@ -358,6 +383,10 @@ class Settings(BaseModel):
             raise ValueError(
                 "score='validation' needs the validation fold held out, but refit_on_validation trains on it; "
                 "set refit_on_validation to false for a search")
+        if self.protocol == "sslh" and (self.refit_on_validation or self.score == "validation"):
+            raise ValueError(
+                "protocol 'sslh' trains on every fold but the test fold and watches the test fold itself: there is "
+                "no validation fold to refit on or to score; set refit_on_validation to false and score to 'test'")
         if self.pool_store and self.unlabeled == "none":
             raise ValueError("pool_store keeps an unlabeled pool on disk, but unlabeled is 'none'")
         for method in self.methods:  # what each method run asks of the rest (e.g. a warm start it cannot use)
@@ -521,6 +550,8 @@ class Settings(BaseModel):
             tags += f"-{self.lr_schedule}{self.max_epochs}"
         if self.label_smoothing:
             tags += f"-ls{self.label_smoothing:g}"
+        if self.protocol != "strict":
+            tags += f"-{self.protocol}protocol"
         return tags
 
     def _method_tags(self) -> str:

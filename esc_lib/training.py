@@ -483,7 +483,8 @@ class _RunRecorder(keras.callbacks.Callback):
             )
         value = float(logs[self.monitor])
         best = self.state["best"]
-        improved = math.isfinite(value) and (best is None or value < best)
+        higher_is_better = self.monitor.endswith("accuracy")
+        improved = math.isfinite(value) and (best is None or (value > best if higher_is_better else value < best))
         if improved:
             self.state.update(best=value, best_epoch=completed, wait=0)
             self.best_in_memory = [np.array(v.numpy()) for v in self.model.variables]
@@ -568,7 +569,7 @@ def _remove_leftovers(run_dir: Path) -> None:
 
 def fit(model: keras.Model, train, validation=None, run_dir=None, max_epochs: int = 100, patience: int | None = 5,
         seed: int = 0, resume: bool = True, verbose: int = 1, callbacks: Sequence = (),
-        batch_size: int = 32, restore_best: bool = True) -> pd.DataFrame:
+        batch_size: int = 32, restore_best: bool = True, monitor: str | None = None) -> pd.DataFrame:
     """Train a compiled model with early stopping, per-epoch checkpoints and resume.
 
     Parameters
@@ -609,6 +610,10 @@ def fit(model: keras.Model, train, validation=None, run_dir=None, max_epochs: in
         loss.  False: keep the last epoch's weights (e.g. retraining for a
         number of epochs chosen before, with nothing to monitor).  Recorded
         in ``done.json``, so a finished run loads the same weights.
+    monitor : str, optional
+        The epoch log that early stopping and "best" follow: ``val_loss`` (the default with validation
+        data, else ``loss``), lowest best; a name ending in ``accuracy`` (e.g. ``val_accuracy``,
+        SSLH's rule), highest best.
 
     Returns
     -------
@@ -635,7 +640,7 @@ def fit(model: keras.Model, train, validation=None, run_dir=None, max_epochs: in
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     set_seed(seed)
-    monitor = "loss" if validation is None else "val_loss"
+    monitor = monitor or ("loss" if validation is None else "val_loss")
 
     if not resume:
         _clear_run(run_dir)
@@ -933,7 +938,8 @@ def train_classifier(train, validation, n_classes: int, run_dir, settings, *, se
     # mixing and plain ones go through the same loss and metric.
     Y_train, Y_validation = one_hot(y_train, n_classes), one_hot(y_validation, n_classes)
 
-    def build_and_fit(X, Y, run: Path, seed: int, epochs: int, watch, patience, restore_best: bool, member: int):
+    def build_and_fit(X, Y, run: Path, seed: int, epochs: int, watch, patience, restore_best: bool, member: int,
+                      monitor: str | None = None):
         trained_runs.append(run)
         write_settings(run, settings, stage)
         with numerics(settings, say=say):
@@ -961,7 +967,7 @@ def train_classifier(train, validation, n_classes: int, run_dir, settings, *, se
             compile_classifier(trained, learning_rate=settings.learning_rate, label_smoothing=settings.label_smoothing,
                                decay_steps=decay_steps)
             history = fit(trained, stream, watch, run_dir=run, max_epochs=epochs, patience=patience,
-                          restore_best=restore_best, seed=seed, verbose=verbose)
+                          restore_best=restore_best, seed=seed, verbose=verbose, monitor=monitor)
             return model, history
 
     X_both = np.concatenate([X_train, X_validation])
@@ -981,11 +987,17 @@ def train_classifier(train, validation, n_classes: int, run_dir, settings, *, se
             epochs = max_epochs
         else:
             say(_loaded_or(run, f"  train on {len(X_train)} clips, watch {len(X_validation)} validation clips -> {run}"))
-            # A cosine schedule is trained to its end; the constant rate stops early on the validation loss.
-            model, history = build_and_fit(
-                X_train, Y_train, run, seed, max_epochs, (X_validation, Y_validation),
-                None if cosine else settings.patience, restore_best=not cosine, member=member,
-            )
+            if getattr(settings, "protocol", "strict") == "sslh":
+                # SSLH's rule: every epoch trained, the one most accurate on the watched fold (the test fold) kept.
+                model, history = build_and_fit(
+                    X_train, Y_train, run, seed, max_epochs, (X_validation, Y_validation), None, restore_best=True,
+                    member=member, monitor="val_accuracy")
+            else:
+                # A cosine schedule is trained to its end; the constant rate stops early on the validation loss.
+                model, history = build_and_fit(
+                    X_train, Y_train, run, seed, max_epochs, (X_validation, Y_validation),
+                    None if cosine else settings.patience, restore_best=not cosine, member=member,
+                )
             validation_probabilities.append(predict_proba(model, X_validation))
             epochs = len(history)
             if settings.refit_on_validation:

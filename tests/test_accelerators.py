@@ -35,7 +35,7 @@ def _data(n=32, seed=0):
 
 
 def _settings(**changes):
-    values = dict(encoder="(4)3c-2p", head="8fc", batch_size=8, max_epochs=3, fixmatch_epochs=2, fixmatch_ratio=2,
+    values = dict(encoder="(4)3c-2p", head="8fc", batch_size=8, max_epochs=3, fixmatch_epochs=2, fixmatch_steps=0, fixmatch_ratio=2,
                   cae_batch_size=8, cae_max_epochs=2, contrastive_epochs=2, contrastive_batch_size=8,
                   methods=["supervised", "fixmatch"])
     values.update(changes)
@@ -111,7 +111,7 @@ _MIRRORED = textwrap.dedent("""
     y = (X.mean(axis=(1, 2, 3)) > 0).astype("int64")
     out, lines = {}, []
     for distribute in ("none", "mirrored"):
-        s = Settings(encoder="(4)3c-2p", head="8fc", batch_size=8, max_epochs=2, fixmatch_epochs=2, fixmatch_ratio=2,
+        s = Settings(encoder="(4)3c-2p", head="8fc", batch_size=8, max_epochs=2, fixmatch_epochs=2, fixmatch_steps=0, fixmatch_ratio=2,
                      fixmatch_threshold=0.0, fixmatch_weak="shift:max_shift=1", fixmatch_strong="shift:max_shift=3",
                      cae_batch_size=8, cae_max_epochs=2, decoder="unpool", cae_validation_fraction=0.25, contrastive_epochs=1,
                      contrastive_batch_size=8, distribute=distribute, methods=["supervised", "fixmatch"])

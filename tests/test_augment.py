@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from esc_lib.augment import Compose, FreqShift, Mixup, SpecMask, TimeShift, TimeStretch, from_spec
+from esc_lib.augment import Compose, Cutout, FreqShift, Mixup, Occlusion, SpecMask, Speed, TimeShift, TimeStretch, from_spec
 
 
 def batch(n: int = 8, n_mels: int = 6, n_frames: int = 10, channels: int = 2) -> tuple[np.ndarray, np.ndarray]:
@@ -24,6 +24,11 @@ AUGMENTATIONS = [
     Mixup(alpha=0.4, n_classes=4),
     Mixup(alpha=1.0, n_classes=4, between_class=False),
     Compose(TimeShift(2), SpecMask(), Mixup(n_classes=4)),
+    Cutout(min_size=0.5, max_size=1.0),
+    Cutout(p=0.5),
+    Occlusion(max_size=0.75),
+    Speed(min_rate=0.25, max_rate=1.75),
+    Speed(p=0.5),
 ]
 
 
@@ -199,6 +204,13 @@ def test_compose_applies_in_order():
         lambda: Mixup(alpha=0),
         lambda: Mixup(n_classes=0),
         lambda: Compose(TimeShift(), "not callable"),
+        lambda: Cutout(min_size=0.6, max_size=0.5),
+        lambda: Cutout(max_size=1.5),
+        lambda: Cutout(p=-0.1),
+        lambda: Occlusion(max_size=2),
+        lambda: Speed(min_rate=0),
+        lambda: Speed(min_rate=1.5, max_rate=1.0),
+        lambda: Speed(p=1.1),
     ],
 )
 def test_bad_parameters_raise(make):
@@ -241,3 +253,55 @@ def test_from_spec_builds_the_chain():
 def test_from_spec_rejects_bad_specs(spec, message):
     with pytest.raises(ValueError, match=message):
         from_spec(spec)
+
+
+def test_cutout_blanks_one_rectangle_of_the_asked_share_of_each_axis():
+    X, y = batch(n=16, n_mels=20, n_frames=30, channels=1)
+    out, _ = Cutout(min_size=0.5, max_size=0.5, value=9.0)(X, y, np.random.default_rng(0))
+    for example in out[..., 0]:
+        rows, columns = np.nonzero(example == 9.0)
+        assert (rows.max() - rows.min() + 1, columns.max() - columns.min() + 1) == (10, 15)
+        assert len(rows) == 150  # one full rectangle
+    untouched, _ = Cutout(min_size=0.5, max_size=0.5, p=0.0)(X, y, np.random.default_rng(0))
+    assert np.array_equal(untouched, X)
+
+
+def test_cutout_with_probability_changes_about_that_share_of_examples():
+    X = np.random.default_rng(1).normal(size=(400, 6, 10, 1)).astype(np.float32)
+    out, _ = Cutout(min_size=0.5, max_size=1.0, p=0.5)(X, None, np.random.default_rng(0))
+    changed = (out != X).any(axis=(1, 2, 3)).mean()
+    assert 0.4 < changed < 0.6
+
+
+def test_occlusion_silences_a_span_of_frames_at_the_example_minimum():
+    X, y = batch(n=32, n_mels=6, n_frames=40, channels=1)
+    out, _ = Occlusion(max_size=0.5)(X, y, np.random.default_rng(0))
+    widths = []
+    for before, after in zip(X[..., 0], out[..., 0]):
+        frames = np.flatnonzero((after != before).any(axis=0))
+        if len(frames):
+            assert (after[:, frames] == before.min()).all()
+            assert frames.max() - frames.min() + 1 == len(frames)  # one span
+        widths.append(len(frames))
+    assert max(widths) <= 20 and max(widths) >= 10  # up to half of the 40 frames
+
+
+def test_speed_of_rate_one_is_identity_and_other_rates_pad_or_crop():
+    X, y = batch(n=4, n_mels=3, n_frames=20, channels=1)
+    same, _ = Speed(min_rate=1.0, max_rate=1.0)(X, y, np.random.default_rng(0))
+    assert np.allclose(same, X)
+    # Twice as fast: the clip takes 10 of the 20 frames, the rest is the example's minimum.
+    fast, _ = Speed(min_rate=0.5, max_rate=0.5)(X, y, np.random.default_rng(0))
+    for before, after in zip(X[..., 0], fast[..., 0]):
+        assert (after == before.min()).all(axis=0).sum() >= 10
+    # A ramp played twice as slowly: a window of 20 frames whose steps are half as large.
+    ramp = np.tile(np.arange(20, dtype=np.float32), (2, 3, 1))[..., None]
+    slow, _ = Speed(min_rate=2.0, max_rate=2.0)(ramp, None, np.random.default_rng(0))
+    steps = np.diff(slow[0, 0, :, 0])
+    assert np.allclose(steps, steps[0]) and 0.45 < steps[0] < 0.55
+
+
+def test_from_spec_knows_the_sslh_views():
+    weak = from_spec("occlusion:max_size=0.25:p=0.5 + speed:min_rate=0.5:max_rate=1.5:p=0.5 + cutout:min_size=0.1:max_size=0.5:p=0.5")
+    assert [type(a) for a in weak.augmentations] == [Occlusion, Speed, Cutout]
+    assert weak.augmentations[2] == Cutout(min_size=0.1, max_size=0.5, p=0.5)

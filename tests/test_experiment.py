@@ -521,3 +521,33 @@ def test_cosine_ensemble_with_refit_averages_the_members(synthetic, tmp_path):
     assert 0.0 <= outcome["metrics"]["validation_accuracy"] <= 1.0 and outcome["metrics"]["n_train"] == 24
     assert [len(training.load_history(r)) for r in plain.scored_runs("supervised", 1)] == [3, 3]
     assert "val_loss" in plain.history("supervised", 1).columns
+
+
+def test_the_sslh_protocol_trains_on_every_other_fold_and_keeps_the_epoch_best_on_the_test_fold(synthetic, tmp_path):
+    """SSLH's optimistic protocol (Cances et al. 2022): the budget is drawn from the four other folds, the whole test
+    fold is watched, and the epoch most accurate on it is the model scored; named in the configuration."""
+    settings = _settings(tmp_path, protocol="sslh", lr_schedule="cosine", max_epochs=4, label_budgets=[1],
+                         methods=["supervised"], unlabeled="none", pretrain_on_train_folds=True)
+    assert settings.config_id.endswith("-sslhprotocol") and settings.key("supervised") != settings.replace(
+        protocol="strict").key("supervised")
+    experiment = _experiment(synthetic, settings)
+    split = experiment.split(1)
+    folds = experiment.dataset.folds
+    assert split.watches_test and split.validation_fold == 1 and np.array_equal(split.validation, split.test)
+    assert set(folds[split.train]) == {2, 3, 4, 5}
+    data = experiment.split_data(1, labels_per_class=1)
+    assert set(folds[data.train_rows]) <= {2, 3, 4, 5} and len(data.train_rows) == 4  # 1 per class, from any other fold
+    assert np.array_equal(data.validation_rows, split.test) and np.array_equal(data.score_rows, split.test)
+    row = experiment.train_classifier(1, "supervised", labels_per_class=1)
+    history = experiment.history("supervised", 1, labels_per_class=1)
+    assert len(history) == 4  # every epoch trained
+    best = history["val_accuracy"].max()
+    assert row["metrics"]["accuracy"] == pytest.approx(best)  # the kept epoch is the one most accurate on the test fold
+    done = json.loads((experiment.classifier_dir("supervised", 1, 1) / "done.json").read_text())
+    assert done["monitor"] == "val_accuracy" and done["best"] == pytest.approx(best)
+
+
+@pytest.mark.parametrize("changes", [{"refit_on_validation": True}, {"score": "validation"}])
+def test_the_sslh_protocol_has_no_validation_fold_to_refit_on_or_score(tmp_path, changes):
+    with pytest.raises(SettingsError, match="protocol 'sslh'"):
+        _settings(tmp_path, protocol="sslh", **changes)

@@ -375,3 +375,17 @@ def test_all_is_the_public_api():
     }
     for name in protocol.__all__:
         assert getattr(protocol, name).__doc__
+
+
+def test_the_optimistic_split_watches_the_test_fold_and_trains_on_all_the_others():
+    folds = np.repeat([1, 2, 3, 4, 5], 4)
+    split = protocol.optimistic_split(folds, 3)
+    assert split.watches_test and split.test_fold == split.validation_fold == 3
+    assert np.array_equal(split.validation, split.test) and set(folds[split.test]) == {3}
+    assert set(folds[split.train]) == {1, 2, 4, 5} and len(split.train) == 16
+    assert not protocol.split(folds, 3).watches_test
+    with pytest.raises(ValueError, match="not among"):
+        protocol.optimistic_split(folds, 6)
+    # Outside that shape a split still refuses one fold for both roles.
+    with pytest.raises(ValueError, match="must differ"):
+        protocol.Split(test_fold=1, validation_fold=1, train=[0], validation=[1], test=[2])

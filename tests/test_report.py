@@ -18,7 +18,7 @@ def results(tmp_path_factory):
     root = tmp_path_factory.mktemp("report")
     dataset, features = synthetic_dataset()
     settings = Settings(
-        encoder="(4)3c-2p", head="8fc", batch_size=8, max_epochs=2, cae_max_epochs=1, fixmatch_epochs=1,
+        encoder="(4)3c-2p", head="8fc", batch_size=8, max_epochs=2, cae_max_epochs=1, fixmatch_epochs=1, fixmatch_steps=0,
         fixmatch_ratio=1, methods=["supervised", "pretrained", "fixmatch"], label_budgets=[1, 0], folds=[1, 2, 3],
         run_dir=str(root / "run"), embedding_method="pca",
     )
@@ -122,7 +122,7 @@ def test_sweep_comparison_pairs_each_configuration_with_its_own_supervised_runs(
     from conftest import SyntheticPool, synthetic_dataset
 
     dataset, features = synthetic_dataset()
-    base = Settings(encoder="(4)3c-2p", head="8fc", batch_size=8, max_epochs=1, fixmatch_epochs=1, fixmatch_ratio=1,
+    base = Settings(encoder="(4)3c-2p", head="8fc", batch_size=8, max_epochs=1, fixmatch_epochs=1, fixmatch_steps=0, fixmatch_ratio=1,
                     methods=["supervised", "fixmatch"], folds=[1, 2, 3], run_dir=str(tmp_path / "run"))
     for settings in (base, base.replace(fixmatch_threshold=0.5)):
         Experiment(settings, dataset=dataset, features=features, pool=SyntheticPool(), verbose=0).cross_validate()

@@ -29,13 +29,15 @@ _data = two_classes
 
 def _fixmatch(train, validation, run_dir, settings, unlabeled, **kwargs):
     """A FixMatch classifier through the one training path, as the fixmatch method trains it."""
-    return training.train_classifier(train, validation, 2, run_dir, settings, stage="fixmatch",
-                                     consistency=fixmatch.Consistency(settings, unlabeled),
-                                     max_epochs=settings.fixmatch_epochs or settings.max_epochs, **kwargs)
+    consistency = fixmatch.Consistency(settings, unlabeled)
+    return training.train_classifier(train, validation, 2, run_dir, settings, stage="fixmatch", consistency=consistency,
+                                     max_epochs=consistency.schedule(len(train[0]))[0], **kwargs)
 
 
 def _settings(**changes):
+    # FixMatch counted in passes over the labelled clips and without the weights' average, unless a test says so.
     values = dict(encoder=TINY, head="8fc", batch_size=8, max_epochs=2, cae_max_epochs=2, fixmatch_epochs=3,
+                  fixmatch_steps=0, fixmatch_ema=0.0,
                   fixmatch_ratio=2, fixmatch_threshold=0.6, fixmatch_weak="shift:max_shift=1",
                   fixmatch_strong="shift:max_shift=3 + mask:max_freq_width=2:max_time_width=2",
                   contrastive_epochs=3, contrastive_batch_size=8, contrastive_augment="shift:max_shift=3 + mask:max_freq_width=2",
@@ -600,3 +602,91 @@ def test_selftrain_by_propagation_labels_with_the_teachers_embeddings(synthetic,
     assert len(pseudo) > 0 and pseudo["label"].value_counts().max() <= 3
     assert "-lpropagation" in settings.config_id
     assert settings.key("selftrain") != settings.replace(selftrain_labeler="classifier").key("selftrain")
+
+
+def test_a_stream_of_fixed_steps_draws_full_labelled_batches_whatever_the_labelled_set_size():
+    X, y = _data(6)
+    marked = X.copy()
+    marked[:, 0, 0, 0] = np.arange(len(X))
+    U = np.random.default_rng(1).normal(size=(40, *SHAPE)).astype("float32")
+    stream = semi.SemiSupervisedStream(marked, training.one_hot(y, 2), U, batch_size=4, ratio=2, seed=3, steps_per_epoch=5)
+    assert stream.steps_per_epoch == 5
+    batches = list(stream.epoch(0))
+    assert len(batches) == 5 and all(len(b[0][0]) == 4 and len(b[0][1]) == 8 for b in batches)
+    seen = np.concatenate([b[0][0][:, 0, 0, 0] for b in batches]).astype(int)
+    # 20 labelled rows from permutations of the 6 clips: every clip once before any twice.
+    assert all(sorted(seen[i:i + 6].tolist()) == list(range(6)) for i in (0, 6, 12))
+    with pytest.raises(ValueError, match="steps_per_epoch"):
+        semi.SemiSupervisedStream(X, training.one_hot(y, 2), U, batch_size=4, ratio=2, seed=3, steps_per_epoch=0)
+
+
+def test_fixmatch_mixup_mixes_labelled_clips_and_strong_views_each_dominating_its_mixture():
+    X, y = _data(8)
+    Y = training.one_hot(y, 2)
+    labelled = np.full((8, *SHAPE), 1.0, dtype="float32")
+    U = np.full((16, *SHAPE), -1.0, dtype="float32")
+    stream = semi.SemiSupervisedStream(labelled, Y, U, batch_size=8, ratio=2, seed=0, mix=0.75)
+    (x, weak, strong), targets = next(iter(stream.epoch(0)))
+    # lam >= 0.5: a labelled clip stays >= 0 (1 * lam - 1 * (1 - lam)), a strong view <= 0; the weak views are not mixed.
+    assert (x[:, 0, 0, 0] >= 0).all() and (x[:, 0, 0, 0] < 1).any()
+    assert (strong[:, 0, 0, 0] <= 0).all() and (strong[:, 0, 0, 0] > -1).any()
+    assert (weak == -1).all() and set(map(tuple, targets.tolist())) <= {(0.0, 1.0), (1.0, 0.0)}  # targets unmixed
+    with pytest.raises(ValueError, match="mix"):
+        semi.SemiSupervisedStream(labelled, Y, U, batch_size=8, ratio=2, seed=0, mix=-1)
+
+
+@pytest.mark.parametrize("n_unlabeled, steps, expected", [
+    (280, 2700, (300, 9)),     # ESC-10 at 4 labels per class: an epoch is a pass over the unlabeled clips
+    (871, 2700, (97, 28)),     # with the pool: passes of 28 steps, 97 of them (2 716 steps)
+    (250_000, 2700, (27, 100)),  # a large pool: epochs of at most 100 steps
+    (280, 5, (1, 5)),
+])
+def test_fixmatch_counts_its_run_in_optimiser_steps(n_unlabeled, steps, expected):
+    settings = Settings(fixmatch_steps=steps, fixmatch_ratio=1, batch_size=32)
+    consistency = fixmatch.Consistency(settings, np.zeros((n_unlabeled, 1)))
+    epochs, per_epoch = consistency.schedule(n_labelled=40)
+    assert (epochs, per_epoch) == expected and epochs * per_epoch >= steps
+    assert consistency.schedule(n_labelled=400) == expected  # however many clips are labelled
+    legacy = fixmatch.Consistency(Settings(fixmatch_steps=0, fixmatch_epochs=7), np.zeros((n_unlabeled, 1)))
+    assert legacy.schedule(n_labelled=40) == (7, None)
+
+
+def test_fixmatch_refuses_a_length_given_both_in_steps_and_in_epochs():
+    with pytest.raises(SettingsError, match="fixmatch_steps 2700 and fixmatch_epochs 5"):
+        Settings(methods=["supervised", "fixmatch"], fixmatch_epochs=5)
+
+
+def test_fixmatch_runs_its_steps_and_validates_scores_and_saves_the_average_of_its_weights(tmp_path):
+    import keras
+
+    X, y = _data(64)
+    settings = _settings(fixmatch_epochs=0, fixmatch_steps=12, fixmatch_ema=0.9, fixmatch_threshold=0.0, batch_size=4,
+                         learning_rate=0.01)
+    run = _fixmatch((X[:8], y[:8]), (X[8:24], y[8:24]), tmp_path / "fixmatch", settings, X[24:], seeds=[0], score=X[8:24])
+    history = run.histories[0]
+    # 40 unlabeled clips in steps of 2 x 4: a pass is 5 steps, so 3 epochs of 4 steps make the 12.
+    assert len(history) == 3
+    model = run.models[0]
+    assert not model.trainable  # the average moves by averaging, never by gradients
+    # The averaged network is what was scored and saved.
+    assert_array_equal(run.scored, training.predict_proba(model, X[8:24]))
+    saved = keras.models.load_model(tmp_path / "fixmatch" / "model.keras", compile=False)
+    assert all(np.array_equal(a, b) for a, b in zip(saved.get_weights(), model.get_weights()))
+
+
+def test_the_average_of_the_weights_lags_the_trained_ones_and_equals_them_without_decay(tmp_path):
+    from esc_lib import models
+
+    X, y = _data(32)
+    Y = training.one_hot(y, 2)
+    for ema in (0.0, 0.9):
+        training.set_seed(0)
+        network = models.build_classifier(SHAPE, 2, encoder=TINY, head="8fc")
+        trainer = fixmatch.ConsistencyTrainer(network, threshold=0.0, ema=ema)
+        training.compile_classifier(trainer, learning_rate=0.05)
+        stream = semi.SemiSupervisedStream(X[:8], Y[:8], X[8:], batch_size=4, ratio=1, seed=0)
+        trainer.fit(stream.as_dataset().take(6), epochs=1, verbose=0)
+        same = all(np.array_equal(a, b) for a, b in zip(trainer.network.get_weights(), trainer.student.get_weights()))
+        assert same == (ema == 0.0)
+        assert (trainer.student is trainer.network) == (ema == 0.0)
+    assert [round(fixmatch.ema_decay(step, 0.999), 3) for step in (0, 10, 1000, 10**6)] == [0.1, 0.55, 0.991, 0.999]

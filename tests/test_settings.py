@@ -102,7 +102,8 @@ def test_each_stage_key_changes_exactly_with_the_sections_it_depends_on(name):
         bool: lambda v: not v, int: lambda v: v + 1, float: lambda v: v / 2 if v else 0.25,
         str: lambda v: {"esc10": "esc50", "folder": "escus", "unpool": "upsample", "constant": "cosine", "test": "validation",
                         "tsne": "pca", "": "(8)3c-2p", "128fc": "64fc", "auto": "table", "float32": "mixed_bfloat16",
-                        "none": "mirrored", "scratch": "pretrained", "classifier": "propagation"}.get(v, v + "x"),
+                        "none": "mirrored", "scratch": "pretrained", "classifier": "propagation", "trained": "average",
+                        "strict": "sslh"}.get(v, v + "x"),
         list: lambda v: v[:1] if len(v) > 1 else [4],
     }[type(default)](default)
     from esc_lib.settings import DEFAULT_AUGMENTATIONS
@@ -230,9 +231,9 @@ def test_the_configuration_name_shows_the_settings_of_the_methods_run():
     base = Settings(methods=["supervised", "fixmatch"])
     assert base.config_id == Settings().config_id  # defaults add nothing
     lower = base.replace(fixmatch_threshold=0.7)
-    cheaper = lower.replace(fixmatch_ratio=1)
-    assert lower.config_id.endswith("-fm-t0.7") and cheaper.config_id.endswith("-fm-t0.7-u1")
-    assert len({base.config_id, lower.config_id, cheaper.config_id}) == 3
+    richer = lower.replace(fixmatch_ratio=3)
+    assert lower.config_id.endswith("-fm-t0.7") and richer.config_id.endswith("-fm-t0.7-u3")
+    assert len({base.config_id, lower.config_id, richer.config_id}) == 3
     # An augmentation spec is named by a hash; a method not run names nothing.
     strong = base.replace(fixmatch_strong="shift:max_shift=3")
     assert strong.config_id != base.config_id and "-fm-" in strong.config_id

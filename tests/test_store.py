@@ -139,7 +139,7 @@ def test_an_experiment_with_pool_store_pretrains_from_disk(tmp_path, monkeypatch
     monkeypatch.setenv("ESC_UNLABELED_DIR", str(folder))
     monkeypatch.setenv("ESC_CACHE_DIR", str(tmp_path / "cache"))
     base = dict(encoder="(4)3c-2p", head="8fc", batch_size=8, max_epochs=1, cae_max_epochs=1, folds=[1],
-                fixmatch_epochs=1, contrastive_epochs=1, contrastive_batch_size=4, contrastive_validation_fraction=0.25,
+                fixmatch_epochs=1, fixmatch_steps=0, contrastive_epochs=1, contrastive_batch_size=4, contrastive_validation_fraction=0.25,
                 selftrain_threshold=0.0,
                 sample_rate=8000, n_mels=8, n_fft=512, hop_length=4000, unlabeled="folder",
                 pretrain_on_train_folds=False, methods=["supervised", "pretrained"])

@@ -32,3 +32,14 @@ def test_a_run_scores_every_method_and_the_share_of_the_gap_it_recovers():
     gap = row["all labels"] - row["few labels"]
     if gap > 0:
         assert row["meanteacher recovers"] == pytest.approx((row["meanteacher"] - row["few labels"]) / gap)
+
+
+def test_fixmatch_recovers_at_least_half_of_the_few_label_gap():
+    """The method works, not just its losses: on the cluster task (2 labelled maps per class, 596 unlabeled) FixMatch
+    with the strong network's batch norm and learning rate recovers at least half of the gap between few and all
+    labels on average over three seeds, and loses nothing on any (it had collapsed onto one class before)."""
+    rows = [synthetic_gap.run(seed=seed, margin=0.8, labels=2, epochs=150, methods=["fixmatch"]) for seed in (0, 1, 2)]
+    recovered = [row["fixmatch recovers"] for row in rows]
+    assert all(row["all labels"] - row["few labels"] > 0.05 for row in rows), rows  # a gap to recover
+    assert min(recovered) >= 0.0, rows
+    assert np.mean(recovered) >= 0.5, rows

@@ -1,13 +1,24 @@
-"""``fixmatch``: consistency training on labelled and unlabeled batches together (Sohn et al. 2020).
+"""``fixmatch``: consistency training on labelled and unlabeled batches together (Sohn et al. 2020), as SSLH
+ran it on ESC-10 (Cances, Labbé & Pellegrini 2022).
 
 Each unlabeled clip is seen twice, weakly and strongly augmented
-(``fixmatch_weak`` / ``fixmatch_strong``); where the classifier is confident
-(max probability >= ``fixmatch_threshold``) about the weak view, its arg-max
-becomes the target of the strong view.  Loss = supervised cross-entropy +
-``fixmatch_weight`` x the masked cross-entropy on the strong views.  With
-``fixmatch_align`` the weak views' predictions are first aligned to the labelled
-clips' class shares (ReMixMatch's distribution alignment); with ``fixmatch_init``
-``"supervised"`` the classifier starts from the fold's supervised run.
+(``fixmatch_weak`` / ``fixmatch_strong``; by default SSLH's views: occlusion,
+speed change and cutout, gentle and sometimes for the weak view, large and always
+for the strong one); where the classifier is confident (max probability >=
+``fixmatch_threshold``) about the weak view, its arg-max becomes the target of
+the strong view.  Loss = supervised cross-entropy + ``fixmatch_weight`` x the
+masked cross-entropy on the strong views.
+
+A run is ``fixmatch_steps`` optimiser steps of ``fixmatch_batch_size`` labelled
+and ``fixmatch_ratio`` times as many unlabeled clips, however many clips are
+labelled (SSLH: about 2 700 steps of 30 + 30); an epoch -- one validation pass
+and one checkpoint -- is a pass over the unlabeled clips (:meth:`Consistency.schedule`).
+With ``fixmatch_ema`` the model validated, saved and scored is an exponential
+moving average of the trained weights (:func:`ema_decay`), and with
+``fixmatch_labels_from: average`` that average also labels the weak views.
+``fixmatch_mixup`` is SSLH's FixMatch + mixup; ``fixmatch_align`` aligns the weak
+views' predictions to the labelled clips' class shares (ReMixMatch); with
+``fixmatch_init: supervised`` the classifier starts from the fold's supervised run.
 
 The Keras pieces (:class:`ConsistencyTrainer`, :func:`pseudo_labels`,
 :func:`align_distribution`) are built on first use, so importing the method
@@ -17,11 +28,12 @@ registry imports no TensorFlow.
 from __future__ import annotations
 
 import functools
+import math
 
 from esc_lib.methods.base import Method, SplitData, Trained, refuse_warm_start_on_refit
 from esc_lib.methods.supervised import train_from
 
-__all__ = ["FixMatch", "METHOD", "Consistency", "ConsistencyTrainer", "pseudo_labels", "align_distribution"]
+__all__ = ["FixMatch", "METHOD", "Consistency", "ConsistencyTrainer", "ema_decay", "pseudo_labels", "align_distribution"]
 
 
 class Consistency:
@@ -37,6 +49,26 @@ class Consistency:
     def __init__(self, settings, unlabeled):
         self.settings, self.unlabeled = settings, unlabeled
 
+    @property
+    def batch_size(self) -> int:
+        """Labelled clips in a step."""
+        return self.settings.fixmatch_batch_size or self.settings.batch_size
+
+    def schedule(self, n_labelled: int) -> tuple[int, int | None]:
+        """``(epochs, steps_per_epoch)`` of a run on ``n_labelled`` labelled clips.
+
+        With ``fixmatch_steps`` an epoch (one validation pass and one checkpoint) is one pass over the
+        unlabeled clips, as in SSLH, at most 100 steps, and the epochs make up ``fixmatch_steps`` (rounded
+        up to whole epochs); else ``fixmatch_epochs`` (``max_epochs`` when 0) passes over the labelled clips
+        (``steps_per_epoch`` None).
+        """
+        s = self.settings
+        if not s.fixmatch_steps:
+            return s.fixmatch_epochs or s.max_epochs, None
+        one_pass = math.ceil(len(self.unlabeled) / (s.fixmatch_ratio * self.batch_size))
+        epochs = math.ceil(s.fixmatch_steps / min(one_pass, 100, s.fixmatch_steps))
+        return epochs, math.ceil(s.fixmatch_steps / epochs)
+
     def stream(self, X, Y, seed: int, augment):
         """Labelled batches and ``fixmatch_ratio`` times as many unlabeled clips, each in a weak and a strong view."""
         from esc_lib import augment as augmentations
@@ -44,15 +76,17 @@ class Consistency:
 
         s = self.settings
         return semi.SemiSupervisedStream(
-            X, Y, self.unlabeled, s.batch_size, s.fixmatch_ratio, seed, augment=augment,
+            X, Y, self.unlabeled, self.batch_size, s.fixmatch_ratio, seed, augment=augment,
             weak=augmentations.from_spec(s.augmentation("fixmatch_weak")),
             strong=augmentations.from_spec(s.augmentation("fixmatch_strong")),
+            steps_per_epoch=self.schedule(len(X))[1], mix=s.fixmatch_mixup,
         )
 
     def trainer(self, model, Y):
         s = self.settings
         return _trainer_class()(
-            model, threshold=s.fixmatch_threshold, weight=s.fixmatch_weight,
+            model, threshold=s.fixmatch_threshold, weight=s.fixmatch_weight, ema=s.fixmatch_ema,
+            labels_from=s.fixmatch_labels_from,
             # The labelled clips' class shares (before mixing) are what the pseudo-labels are aligned to.
             align=Y.mean(axis=0) if s.fixmatch_align else None)
 
@@ -60,10 +94,14 @@ class Consistency:
 class FixMatch(Method):
     def check(self, settings) -> None:
         refuse_warm_start_on_refit(settings, "fixmatch_init", "supervised", "scratch", "FixMatch from a supervised classifier")
+        if settings.fixmatch_steps and settings.fixmatch_epochs:
+            raise ValueError(
+                f"fixmatch_steps {settings.fixmatch_steps} and fixmatch_epochs {settings.fixmatch_epochs} both set the "
+                "length of a FixMatch run: set fixmatch_steps to 0 to count epochs, or fixmatch_epochs to 0")
 
     def train(self, split: SplitData) -> Trained:
         """Consistency training of the split's classifier on its unlabeled clips (the pool and/or the non-test
-        folds, labels dropped), for ``fixmatch_epochs`` passes over the labelled clips (``max_epochs`` when 0)."""
+        folds, labels dropped), for ``fixmatch_steps`` optimiser steps (:meth:`Consistency.schedule`)."""
         from esc_lib import training
 
         s = split.settings
@@ -75,10 +113,11 @@ class FixMatch(Method):
             split.say("  start: the supervised classifier of this fold and budget")
             start = train_from(split, "supervised")
             initial, start_seconds = start.models, start.seconds
+        consistency = Consistency(s, unlabeled)
         run = training.train_classifier(
             split.train, split.validation, split.n_classes, split.run_dir(self.name), s,
-            consistency=Consistency(s, unlabeled), stage=self.name, initial=initial,
-            max_epochs=s.fixmatch_epochs or s.max_epochs, **split.common())
+            consistency=consistency, stage=self.name, initial=initial,
+            max_epochs=consistency.schedule(len(split.train[0]))[0], **split.common())
         return Trained.of(run, start_seconds)
 
 
@@ -86,11 +125,21 @@ METHOD = FixMatch(
     name="fixmatch", summary="consistency between weak and strong views of unlabeled clips (FixMatch)",
     section="semisupervised", folder_tag="-fixmatch", tag_prefix="fm",
     tag_letters={"fixmatch_threshold": "t", "fixmatch_ratio": "u", "fixmatch_epochs": "e", "fixmatch_weight": "w",
-                 "fixmatch_init": "i", "fixmatch_align": "a"})
+                 "fixmatch_init": "i", "fixmatch_align": "a", "fixmatch_steps": "s", "fixmatch_batch_size": "b",
+                 "fixmatch_ema": "m", "fixmatch_mixup": "x", "fixmatch_labels_from": "l"})
 
 
 # ---------------------------------------------------------------------------
 # The Keras pieces, built on first use
+
+
+def ema_decay(step: float, ema: float) -> float:
+    """The decay of the weights' moving average after ``step`` optimiser steps: ``min(ema, (1 + step) / (10 + step))``.
+
+    Early on the average follows the trained weights (decay 0.1 at the first step), so the random start
+    does not linger in it; later it averages about the last tenth of the run, up to ``1 / (1 - ema)`` steps.
+    """
+    return min(float(ema), (1.0 + step) / (10.0 + step))
 
 
 def pseudo_labels(probabilities, threshold: float):
@@ -170,6 +219,12 @@ def _trainer_class():
             aligned to it (:func:`align_distribution`, ReMixMatch) through a running
             mean of the predictions on unlabeled batches (momentum ``ALIGN_MOMENTUM``),
             a variable of this trainer, so a resumed run continues it.  None: no alignment.
+        ema : float in [0, 1)
+            0: the classifier is trained, validated and saved.  Otherwise the classifier
+            becomes the **moving average** of the weights (decay :func:`ema_decay`), which is
+            validated, saved and scored, and a copy of it (``student``) is what the optimiser trains.
+        labels_from : {"trained", "average"}
+            Which of the two predicts the weak views' targets ("average" needs ``ema``).
 
         Logs ``loss`` (total), ``accuracy`` (labelled batch), ``unlabeled_loss``
         and ``mask_rate`` (share of unlabeled clips above the threshold).
@@ -180,13 +235,27 @@ def _trainer_class():
         #: ESC-10 2 steps an epoch, so ReMixMatch's 128-batch window would barely move in a run).
         ALIGN_MOMENTUM = 0.9
 
-        def __init__(self, classifier: keras.Model, threshold: float = 0.95, weight: float = 1.0, align=None, **kwargs):
+        def __init__(self, classifier: keras.Model, threshold: float = 0.95, weight: float = 1.0, align=None,
+                     ema: float = 0.0, labels_from: str = "trained", **kwargs):
             super().__init__(classifier, **kwargs)
             if not 0.0 <= float(threshold) <= 1.0:
                 raise ValueError(f"threshold must be in [0, 1], got {threshold!r}")
             if float(weight) < 0:
                 raise ValueError(f"weight must be >= 0, got {weight!r}")
-            self.threshold, self.weight = float(threshold), float(weight)
+            if not 0.0 <= float(ema) < 1.0:
+                raise ValueError(f"ema must be in [0, 1), got {ema!r}")
+            if labels_from not in ("trained", "average"):
+                raise ValueError(f"labels_from must be 'trained' or 'average', got {labels_from!r}")
+            if labels_from == "average" and not ema:
+                raise ValueError("labels_from 'average' needs an average of the weights: ema > 0")
+            self.threshold, self.weight, self.ema, self.labels_from = float(threshold), float(weight), float(ema), labels_from
+            if self.ema:
+                # The network (validated, saved, scored) becomes the average; a copy is what the optimiser trains.
+                self.student = keras.models.clone_model(classifier)
+                self.student.set_weights(classifier.get_weights())
+                classifier.trainable = False
+            else:
+                self.student = classifier
             self.target = None
             if align is not None:
                 target = np.asarray(align, dtype="float32")
@@ -204,22 +273,39 @@ def _trainer_class():
         def train_step(self, data):
             (x_labelled, x_weak, x_strong), y = data
             n_labelled, n_unlabeled = tf.shape(x_labelled)[0], tf.shape(x_weak)[0]
+            if self.labels_from == "average":
+                # The average of the weights labels the weak views (as mean teacher's teacher): it moves
+                # slowly, so one step's confident mistakes do not at once become the next step's targets.
+                p_average = tf.stop_gradient(tf.cast(self.network(x_weak, training=False), "float32"))
             with tf.GradientTape() as tape:
                 # One forward pass over all three parts, so batch norm sees them together.
-                probabilities = self.network(tf.concat([x_labelled, x_weak, x_strong], axis=0), training=True)
+                probabilities = self.student(tf.concat([x_labelled, x_weak, x_strong], axis=0), training=True)
                 p_labelled = probabilities[:n_labelled]
-                p_weak = tf.stop_gradient(probabilities[n_labelled:n_labelled + n_unlabeled])
+                p_weak = tf.stop_gradient(tf.cast(probabilities[n_labelled:n_labelled + n_unlabeled], "float32"))
+                if self.labels_from == "average":
+                    p_weak = p_average
                 if self.target is not None:
                     momentum = self.ALIGN_MOMENTUM
                     self.marginal.assign(momentum * self.marginal + (1.0 - momentum) * tf.reduce_mean(p_weak, axis=0))
                     p_weak = align_distribution(p_weak, self.marginal, self.target)
-                p_strong = probabilities[n_labelled + n_unlabeled:]
+                p_strong = tf.cast(probabilities[n_labelled + n_unlabeled:], "float32")
                 supervised = self.compute_loss(x=x_labelled, y=y, y_pred=p_labelled)  # already divided among replicas
                 targets, mask = pseudo_labels(p_weak, self.threshold)
                 unlabeled = tf.reduce_mean(mask * keras.losses.sparse_categorical_crossentropy(targets, p_strong))
-                loss = supervised + self.weight * semi.for_replicas(unlabeled)
+                loss = supervised + tf.cast(self.weight * semi.for_replicas(unlabeled), supervised.dtype)
                 scaled = self.optimizer.scale_loss(loss)
-            self.apply_loss(tape, scaled)
+            gradients = tape.gradient(scaled, self.student.trainable_variables)
+            self.optimizer.apply_gradients(zip(gradients, self.student.trainable_variables))
+            if self.ema:
+                # An exponential moving average of every weight (batch norm's statistics too), its decay warmed
+                # up as TensorFlow's ExponentialMovingAverage with num_updates does (:func:`ema_decay`): the
+                # average spans about the last tenth of the steps so far until that reaches 1 / (1 - ema).
+                step = tf.cast(self.optimizer.iterations, "float32")
+                decay = tf.minimum((1.0 + step) / (10.0 + step), self.ema)
+                for average, weight in zip(self.network.weights, self.student.weights):
+                    if "float" in str(average.dtype):
+                        kept = tf.cast(decay, average.dtype)
+                        average.assign(kept * average + (1 - kept) * weight)
             return self.step_metrics(loss, {"unlabeled_loss": unlabeled, "mask_rate": tf.reduce_mean(mask)}, y, p_labelled)
 
     return ConsistencyTrainer
