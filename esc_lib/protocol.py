@@ -142,7 +142,7 @@ class Split:
         object.__setattr__(self, "test_fold", _integer("test_fold", self.test_fold))
         object.__setattr__(self, "validation_fold", _integer("validation_fold", self.validation_fold))
         if self.test_fold == self.validation_fold and not (
-                np.array_equal(self.validation, self.test) and not np.isin(self.train, self.test).any()):
+                len(self.test) and np.array_equal(self.validation, self.test) and not np.isin(self.train, self.test).any()):
             raise ValueError(f"parameter validation_fold must differ from test_fold, both are {self.test_fold}")
 
     @property

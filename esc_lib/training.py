@@ -657,6 +657,7 @@ def fit(model: keras.Model, train, validation=None, run_dir=None, max_epochs: in
                 _load_state(model, run_dir / BEST_FILE, with_optimizer=False)
             elif checkpoint is not None:
                 _load_state(model, run_dir / checkpoint["weights"], with_optimizer=True)
+            getattr(model, "inference_model", model).trainable = True  # as after training (below)
             return load_history(run_dir)
         (run_dir / DONE_FILE).unlink()
 
@@ -710,8 +711,12 @@ def fit(model: keras.Model, train, validation=None, run_dir=None, max_epochs: in
             variable.assign(value)
     elif (run_dir / BEST_FILE).exists():
         _load_state(model, run_dir / BEST_FILE, with_optimizer=False)
-    # A trainer (esc_lib.semi) wraps the network it trains: the network is what is saved and used.
-    _save_model(getattr(model, "inference_model", model), run_dir / MODEL_FILE)
+    # A trainer (esc_lib.semi) wraps the network it trains: the network is what is saved and used. A moving
+    # average of the weights (FixMatch's, mean teacher's) was frozen to the optimiser while it trained; the
+    # classifier handed on and saved is trainable like any other (fine-tuned later, it must learn).
+    network = getattr(model, "inference_model", model)
+    network.trainable = True
+    _save_model(network, run_dir / MODEL_FILE)
     _write_json(
         run_dir / DONE_FILE,
         {

@@ -370,7 +370,8 @@ def test_no_tensorflow():
 
 def test_all_is_the_public_api():
     assert set(protocol.__all__) == {
-        "Split", "validation_fold", "split", "check_test_folds", "label_budget", "budget_seed", "member_seed",
+        "Split", "validation_fold", "split", "optimistic_split", "check_test_folds", "label_budget", "budget_seed",
+        "member_seed",
         "pretraining_clips", "shared_pretraining", "statistics_clips", "holdout", "check_groups_within_folds",
     }
     for name in protocol.__all__:

@@ -667,11 +667,15 @@ def test_fixmatch_runs_its_steps_and_validates_scores_and_saves_the_average_of_i
     # 40 unlabeled clips in steps of 2 x 4: a pass is 5 steps, so 3 epochs of 4 steps make the 12.
     assert len(history) == 3
     model = run.models[0]
-    assert not model.trainable  # the average moves by averaging, never by gradients
+    assert model.trainable  # frozen to the optimiser while it was the average; the classifier handed on learns
     # The averaged network is what was scored and saved.
     assert_array_equal(run.scored, training.predict_proba(model, X[8:24]))
     saved = keras.models.load_model(tmp_path / "fixmatch" / "model.keras", compile=False)
     assert all(np.array_equal(a, b) for a, b in zip(saved.get_weights(), model.get_weights()))
+    # The finished run loaded: the same scores, the same trainable classifier.
+    again = _fixmatch((X[:8], y[:8]), (X[8:24], y[8:24]), tmp_path / "fixmatch", settings, X[24:], seeds=[0], score=X[8:24])
+    assert again.models[0].trainable
+    assert_array_equal(again.scored, run.scored)
 
 
 def test_the_average_of_the_weights_lags_the_trained_ones_and_equals_them_without_decay(tmp_path):
