@@ -954,7 +954,7 @@ class Standardizer:
         except (KeyError, TypeError) as error:
             raise ValueError(f"not a Standardizer dict (needs 'mean' and 'std'): {error}") from error
         if mean.ndim != 2 or mean.shape != std.shape or not np.all(std > 0):
-            raise ValueError(f"Standardizer dict needs mean and std of the same shape (n_mels, n_channels), std > 0")
+            raise ValueError("Standardizer dict needs mean and std of the same shape (n_mels, n_channels), std > 0")
         standardizer.mean_, standardizer.std_ = mean, std
         return standardizer
 

@@ -241,7 +241,11 @@ def _fetch_esc10(parameters: dict) -> None:
     folder, as links.  Called before each notebook, once the run folder is held,
     so only a run that reaches a notebook downloads; cheap once the folders exist.
     """
-    settings = _settings(parameters, "parameters")
+    from esc_lib.settings import Settings
+
+    # A notebook's own parameters beside the settings (a test notebook's, say) are not the
+    # dataset's business: only the settings among them choose what is read.
+    settings = _settings({k: v for k, v in parameters.items() if k in Settings.model_fields}, "parameters")
     if settings.dataset != "esc10":
         return
     from esc_lib import locks
@@ -260,10 +264,14 @@ def _fetch_esc10(parameters: dict) -> None:
         raise SystemExit(f"run_all.sh: {error}") from None
 
 
-def _execute(notebook: Path, output: Path, parameters: dict, kernel_log: Path | None = None) -> None:
+def _execute(notebook: Path, output: Path, parameters: dict, kernel_log: Path | None = None,
+             fetch_data: bool = False) -> None:
+    """Run ``notebook`` into ``output`` with ``parameters`` (those it declares); ``fetch_data``: the runner's
+    download of ESC-10 first where the run reads it and finds none (:func:`_fetch_esc10`)."""
     import papermill
 
-    _fetch_esc10(parameters)
+    if fetch_data:
+        _fetch_esc10(parameters)
     _register_atomic_io()
     extra = {}
     if kernel_log is not None:
@@ -451,7 +459,7 @@ def _main(argv: list[str] | None, held: contextlib.ExitStack) -> int:
             print(f"run_all: {label} ...", flush=True)
             start = time.monotonic()
             try:
-                _execute(notebook, output, stage_parameters, kernel_log=run_dir / KERNEL_LOG)
+                _execute(notebook, output, stage_parameters, kernel_log=run_dir / KERNEL_LOG, fetch_data=True)
             except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (see _stop_on_sigterm)
                 stopped = _stop_kernels()
                 print(f"run_all: {label} stopped; {stopped} notebook kernel(s) shut down. Finished runs are kept: "

@@ -26,7 +26,7 @@ time.sleep(120)
 SLOW_RUNNER = """
 import sys, time
 from esc_lib import reproduce
-def slow(notebook, output, parameters, kernel_log=None):
+def slow(notebook, output, parameters, kernel_log=None, **_):
     print("stage running", flush=True)
     time.sleep(120)
 reproduce._execute = slow
@@ -112,7 +112,7 @@ def test_two_runners_with_one_run_name_the_second_stops_at_once(tmp_path, monkey
         first.send_signal(signal.SIGKILL)  # as a crash would: the next runner must not be blocked
         first.wait(timeout=30)
     ran = []
-    monkeypatch.setattr(reproduce, "_execute", lambda notebook, output, parameters, kernel_log=None: ran.append(output.name))
+    monkeypatch.setattr(reproduce, "_execute", lambda notebook, output, parameters, kernel_log=None, **_: ran.append(output.name))
     assert reproduce.main(argv) == 0
     assert ran == ["01_preprocessing.ipynb"] and not locks.lock_path(tmp_path / "runs" / "same").exists()
 

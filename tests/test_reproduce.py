@@ -128,7 +128,7 @@ def test_a_failing_notebook_is_one_line_naming_the_stage_and_the_executed_notebo
     """A notebook that raises reaches the runner's user as one line, not papermill's traceback."""
     from papermill.exceptions import PapermillExecutionError
 
-    def failing(notebook, output, parameters, kernel_log=None):
+    def failing(notebook, output, parameters, kernel_log=None, **_):
         raise PapermillExecutionError(cell_index=2, exec_count=2, source="x", ename="SettingsError",
                                       evalue="parameter filters=0: Input should be greater than 0", traceback=["..."])
 

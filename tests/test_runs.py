@@ -288,7 +288,7 @@ def test_the_runner_completes_the_record_notebook_04_wrote(tmp_path, monkeypatch
     _png(tmp_path / "figures" / "elsewhere" / "01_waveforms_logmels.png", b"waves")
     runs.write_record(tmp_path / "results" / "elsewhere", {"folder": "results/elsewhere", "scored_on": "test"})
 
-    def notebook(notebook, output, parameters, kernel_log=None):
+    def notebook(notebook, output, parameters, kernel_log=None, **_):
         # What the notebooks publish: 01 a figure (here a copy of one published elsewhere), 04 the record.
         figures, results = tmp_path / "figures" / parameters["profile"], tmp_path / "results" / parameters["profile"]
         _png(figures / "01_waveforms_logmels.png", b"waves")
