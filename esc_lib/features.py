@@ -47,6 +47,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, fields
@@ -584,7 +585,11 @@ def progress_bar(total: int, description: str, enabled: bool):
     """
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=description, unit="file", disable=not enabled or total == 0)
+    # In a Jupyter kernel standard error is drawn as an error (a pink box, and a second, empty one for the
+    # newline the bar ends with); on standard output JupyterLab redraws the bar in place on one line.
+    in_kernel = type(sys.stderr).__module__.startswith("ipykernel")
+    return tqdm(total=total, desc=description, unit="file", disable=not enabled or total == 0,
+                file=sys.stdout if in_kernel else None)
 
 
 def run_parallel(tasks: Sequence, work: Callable, n_jobs: int, bar, on_error: Callable | None = None):

@@ -219,15 +219,33 @@ def _kernel_manager(log: Path):
     those lines (the oneDNN and CPU-feature banners, an ``E0000 ... use_unbounded_threadpool``
     line per model that is not an error) never reach the notebook but flood a
     run's log.  What Python prints, warnings included, still goes to the notebook.
+
+    Two lines a successful run used to log are gone at their source: the kernels talk
+    over CurveZMQ with keys the manager provisions where the kernel spec supports it
+    (ipykernel's does), so no kernel warns "Kernel is running over TCP without encryption";
+    and a kernel is shut down without the interrupt jupyter_client sends first, which
+    in a kernel still finishing its last message logged "ERROR | KeyboardInterrupt caught
+    in kernel" (a kernel that does not exit is still killed after the wait).
     """
+    import zmq
     from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
 
     class QuietKernelManager(AsyncKernelManager):
+        @default("transport_encryption")
+        def _encrypted_where_possible(self):
+            return "auto" if zmq.has("curve") else "disabled"
+
         async def _async_launch_kernel(self, kernel_cmd, **kw):
             log.parent.mkdir(parents=True, exist_ok=True)
             with open(log, "ab") as handle:  # the kernel keeps its own copy of the descriptor
                 kw["stderr"] = handle
                 return await super()._async_launch_kernel(kernel_cmd, **kw)
+
+        async def _async_interrupt_kernel(self):
+            if self.shutting_down:  # papermill shuts a kernel down once its notebook has run: nothing to interrupt
+                return
+            await super()._async_interrupt_kernel()
 
     return QuietKernelManager
 

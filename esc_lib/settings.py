@@ -46,7 +46,7 @@ import hashlib
 import json
 import re
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal
@@ -416,19 +416,39 @@ class Settings(BaseModel):
         return cls(**{**load_profile(profile).parameters, **dict(overrides or {})})
 
     @classmethod
-    def from_namespace(cls, namespace: Mapping[str, Any]) -> "Settings":
+    def from_namespace(cls, namespace: Mapping[str, Any], notebook: str | None = None) -> "Settings":
         """From a notebook's ``globals()`` right after its parameters cell (and papermill's injected one).
 
         Every plain value there must be a parameter: a name papermill injected
         that the schema does not know (``-p clips_per_clas 1``) is an error
         before any work, not a silent full-size run.
+
+        With ``notebook`` (a key of :data:`NOTEBOOK_SECTIONS`, e.g. ``"03_finetuning"``) only the names
+        its parameters cell declares are read, and the unknown-name check is made at the first reading
+        in a kernel only (it marks ``namespace``): *Run All* again in the same kernel, after a changed
+        parameter, ignores what the notebook itself defined since (``experiment``, ``X``, ``pool``).
+        A papermill run is always a first reading.
         """
-        values = {
+        plain = {
             name: value for name, value in namespace.items()
             if not name.startswith("_") and name not in _NOTEBOOK_BUILTINS
             and not isinstance(value, ModuleType) and not callable(value)
         }
-        return cls(**values)
+        if notebook is None:
+            return cls(**plain)
+        stem = Path(notebook).stem
+        if stem not in NOTEBOOK_SECTIONS:
+            raise SettingsError(f"no parameters are defined for notebook {notebook!r}; known: {sorted(NOTEBOOK_SECTIONS)}")
+        first_reading = not namespace.get(_NAMESPACE_READ)
+        if first_reading:
+            unknown = sorted(name for name in plain if name not in cls.model_fields)
+            if unknown:
+                raise SettingsError(_unknown_message(unknown))
+        declared = set(cls.names(NOTEBOOK_SECTIONS[stem]))
+        settings = cls(**{name: value for name, value in plain.items() if name in declared})
+        if first_reading and isinstance(namespace, MutableMapping):
+            namespace[_NAMESPACE_READ] = True
+        return settings
 
     def replace(self, **changes: Any) -> "Settings":
         """A copy with ``changes`` (validated like the rest)."""
@@ -634,6 +654,8 @@ def _keyed_unless_default() -> dict[str, tuple[str, ...]]:
 
 #: Names a Jupyter kernel puts into a notebook's namespace besides the parameters.
 _NOTEBOOK_BUILTINS = frozenset({"In", "Out", "get_ipython", "exit", "quit", "open"})
+#: Set in a notebook's namespace by its first :meth:`Settings.from_namespace` (private: never read as a parameter).
+_NAMESPACE_READ = "_esc_lib_parameters_read"
 
 
 def _unknown_message(unknown: Iterable[str]) -> str:

@@ -14,7 +14,11 @@ adds what a long run on a shared machine needs:
   a run that was never interrupted;
 * ``history.csv`` (one row per epoch, rewritten atomically), the best model as
   ``model.keras`` and a ``done.json`` marker: a finished run is loaded, not
-  trained again.
+  trained again;
+* **TensorBoard logs** (Keras' :class:`keras.callbacks.TensorBoard`, epoch
+  scalars only) in ``tensorboard/``, written after each epoch's checkpoint and
+  flushed at once, so ``tensorboard --logdir runs/`` follows a long run live; a
+  resumed run appends from the epoch it resumes at.
 
 Run folder layout::
 
@@ -26,6 +30,8 @@ Run folder layout::
                                   (loadable with keras.saving.load_model)
         history.csv               epoch, loss, ..., val_loss, ..., seconds, improved
         done.json                 written when the run has finished
+        tensorboard/train/, tensorboard/validation/
+                                  TensorBoard event files (one per process that trained)
 
 :func:`train_cae` (or :func:`esc_lib.methods.contrastive.train_contrastive`) and :func:`train_classifier`
 are the two stages and the only training path of the project (notebooks,
@@ -42,6 +48,7 @@ import json
 import math
 import os
 import random
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -99,6 +106,7 @@ BEST_FILE = "best.npz"
 MODEL_FILE = "model.keras"
 HISTORY_FILE = "history.csv"
 DONE_FILE = "done.json"
+TENSORBOARD_DIR = "tensorboard"
 _STATE_VERSION = 1
 
 
@@ -514,6 +522,47 @@ class _RunRecorder(keras.callbacks.Callback):
             (self.run_dir / previous).unlink(missing_ok=True)
 
 
+class _TensorBoardLog(keras.callbacks.TensorBoard):
+    """Keras' TensorBoard callback at its cheapest (epoch scalars: no graph, histograms, images or profiling),
+    flushed at the end of every epoch.
+
+    The summary writers otherwise flush every two minutes or when closed at the end of training: a
+    run watched live would lag, and a killed one would lose the epochs since the last flush, which
+    the resumed run (starting after its last checkpoint) never writes again.
+    """
+
+    def __init__(self, log_dir: Path):
+        super().__init__(log_dir=str(log_dir), histogram_freq=0, write_graph=False, write_images=False,
+                         write_steps_per_second=False, update_freq="epoch", profile_batch=0, embeddings_freq=0)
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        for writer in getattr(self, "_writers", {}).values():
+            writer.flush()
+
+
+_TENSORBOARD_MISSING_SAID = False
+
+
+def _tensorboard_callbacks(run_dir: Path) -> list:
+    """``[_TensorBoardLog]`` writing to ``run_dir/tensorboard``, or ``[]`` (said once) where TensorBoard is not installed.
+
+    ``tf.summary`` needs the ``tensorboard`` package (pinned in the lock); an environment built before
+    it was pinned trains on without logs instead of failing at the first epoch's end.
+    """
+    import importlib.util
+    import warnings
+
+    global _TENSORBOARD_MISSING_SAID
+    if importlib.util.find_spec("tensorboard") is None:
+        if not _TENSORBOARD_MISSING_SAID:
+            _TENSORBOARD_MISSING_SAID = True
+            warnings.warn("the tensorboard package is not installed: training runs write no TensorBoard logs "
+                          "(scripts/bootstrap.sh installs the pinned one)", stacklevel=3)
+        return []
+    return [_TensorBoardLog(run_dir / TENSORBOARD_DIR)]
+
+
 def load_history(run_dir) -> pd.DataFrame:
     """The per-epoch history of a run folder (empty frame if none yet)."""
     path = Path(run_dir) / HISTORY_FILE
@@ -539,6 +588,8 @@ def _clear_run(run_dir: Path) -> None:
     if checkpoints.is_dir():
         for path in checkpoints.glob("epoch-*.npz"):
             path.unlink()
+    # The old run's curves would be drawn over the new one's: they go too.
+    shutil.rmtree(run_dir / TENSORBOARD_DIR, ignore_errors=True)
 
 
 def _check_same_run(saved: dict, model: keras.Model, seed: int, path: Path) -> None:
@@ -602,7 +653,8 @@ def fit(model: keras.Model, train, validation=None, run_dir=None, max_epochs: in
     verbose : int
         Keras' progress output (0 silent, 1 bar, 2 one line per epoch).
     callbacks : sequence of keras.callbacks.Callback
-        Extra callbacks; they run after the checkpoint of each epoch is written.
+        Extra callbacks; they run after the checkpoint of each epoch is written
+        (and after the epoch's TensorBoard scalars, ``run_dir/tensorboard``).
     batch_size : int > 0
         Only for array ``train`` data.
     restore_best : bool
@@ -699,7 +751,10 @@ def fit(model: keras.Model, train, validation=None, run_dir=None, max_epochs: in
                 initial_epoch=initial_epoch,
                 shuffle=False,  # the stream orders the batches
                 # One line per epoch (Keras' verbose=2 prints two, verbose=1 a bar that fills a log with carriage returns).
-                callbacks=[recorder, *([_EpochLine(max_epochs)] if verbose else []), *callbacks],
+                # The recorder first: TensorBoard logs an epoch once its checkpoint is committed, so a
+                # resumed run (from that checkpoint) never logs an epoch twice.
+                callbacks=[recorder, *([_EpochLine(max_epochs)] if verbose else []), *_tensorboard_callbacks(run_dir),
+                           *callbacks],
                 verbose=0,
             )
 

@@ -1,16 +1,18 @@
 """Committed notebooks open and save clean in Jupyter, and Run All's outputs stay out of git.
 
 A clone of the repository gets the nbstripout filter (scripts/install_git_filter.sh, as the
-bootstrap installs it); a Jupyter server on 127.0.0.1 then loads and saves every notebook
-through its contents API, as JupyterLab does on open and save, and saves it again with what a
-Run All adds (outputs, execution counts, the kernel's language_info, timing metadata):
-nothing of that may reach git.
+bootstrap installs it) and this checkout's notebooks and filter as they are; a Jupyter server on
+127.0.0.1 then loads and saves every notebook through its contents API, as JupyterLab does on open
+and save (with the metadata JupyterLab sets from the kernel: language_info, kernelspec), and saves
+it again with what a Run All adds (outputs, execution counts, timing metadata): nothing of that
+may reach git, and a save without changes leaves `git status` clean.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -37,14 +39,30 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _commit_this_checkouts_notebooks(clone: Path) -> None:
+    """Commit this checkout's notebooks, filter and attributes into ``clone`` as they are (before its filter is set
+    up), where they differ from HEAD: the tests check the files as edited, not as last committed."""
+    edited = [f"notebooks/{name}" for name in NOTEBOOKS] + ["scripts/install_git_filter.sh", ".gitattributes"]
+    for relative in edited:
+        shutil.copy2(config.PROJECT_ROOT / relative, clone / relative)
+    if _git(clone, "status", "--porcelain"):
+        _git(clone, "add", *edited)
+        _git(clone, "-c", "user.name=test", "-c", "user.email=test@localhost", "commit", "-q", "-m", "this checkout's")
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     if subprocess.run(["git", "-C", str(config.PROJECT_ROOT), "rev-parse", "HEAD"], capture_output=True).returncode:
         pytest.skip("the project is not a git clone")
     clone = tmp_path_factory.mktemp("clone") / "repo"
     subprocess.run(["git", "clone", "-q", str(config.PROJECT_ROOT), str(clone)], check=True)
+    _commit_this_checkouts_notebooks(clone)
     subprocess.run([str(clone / "scripts" / "install_git_filter.sh")], check=True, env={**os.environ, "PYTHON": sys.executable})
-    assert _git(clone, "status", "--porcelain") == ""  # the committed notebooks are already in the filtered form
+    # The notebooks are already in the filtered form: what the filter would stage is the file itself.
+    for name in NOTEBOOKS:
+        path = f"notebooks/{name}"
+        assert _git(clone, "hash-object", f"--path={path}", path) == _git(clone, "rev-parse", f"HEAD:{path}"), name
+    assert _git(clone, "status", "--porcelain") == ""
     port, token = _free_port(), "test-token"
     process = subprocess.Popen(
         [sys.executable, "-m", "jupyter", "server", "--allow-root", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
@@ -86,6 +104,26 @@ def test_a_committed_notebook_opened_and_saved_by_jupyter_leaves_git_clean(serve
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
+def test_a_notebook_saved_with_what_jupyterlab_sends_leaves_git_status_clean(server, name):
+    """JupyterLab sets metadata.language_info to the kernel's (ipykernel's IPythonKernel.language_info) and the
+    kernelspec from the kernel's spec when it connects, then saves the whole notebook."""
+    from ipykernel.ipkernel import IPythonKernel
+
+    clone, call = server
+    notebook = call(name)["content"]
+    committed = notebook["metadata"]["language_info"]
+    sent = dict(IPythonKernel.language_info)
+    notebook["metadata"]["language_info"] = sent
+    notebook["metadata"]["kernelspec"] = {"name": "esc-lib", "display_name": "Python (esc_lib)", "language": "python"}
+    call(name, "PUT", {"type": "notebook", "format": "json", "content": notebook})
+    assert _git(clone, "diff") == "" and _git(clone, "diff", "--no-textconv") == ""
+    if sent == committed:  # the project's Python: the very bytes that were committed
+        assert (clone / "notebooks" / name).read_bytes() == (config.PROJECT_ROOT / "notebooks" / name).read_bytes()
+    if len(json.dumps(sent)) == len(json.dumps(committed)):  # git re-reads a file whose size is unchanged
+        assert _git(clone, "status", "--porcelain") == ""
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
 def test_run_all_outputs_stay_out_of_git(server, name):
     clone, call = server
     notebook = call(name)["content"]
@@ -117,6 +155,7 @@ def test_the_filter_outlives_the_worktree_whose_interpreter_it_names(tmp_path):
         pytest.skip("the project is not a git clone")
     clone, worktree = tmp_path / "repo", tmp_path / "worktree"
     subprocess.run(["git", "clone", "-q", str(config.PROJECT_ROOT), str(clone)], check=True)
+    _commit_this_checkouts_notebooks(clone)
     script = config.PROJECT_ROOT / "scripts" / "install_git_filter.sh"  # the checked-out one, as edited
     _git(clone, "worktree", "add", "-q", "--detach", str(worktree))
     interpreter = worktree / ".venv" / "bin" / "python"

@@ -99,9 +99,52 @@ def test_executed_notebooks_show_no_reprs_escape_codes_or_tensorflow_noise(smoke
     import json
 
     unwanted = ("PosixPath(", "np.int64(", "\\u001b[", "IProgress not found", "E0000 ", "I0000 ", "cpu_feature_guard",
-                "triggered tf.function retracing")
+                "triggered tf.function retracing", "{'data_root'")
     for path in sorted((smoke_run / "runs" / "test" / "notebooks").glob("*.ipynb")):
-        outputs = json.dumps([cell.get("outputs", []) for cell in json.loads(path.read_text())["cells"]])  # escapes stay \\u001b
+        cells = json.loads(path.read_text())["cells"]
+        outputs = json.dumps([cell.get("outputs", []) for cell in cells])  # escapes stay \\u001b
         found = [text for text in unwanted if text in outputs]
         assert not found, f"{path.name} shows {found}"
-    assert (smoke_run / "runs" / "test" / "kernels.log").is_file()  # where the C++ lines went
+        # Progress bars (a cold cache: the features are extracted here) on standard output, which JupyterLab
+        # redraws in place, not in standard error's error boxes.
+        errors = ["".join(o["text"]) for c in cells for o in c.get("outputs", []) if o.get("name") == "stderr"]
+        assert not [text for text in errors if "file/s]" in text or not text.strip()], f"{path.name}: {errors}"
+    first = json.loads((smoke_run / "runs" / "test" / "notebooks" / "01_preprocessing.ipynb").read_text())["cells"]
+    printed = "".join("".join(o.get("text", "")) for c in first for o in c.get("outputs", []))
+    assert "data locations:\n  data_root " in printed  # one line per location, not a dict's repr
+    log = (smoke_run / "runs" / "test" / "kernels.log").read_text()  # where the C++ lines went
+    assert "without encryption" not in log and "KeyboardInterrupt" not in log
+
+
+def test_the_runners_kernels_talk_encrypted_and_are_not_interrupted_to_shut_down(tmp_path):
+    """A successful run's kernels.log says neither "Kernel is running over TCP without encryption" nor
+    "ERROR | KeyboardInterrupt caught in kernel" (jupyter_client interrupts a kernel before shutting it down)."""
+    import asyncio
+    import signal
+
+    log = tmp_path / "kernels.log"
+    manager = reproduce._kernel_manager(log)(kernel_name=reproduce.KERNEL_NAME)
+    signals = []
+
+    async def run():
+        await manager.start_kernel(extra_arguments=["--IPKernelApp.capture_fd_output=False"])
+        send = manager._async_signal_kernel
+
+        async def recorded(signum):
+            signals.append(signum)
+            await send(signum)
+
+        manager._async_signal_kernel = recorded
+        client = manager.client()
+        client.start_channels()
+        await client.wait_for_ready(timeout=120)
+        reply = await client.execute_interactive("print(6 * 7)", timeout=120)
+        client.stop_channels()
+        await manager.shutdown_kernel()
+        return reply
+
+    assert asyncio.run(run())["content"]["status"] == "ok"  # the code ran over the encrypted channels
+    assert manager.transport_encryption == "auto"  # CurveZMQ keys, the kernel spec supporting them (ipykernel's does)
+    assert signal.SIGINT not in signals
+    text = log.read_text()
+    assert "without encryption" not in text and "KeyboardInterrupt" not in text

@@ -260,6 +260,53 @@ def test_resumed_run_ends_with_the_same_weights(tmp_path):
             assert_array_equal(a[key], b[key])
 
 
+def _tensorboard_scalars(folder) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar of the TensorBoard event files under ``folder``: ``{tag: [(step, value), ...]}``, all files merged."""
+    import tensorflow as tf
+
+    scalars = {}
+    for path in sorted(folder.glob("events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                scalars.setdefault(value.tag, []).append((event.step, float(tf.make_ndarray(value.tensor))))
+    return {tag: sorted(points) for tag, points in scalars.items()}
+
+
+@pytest.mark.slow
+def test_tensorboard_logs_go_to_their_own_folder_and_a_resumed_run_appends_to_them(tmp_path):
+    """Epoch scalars under run_dir/tensorboard (train, validation), nothing among the checkpoints; killed after
+    epoch 2 of 4 and resumed, the logs hold each epoch once, equal to an uninterrupted run's, and the weights too."""
+    X, y = _data()
+    validation = (X[:32], y[:32])
+    uninterrupted = _classifier()
+    training.fit(uninterrupted, (X, y), validation, tmp_path / "a", max_epochs=4, patience=None, verbose=0)
+    logs = tmp_path / "a" / "tensorboard"
+    assert sorted(p.name for p in logs.iterdir()) == ["train", "validation"]
+    assert [p.name for p in (tmp_path / "a" / "checkpoints").iterdir()] == ["epoch-0004.npz"]
+    a_train, a_validation = _tensorboard_scalars(logs / "train"), _tensorboard_scalars(logs / "validation")
+    assert [step for step, _ in a_train["epoch_loss"]] == [0, 1, 2, 3]  # Keras counts epochs from 0
+    assert {"epoch_loss", "epoch_accuracy", "epoch_learning_rate"} <= set(a_train)
+    assert not any(tag.startswith(("batch_", "epoch_steps")) for tag in a_train)  # epoch scalars only: cheap
+    history = training.load_history(tmp_path / "a")
+    np.testing.assert_allclose([v for _, v in a_validation["epoch_loss"]], history["val_loss"], rtol=1e-6)
+
+    with pytest.raises(KeyboardInterrupt):
+        training.fit(_classifier(), (X, y), validation, tmp_path / "b", max_epochs=4, patience=None, verbose=0,
+                     callbacks=[kill_after(2)])
+    assert [s for s, _ in _tensorboard_scalars(tmp_path / "b" / "tensorboard" / "train")["epoch_loss"]] == [0, 1]
+    resumed = _classifier()
+    training.fit(resumed, (X, y), validation, tmp_path / "b", max_epochs=4, patience=None, verbose=0)
+    assert _same_weights(resumed, uninterrupted)
+    logs = tmp_path / "b" / "tensorboard"
+    assert len(list((logs / "train").glob("events.out.tfevents.*"))) == 2  # one per process that trained
+    assert _tensorboard_scalars(logs / "train")["epoch_loss"] == a_train["epoch_loss"]  # each epoch once, same values
+    assert _tensorboard_scalars(logs / "validation")["epoch_loss"] == a_validation["epoch_loss"]
+
+    # Starting over (resume=False) drops the old curves with the rest of the run.
+    training.fit(_classifier(), (X, y), validation, tmp_path / "b", max_epochs=1, verbose=0, resume=False)
+    assert [s for s, _ in _tensorboard_scalars(logs / "train")["epoch_loss"]] == [0]
+
+
 @pytest.mark.slow
 def test_extending_a_finished_run_equals_a_longer_run(tmp_path):
     X, y = _data()
