@@ -191,3 +191,35 @@ def test_modulation_peaks_script_finds_a_beat_in_the_low_bands_and_names_a_missi
         script.modulation_peak(beaten[: sr // 2], sr)
     with pytest.raises(SystemExit, match=r"modulation_peaks: .*nowhere.*not found"):
         script.main(["--esc10-dir", str(tmp_path / "nowhere")])
+
+
+def test_a_fixmatch_run_s_pseudo_labels_are_counted_again_against_the_dropped_labels(results):
+    """scripts/pseudo_label_accuracy.py --method fixmatch: each finished classifier labels its unlabeled clips again."""
+    import importlib.util
+
+    import keras
+
+    from esc_lib import config
+
+    spec = importlib.util.spec_from_file_location("pseudo_label_accuracy", config.PROJECT_ROOT / "scripts" / "pseudo_label_accuracy.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    done = results.experiment
+    table = script.consistency_table(done.run_dir, done.settings, "fixmatch", dataset=done.dataset,
+                                     features=done.features, pool=done.pool)
+    assert sorted(table["run"]) == ["fold1", "fold1-lpc1", "fold2", "fold2-lpc1", "fold3", "fold3-lpc1"]
+    # Recounted by hand for one run: the non-test folds' clips less the labelled ones (pool files have no label).
+    row = table.set_index("run").loc["fold2-lpc1"]
+    split = done.split_data(2, 1)
+    filenames = done.dataset.meta["filename"].astype(str).to_numpy()
+    labelled = set(filenames[split.train_rows])
+    sources = split.sources()
+    known = np.array([s in set(filenames) and s not in labelled for s in sources])
+    truth = dict(zip(filenames, done.dataset.labels))
+    model = keras.saving.load_model(next(done.run_dir.glob("classifiers/*/fixmatch/fold2-lpc1")) / "model.keras", compile=False)
+    p = model.predict(np.asarray(split.unlabeled()), verbose=0)
+    y = np.array([truth.get(s, -1) for s in sources])
+    confident = known & (p.max(1) >= done.settings.fixmatch_threshold)
+    assert row["unlabeled"] == known.sum() > 0 and known.sum() < len(sources)  # the pool's files are not counted
+    assert row["confident"] == pytest.approx(confident.sum() / known.sum())
+    assert row["right"] == pytest.approx((p.argmax(1) == y)[known].mean())
