@@ -14,6 +14,8 @@ section         what it shapes
 ``classifier``  the classifier only
 ``semisupervised`` FixMatch-style consistency training only (method ``fixmatch``)
 ``selftraining`` pseudo-labels from a teacher and the student trained on them (method ``selftrain``)
+``meanteacher`` agreement with an average of the classifier's own weights (method ``meanteacher``)
+``freematch``   FreeMatch's self-adaptive thresholds and fairness loss (method ``freematch``, with ``semisupervised``)
 ``evaluation``  what is scored and how: test folds, methods, budgets, refit, ensembles
 ``output``      where results go and what is drawn; never changes a trained model
 ==============  ===========================================================================
@@ -80,6 +82,7 @@ SECTIONS = {
     "semisupervised": "consistency training on unlabeled clips (method 'fixmatch')",
     "selftraining": "a teacher's confident pseudo-labels, a student trained on them (method 'selftrain')",
     "meanteacher": "agreement with an average of the classifier's own weights on unlabeled clips (method 'meanteacher')",
+    "freematch": "self-adaptive thresholds and fairness on top of semisupervised's consistency training (method 'freematch')",
     "evaluation": "what is scored and how",
     "output": "where results go and what is drawn",
 }
@@ -301,6 +304,13 @@ class Settings(BaseModel):
     meanteacher_teacher_view: str = _p(
         "", "meanteacher", "the augmentation of the same clip the teacher sees; empty: shift 8 frames",
         augmentation=_SHIFT)
+    # ----------------------------------------------------------- freematch
+    freematch_momentum: float = _p(
+        0.999, "freematch", "momentum of the running means the thresholds are made of: the weak views' mean confidence, "
+        "each class's mean probability and the histogram of their arg-max classes", ge=0, lt=1)
+    freematch_fairness: float = _p(
+        0.001, "freematch", "weight of the self-adaptive fairness loss on the masked strong views (USB's configurations: "
+        "0.001); 0: none", ge=0)
     # ---------------------------------------------------------- evaluation
     folds: list[int] = _p([1, 2, 3, 4, 5], "evaluation", "test folds of the cross-validation", min_length=1)
     methods: list[str] = _p(

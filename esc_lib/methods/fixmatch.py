@@ -83,9 +83,13 @@ class Consistency:
         )
 
     def trainer(self, model, Y):
+        return _trainer_class()(model, **self.trainer_arguments(Y))
+
+    def trainer_arguments(self, Y) -> dict:
+        """The :class:`ConsistencyTrainer`'s keywords from the settings (a method built on it adds its own)."""
         s = self.settings
-        return _trainer_class()(
-            model, threshold=s.fixmatch_threshold, weight=s.fixmatch_weight, ema=s.fixmatch_ema,
+        return dict(
+            threshold=s.fixmatch_threshold, weight=s.fixmatch_weight, ema=s.fixmatch_ema,
             labels_from=s.fixmatch_labels_from,
             # The labelled clips' class shares (before mixing) are what the pseudo-labels are aligned to.
             align=Y.mean(axis=0) if s.fixmatch_align else None)
@@ -98,6 +102,10 @@ class FixMatch(Method):
             raise ValueError(
                 f"fixmatch_steps {settings.fixmatch_steps} and fixmatch_epochs {settings.fixmatch_epochs} both set the "
                 "length of a FixMatch run: set fixmatch_steps to 0 to count epochs, or fixmatch_epochs to 0")
+
+    def consistency(self, settings, unlabeled) -> Consistency:
+        """The batches and trainer of its runs (a method built on FixMatch, ``freematch``, gives its own)."""
+        return Consistency(settings, unlabeled)
 
     def train(self, split: SplitData) -> Trained:
         """Consistency training of the split's classifier on its unlabeled clips (the pool and/or the non-test
@@ -113,7 +121,7 @@ class FixMatch(Method):
             split.say("  start: the supervised classifier of this fold and budget")
             start = train_from(split, "supervised")
             initial, start_seconds = start.models, start.seconds
-        consistency = Consistency(s, unlabeled)
+        consistency = self.consistency(s, unlabeled)
         run = training.train_classifier(
             split.train, split.validation, split.n_classes, split.run_dir(self.name), s,
             consistency=consistency, stage=self.name, initial=initial,
@@ -290,9 +298,12 @@ def _trainer_class():
                     p_weak = align_distribution(p_weak, self.marginal, self.target)
                 p_strong = tf.cast(probabilities[n_labelled + n_unlabeled:], "float32")
                 supervised = self.compute_loss(x=x_labelled, y=y, y_pred=p_labelled)  # already divided among replicas
-                targets, mask = pseudo_labels(p_weak, self.threshold)
+                targets, mask, logged = self.make_targets(p_weak)
                 unlabeled = tf.reduce_mean(mask * keras.losses.sparse_categorical_crossentropy(targets, p_strong))
                 loss = supervised + tf.cast(self.weight * semi.for_replicas(unlabeled), supervised.dtype)
+                extra, extra_logged = self.extra_loss(mask, p_strong)
+                if extra is not None:
+                    loss = loss + tf.cast(semi.for_replicas(extra), supervised.dtype)
                 scaled = self.optimizer.scale_loss(loss)
             gradients = tape.gradient(scaled, self.student.trainable_variables)
             self.optimizer.apply_gradients(zip(gradients, self.student.trainable_variables))
@@ -306,7 +317,19 @@ def _trainer_class():
                     if "float" in str(average.dtype):
                         kept = tf.cast(decay, average.dtype)
                         average.assign(kept * average + (1 - kept) * weight)
-            return self.step_metrics(loss, {"unlabeled_loss": unlabeled, "mask_rate": tf.reduce_mean(mask)}, y, p_labelled)
+            logs = {"unlabeled_loss": unlabeled, "mask_rate": tf.reduce_mean(mask), **logged, **extra_logged}
+            return self.step_metrics(loss, logs, y, p_labelled)
+
+        def make_targets(self, p_weak):
+            """``(targets, mask, logged)`` of the weak views' probabilities: FixMatch's arg-max where the prediction
+            is at least ``threshold`` confident (:func:`pseudo_labels`), nothing more to log.  A method with other
+            thresholds (``freematch``) overrides it."""
+            targets, mask = pseudo_labels(p_weak, self.threshold)
+            return targets, mask, {}
+
+        def extra_loss(self, mask, p_strong):
+            """``(loss or None, logged)``: a method's further unlabeled loss, already weighted (FixMatch has none)."""
+            return None, {}
 
     return ConsistencyTrainer
 
