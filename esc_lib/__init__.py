@@ -35,6 +35,7 @@ Methods (:mod:`esc_lib.methods`, a registry by name)
     :mod:`esc_lib.methods.selftrain`    a student on a teacher's confident pseudo-labels
     :mod:`esc_lib.methods.meanteacher`  agreement with an average of its own weights (mean teacher)
     :mod:`esc_lib.methods.freematch`    FixMatch with self-adaptive thresholds and fairness (FreeMatch)
+    :mod:`esc_lib.methods.mixmatch`     sharpened guesses on two weak views, mixup of everything (MixMatch)
 Orchestration
     :mod:`esc_lib.experiment`  one configuration over the folds: splits, budgets, pools, scoring, results files
     :mod:`esc_lib.predict`     a trained classifier as a bundle, and predictions on new files

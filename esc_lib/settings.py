@@ -16,6 +16,7 @@ section         what it shapes
 ``selftraining`` pseudo-labels from a teacher and the student trained on them (method ``selftrain``)
 ``meanteacher`` agreement with an average of the classifier's own weights (method ``meanteacher``)
 ``freematch``   FreeMatch's self-adaptive thresholds and fairness loss (method ``freematch``, with ``semisupervised``)
+``mixmatch``    MixMatch's sharpening, mixup and unlabeled loss weight (method ``mixmatch``, with ``semisupervised``)
 ``evaluation``  what is scored and how: test folds, methods, budgets, refit, ensembles
 ``output``      where results go and what is drawn; never changes a trained model
 ==============  ===========================================================================
@@ -83,6 +84,7 @@ SECTIONS = {
     "selftraining": "a teacher's confident pseudo-labels, a student trained on them (method 'selftrain')",
     "meanteacher": "agreement with an average of the classifier's own weights on unlabeled clips (method 'meanteacher')",
     "freematch": "self-adaptive thresholds and fairness on top of semisupervised's consistency training (method 'freematch')",
+    "mixmatch": "sharpened guesses and mixup of labelled and unlabeled clips, with semisupervised's batches (method 'mixmatch')",
     "evaluation": "what is scored and how",
     "output": "where results go and what is drawn",
 }
@@ -311,6 +313,19 @@ class Settings(BaseModel):
     freematch_fairness: float = _p(
         0.001, "freematch", "weight of the self-adaptive fairness loss on the masked strong views (USB's configurations: "
         "0.001); 0: none", ge=0)
+    # ------------------------------------------------------------ mixmatch
+    mixmatch_temperature: float = _p(
+        0.5, "mixmatch", "temperature of the sharpening of the two weak views' mean prediction (MixMatch: 0.5)",
+        gt=0, le=1)
+    mixmatch_alpha: float = _p(
+        0.75, "mixmatch", "mixup of labelled and unlabeled clips at max(lam, 1 - lam) with lam from Beta(alpha, alpha) "
+        "(MixMatch: 0.75)", gt=0)
+    mixmatch_weight: float = _p(
+        10.0, "mixmatch", "weight of the unlabeled mean squared error after its ramp-up (USB's audio configurations: "
+        "10; the paper's CIFAR-10: 75)", ge=0)
+    mixmatch_rampup: float = _p(
+        0.4, "mixmatch", "share of the optimiser steps over which the unlabeled weight rises linearly from 0 (USB's "
+        "audio configurations: 0.4)", ge=0, le=1)
     # ---------------------------------------------------------- evaluation
     folds: list[int] = _p([1, 2, 3, 4, 5], "evaluation", "test folds of the cross-validation", min_length=1)
     methods: list[str] = _p(

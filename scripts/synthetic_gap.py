@@ -11,6 +11,7 @@ method trains the same small network on the one training path
     .venv/bin/python scripts/synthetic_gap.py --seeds 0 1 2
     .venv/bin/python scripts/synthetic_gap.py --methods fixmatch --set fixmatch_threshold=0.95   # any setting
     .venv/bin/python scripts/synthetic_gap.py --methods fixmatch freematch   # FreeMatch: FixMatch's settings + its own
+    .venv/bin/python scripts/synthetic_gap.py --methods mixmatch   # MixMatch: two weak views, its own section's defaults
 
 prints, per seed, the accuracy of supervised training with few and with all labels, of
 each method, and the share of the gap it recovers ((method - few) / (all - few)).  The
@@ -28,7 +29,7 @@ import pandas as pd
 import yaml
 
 from esc_lib import training
-from esc_lib.methods import fixmatch, freematch, meanteacher
+from esc_lib.methods import fixmatch, freematch, meanteacher, mixmatch
 from esc_lib.settings import Settings
 
 STRONG = "shift:max_shift=6 + mask:freq_masks=1:max_freq_width=2:time_masks=1:max_time_width=4"
@@ -69,6 +70,7 @@ def run(seed: int, margin: float, labels: int, epochs: int, methods: list[str], 
     folder = tempfile.mkdtemp(prefix="synthetic-gap-")
     consistency = {"fixmatch": lambda: fixmatch.Consistency(settings, X[unlabeled]),
                    "freematch": lambda: freematch.FreeConsistency(settings, X[unlabeled]),
+                   "mixmatch": lambda: mixmatch.MixConsistency(settings, X[unlabeled]),
                    "meanteacher": lambda: meanteacher.Consistency(settings, X[unlabeled], epochs)}
     row = {"seed": seed}
 
@@ -81,7 +83,7 @@ def run(seed: int, margin: float, labels: int, epochs: int, methods: list[str], 
     row["all labels"] = accuracy("all", pool)
     for method in methods:
         made = consistency[method]()
-        length = made.schedule(len(labelled))[0] if method in ("fixmatch", "freematch") else epochs
+        length = made.schedule(len(labelled))[0] if method in ("fixmatch", "freematch", "mixmatch") else epochs
         row[method] = accuracy(method, labelled, stage=method, consistency=made, max_epochs=length)
         gap = row["all labels"] - row["few labels"]
         row[f"{method} recovers"] = (row[method] - row["few labels"]) / gap if gap > 0 else float("nan")
@@ -94,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--margin", type=float, default=0.8, help="half the distance of the class profiles (noise 1)")
     parser.add_argument("--labels", type=int, default=2, help="labelled maps per class")
     parser.add_argument("--epochs", type=int, default=150, help="passes over the labelled maps (one step each at 2 x 2 labels)")
-    parser.add_argument("--methods", nargs="+", default=["fixmatch", "meanteacher"], choices=["fixmatch", "freematch", "meanteacher"])
+    parser.add_argument("--methods", nargs="+", default=["fixmatch", "meanteacher"], choices=["fixmatch", "freematch", "meanteacher", "mixmatch"])
     parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE",
                         help="settings for every run, e.g. fixmatch_ema=0.99 (YAML values)")
     args = parser.parse_args(argv)

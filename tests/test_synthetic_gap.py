@@ -26,8 +26,8 @@ def test_the_task_keeps_labelled_validation_unlabeled_and_test_apart():
 
 
 def test_a_run_scores_every_method_and_the_share_of_the_gap_it_recovers():
-    row = synthetic_gap.run(seed=0, margin=1.5, labels=2, epochs=2, methods=["fixmatch", "meanteacher", "freematch"])
-    for name in ("few labels", "all labels", "fixmatch", "meanteacher", "freematch"):
+    row = synthetic_gap.run(seed=0, margin=1.5, labels=2, epochs=2, methods=["fixmatch", "meanteacher", "freematch", "mixmatch"])
+    for name in ("few labels", "all labels", "fixmatch", "meanteacher", "freematch", "mixmatch"):
         assert 0.0 <= row[name] <= 1.0
     gap = row["all labels"] - row["few labels"]
     if gap > 0:

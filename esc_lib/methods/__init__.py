@@ -26,7 +26,7 @@ from esc_lib.methods.base import Method, SplitData, Trained
 __all__ = ["REGISTERED", "Method", "SplitData", "Trained", "get", "names", "all_methods", "describe"]
 
 #: The registered methods, in the order tables and figures list them (the baseline first).
-REGISTERED = ("supervised", "pretrained", "contrastive", "fixmatch", "selftrain", "meanteacher", "freematch")
+REGISTERED = ("supervised", "pretrained", "contrastive", "fixmatch", "selftrain", "meanteacher", "freematch", "mixmatch")
 
 _LOADED: dict[str, Method] = {}
 

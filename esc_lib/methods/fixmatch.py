@@ -104,7 +104,7 @@ class FixMatch(Method):
                 "length of a FixMatch run: set fixmatch_steps to 0 to count epochs, or fixmatch_epochs to 0")
 
     def consistency(self, settings, unlabeled) -> Consistency:
-        """The batches and trainer of its runs (a method built on FixMatch, ``freematch``, gives its own)."""
+        """The batches and trainer of its runs (a method built on FixMatch, ``freematch`` or ``mixmatch``, gives its own)."""
         return Consistency(settings, unlabeled)
 
     def train(self, split: SplitData) -> Trained:
@@ -307,6 +307,12 @@ def _trainer_class():
                 scaled = self.optimizer.scale_loss(loss)
             gradients = tape.gradient(scaled, self.student.trainable_variables)
             self.optimizer.apply_gradients(zip(gradients, self.student.trainable_variables))
+            self.update_average()
+            logs = {"unlabeled_loss": unlabeled, "mask_rate": tf.reduce_mean(mask), **logged, **extra_logged}
+            return self.step_metrics(loss, logs, y, p_labelled)
+
+        def update_average(self):
+            """After an optimiser step: with ``ema``, move the average (the network) towards the trained weights."""
             if self.ema:
                 # An exponential moving average of every weight (batch norm's statistics too), its decay warmed
                 # up as TensorFlow's ExponentialMovingAverage with num_updates does (:func:`ema_decay`): the
@@ -317,8 +323,6 @@ def _trainer_class():
                     if "float" in str(average.dtype):
                         kept = tf.cast(decay, average.dtype)
                         average.assign(kept * average + (1 - kept) * weight)
-            logs = {"unlabeled_loss": unlabeled, "mask_rate": tf.reduce_mean(mask), **logged, **extra_logged}
-            return self.step_metrics(loss, logs, y, p_labelled)
 
         def make_targets(self, p_weak):
             """``(targets, mask, logged)`` of the weak views' probabilities: FixMatch's arg-max where the prediction
