@@ -123,25 +123,24 @@ def main(argv=None) -> int:
         found = consistency_table(args.run_dir, args.profile, args.method)
         if found.empty:
             raise SystemExit(f"pseudo_label_accuracy: no finished {args.method} classifier under {args.run_dir}/classifiers/")
-        print(found.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-        if args.out:
-            from esc_lib import atomic
-
-            atomic.write_text(args.out, found.to_csv(index=False, float_format="%.4f"))
-            print(f"written: {args.out}")
-        return 0
+        return _show(found, args.out)
     metadata = args.metadata or config.esc10_dir() / "meta" / "esc50.csv"
     if not metadata.is_file():
         raise SystemExit(f"pseudo_label_accuracy: {metadata} not found; pass --metadata path/to/meta/esc50.csv")
     found = table(args.run_dir, metadata)
     if found.empty:
         raise SystemExit(f"pseudo_label_accuracy: no {PSEUDO_LABELS_FILE} under {args.run_dir}/classifiers/*/selftrain/")
+    return _show(found, args.out)
+
+
+def _show(found: pd.DataFrame, out: Path | None) -> int:
+    """Print the table, and write it as CSV to ``out`` when given."""
     print(found.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    if args.out:
+    if out:
         from esc_lib import atomic
 
-        atomic.write_text(args.out, found.to_csv(index=False, float_format="%.4f"))
-        print(f"written: {args.out}")
+        atomic.write_text(out, found.to_csv(index=False, float_format="%.4f"))
+        print(f"written: {out}")
     return 0
 
 
