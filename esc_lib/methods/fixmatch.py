@@ -33,7 +33,7 @@ import math
 from esc_lib.methods.base import Method, SplitData, Trained, refuse_warm_start_on_refit
 from esc_lib.methods.supervised import train_from
 
-__all__ = ["FixMatch", "METHOD", "Consistency", "ConsistencyTrainer", "ema_decay", "pseudo_labels", "align_distribution"]
+__all__ = ["FixMatch", "BuiltOnFixMatch", "METHOD", "Consistency", "ConsistencyTrainer", "ema_decay", "pseudo_labels", "align_distribution"]
 
 
 class Consistency:
@@ -127,6 +127,25 @@ class FixMatch(Method):
             consistency=consistency, stage=self.name, initial=initial,
             max_epochs=consistency.schedule(len(split.train[0]))[0], **split.common())
         return Trained.of(run, start_seconds)
+
+
+
+class BuiltOnFixMatch(FixMatch):
+    """A method on FixMatch's batches, schedule, views and average (``freematch``, ``mixmatch``): its run folders
+    depend on FixMatch's section and its own, and FixMatch's non-default settings name its configuration unless
+    a method in ``named_by`` runs beside it and names them already."""
+
+    #: Methods whose configuration tag already carries FixMatch's settings when they run.
+    named_by: tuple[str, ...] = ("fixmatch",)
+
+    def key_sections(self, settings) -> tuple:
+        return super().key_sections(settings) + ("semisupervised",)
+
+    def config_tag(self, settings) -> str:
+        tag = super().config_tag(settings)
+        if not set(self.named_by) & set(settings.methods):
+            tag = METHOD.config_tag(settings) + tag
+        return tag
 
 
 METHOD = FixMatch(

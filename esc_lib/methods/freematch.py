@@ -48,18 +48,7 @@ class FreeConsistency(fixmatch.Consistency):
                                 **self.trainer_arguments(Y))
 
 
-class FreeMatch(fixmatch.FixMatch):
-    def key_sections(self, settings) -> tuple:
-        # FixMatch's settings (views, steps, average, ...) and FreeMatch's own.
-        return super().key_sections(settings) + ("semisupervised",)
-
-    def config_tag(self, settings) -> str:
-        tag = super().config_tag(settings)
-        if "fixmatch" not in settings.methods:
-            # Run without fixmatch, its section's non-default settings still name the configuration.
-            tag = fixmatch.METHOD.config_tag(settings) + tag
-        return tag
-
+class FreeMatch(fixmatch.BuiltOnFixMatch):
     def consistency(self, settings, unlabeled):
         return FreeConsistency(settings, unlabeled)
 

@@ -70,18 +70,8 @@ class MixConsistency(fixmatch.Consistency):
             ema=s.fixmatch_ema, labels_from=s.fixmatch_labels_from)
 
 
-class MixMatch(fixmatch.FixMatch):
-    def key_sections(self, settings) -> tuple:
-        # FixMatch's settings (views, steps, average, ...) and MixMatch's own.
-        return super().key_sections(settings) + ("semisupervised",)
-
-    def config_tag(self, settings) -> str:
-        tag = super().config_tag(settings)
-        if "fixmatch" not in settings.methods and "freematch" not in settings.methods:
-            # Run without fixmatch (or freematch, which names them), its section's non-default settings still
-            # name the configuration.
-            tag = fixmatch.METHOD.config_tag(settings) + tag
-        return tag
+class MixMatch(fixmatch.BuiltOnFixMatch):
+    named_by = ("fixmatch", "freematch")
 
     def consistency(self, settings, unlabeled):
         return MixConsistency(settings, unlabeled)
