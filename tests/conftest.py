@@ -320,6 +320,23 @@ def kill_after(k: int):
     return KillAfter()
 
 
+
+def killed_and_resumed(run, tmp_path, monkeypatch, after: int = 2):
+    """``(uninterrupted, resumed)``: ``run(folder)`` once through into ``tmp_path/a``, and into ``tmp_path/b``
+    killed at the end of epoch ``after`` (:func:`kill_after` in every :func:`esc_lib.training.fit`) then run again."""
+    import pytest
+
+    from esc_lib import training
+
+    uninterrupted = run(tmp_path / "a")
+    real = training.fit
+    monkeypatch.setattr(training, "fit", lambda *a, callbacks=(), **k: real(*a, callbacks=[*callbacks, kill_after(after)], **k))
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "b")
+    monkeypatch.setattr(training, "fit", real)
+    return uninterrupted, run(tmp_path / "b")
+
+
 def two_classes(n: int = 64, seed: int = 0, shape=(8, 12, 1)):
     """``(X, y)``: ``n`` made-up feature maps of two classes told apart by the sign of their mean (shifted by +-1)."""
     import numpy as np

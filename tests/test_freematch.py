@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from conftest import kill_after, two_classes
+from conftest import killed_and_resumed, two_classes
 from esc_lib import methods, training
 from esc_lib.methods import fixmatch, freematch
 from esc_lib.settings import Settings, SettingsError
@@ -120,14 +120,8 @@ def test_killed_freematch_run_resumes_to_the_same_weights(tmp_path, monkeypatch)
     settings = _settings(lr_schedule="cosine", augment="mixup:alpha=0.4")
     arguments = dict(seeds=[2], score=X[8:24])
     train, validation = (X[:8], y[:8]), (X[8:24], y[8:24])
-    uninterrupted = _freematch(train, validation, tmp_path / "a", settings, X[24:], **arguments)
-
-    real = training.fit
-    monkeypatch.setattr(training, "fit", lambda *a, callbacks=(), **k: real(*a, callbacks=[*callbacks, kill_after(2)], **k))
-    with pytest.raises(KeyboardInterrupt):
-        _freematch(train, validation, tmp_path / "b", settings, X[24:], **arguments)
-    monkeypatch.setattr(training, "fit", real)
-    resumed = _freematch(train, validation, tmp_path / "b", settings, X[24:], **arguments)
+    uninterrupted, resumed = killed_and_resumed(
+        lambda folder: _freematch(train, validation, folder, settings, X[24:], **arguments), tmp_path, monkeypatch)
     assert all(np.array_equal(a, b) for a, b in zip(resumed.models[0].get_weights(), uninterrupted.models[0].get_weights()))
     assert_array_equal(resumed.scored, uninterrupted.scored)
     assert_allclose(resumed.histories[0]["threshold"], uninterrupted.histories[0]["threshold"])

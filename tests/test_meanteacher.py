@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pytest
 
-from conftest import kill_after, two_classes
+from conftest import killed_and_resumed, two_classes
 from esc_lib import methods, training
 from esc_lib.experiment import Experiment
 from esc_lib.methods import meanteacher
@@ -112,13 +112,8 @@ def test_mean_teacher_learns_the_labelled_task(tmp_path):
 def test_a_killed_mean_teacher_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
     X, y = _data(64)
     settings = _settings(lr_schedule="cosine", augment="mixup:alpha=0.4")
-    uninterrupted = _train(tmp_path / "a", settings, X, y, X[24:], seeds=[3], score=X[8:24])
-    real = training.fit
-    monkeypatch.setattr(training, "fit", lambda *a, callbacks=(), **k: real(*a, callbacks=[*callbacks, kill_after(2)], **k))
-    with pytest.raises(KeyboardInterrupt):
-        _train(tmp_path / "b", settings, X, y, X[24:], seeds=[3], score=X[8:24])
-    monkeypatch.setattr(training, "fit", real)
-    resumed = _train(tmp_path / "b", settings, X, y, X[24:], seeds=[3], score=X[8:24])
+    uninterrupted, resumed = killed_and_resumed(
+        lambda folder: _train(folder, settings, X, y, X[24:], seeds=[3], score=X[8:24]), tmp_path, monkeypatch)
     for a, b in zip(resumed.models[0].get_weights(), uninterrupted.models[0].get_weights()):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(resumed.scored, uninterrupted.scored)

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from numpy.testing import assert_array_equal
 
-from conftest import kill_after, two_classes
+from conftest import killed_and_resumed, two_classes
 from esc_lib import protocol, semi, training
 from esc_lib.experiment import Experiment
 from esc_lib.methods import contrastive, fixmatch, selftrain
@@ -181,14 +181,8 @@ def test_killed_fixmatch_run_resumes_to_the_same_weights(tmp_path, monkeypatch, 
     settings = _settings(fixmatch_epochs=4, lr_schedule="cosine", augment="mixup:alpha=0.4", fixmatch_align=align)
     arguments = dict(seeds=[2], score=X[8:24])
     train, validation = (X[:8], y[:8]), (X[8:24], y[8:24])
-    uninterrupted = _fixmatch(train, validation, tmp_path / "a", settings, X[24:], **arguments)
-
-    real = training.fit
-    monkeypatch.setattr(training, "fit", lambda *a, callbacks=(), **k: real(*a, callbacks=[*callbacks, kill_after(2)], **k))
-    with pytest.raises(KeyboardInterrupt):
-        _fixmatch(train, validation, tmp_path / "b", settings, X[24:], **arguments)
-    monkeypatch.setattr(training, "fit", real)
-    resumed = _fixmatch(train, validation, tmp_path / "b", settings, X[24:], **arguments)
+    uninterrupted, resumed = killed_and_resumed(
+        lambda folder: _fixmatch(train, validation, folder, settings, X[24:], **arguments), tmp_path, monkeypatch)
     assert all(np.array_equal(a, b) for a, b in zip(resumed.models[0].get_weights(), uninterrupted.models[0].get_weights()))
     assert_array_equal(resumed.scored, uninterrupted.scored)
 
