@@ -326,6 +326,9 @@ class Settings(BaseModel):
     mixmatch_rampup: float = _p(
         0.4, "mixmatch", "share of the optimiser steps over which the unlabeled weight rises linearly from 0 (USB's "
         "audio configurations: 0.4)", ge=0, le=1)
+    mixmatch_align: bool = _p(
+        True, "mixmatch", "align the two weak views' mean prediction to the labelled clips' class shares before "
+        "sharpening (ReMixMatch's distribution alignment): without it the guesses can pile onto one class")
     # ---------------------------------------------------------- evaluation
     folds: list[int] = _p([1, 2, 3, 4, 5], "evaluation", "test folds of the cross-validation", min_length=1)
     methods: list[str] = _p(

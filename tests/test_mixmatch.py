@@ -43,6 +43,10 @@ def test_sharpening_and_the_guessed_targets_by_hand():
     assert_allclose(q[0], [4 / 9, 4 / 9, 1 / 9], rtol=1e-5)
     assert_allclose(q.sum(axis=1), 1.0, rtol=1e-6)
     assert q[1].max() > 0.6  # sharper than the views' 0.6
+    # With an alignment, it acts on the mean before the sharpening: halving class 0's share of (0.4, 0.4, 0.2)
+    # gives (0.2, 0.4, 0.2) / 0.8, sharpened (0.04, 0.16, 0.04) / 0.24.
+    halve_first = lambda mean: mean * np.array([0.5, 1.0, 1.0], "float32") / np.sum(mean * [0.5, 1.0, 1.0], axis=1, keepdims=True)
+    assert_allclose(np.asarray(mixmatch.guess_targets([p, other], 0.5, align=halve_first))[0], [1 / 6, 2 / 3, 1 / 6], rtol=1e-5)
     with pytest.raises(ValueError, match="temperature"):
         mixmatch.sharpen(p, 0.0)
 
@@ -79,6 +83,11 @@ def test_the_stream_gives_two_weak_views_and_the_trainer_its_ramp_up(tmp_path):
     assert isinstance(trainer, fixmatch.ConsistencyTrainer)
     # 4 epochs of one step (8 labelled clips, batch 8): ramp-up over half of them.
     assert trainer.rampup_steps == pytest.approx(2.0) and trainer.weight == 5.0 and trainer.seed == 3
+    # The guesses are aligned to the labelled clips' class shares by default, not without mixmatch_align.
+    assert_allclose(trainer.target, Y.mean(axis=0)) and trainer.marginal.shape == (2,)
+    unaligned = methods.get("mixmatch").consistency(settings.replace(mixmatch_align=False), X[8:])
+    unaligned.stream(X[:8], Y, 3, None)
+    assert unaligned.trainer(models.build_classifier(X.shape[1:], 2, encoder=TINY, head="8fc"), Y).target is None
     for bad, match in (({"temperature": 0.0}, "temperature"), ({"alpha": 0.0}, "alpha"), ({"weight": -1.0}, "weight")):
         with pytest.raises(ValueError, match=match):
             mixmatch.MixMatchTrainer(models.build_classifier(X.shape[1:], 2, encoder=TINY, head="8fc"), **bad)
@@ -88,11 +97,13 @@ def test_the_method_is_registered_with_its_own_settings_section():
     method = methods.get("mixmatch")
     assert method.name == "mixmatch" and method.section == "mixmatch" and method.uses_unlabeled
     assert set(Settings.names(["mixmatch"])) == {"mixmatch_temperature", "mixmatch_alpha", "mixmatch_weight",
-                                                 "mixmatch_rampup"}
+                                                 "mixmatch_rampup", "mixmatch_align"}
     settings = _settings()
     assert set(settings.stage_sections("mixmatch")) >= {"semisupervised", "mixmatch", "classifier"}
     assert settings.key("mixmatch") != settings.replace(mixmatch_alpha=0.5).key("mixmatch")
     assert settings.key("mixmatch") != settings.replace(fixmatch_ratio=3).key("mixmatch")
+    assert settings.key("mixmatch") != settings.replace(mixmatch_align=False).key("mixmatch")
+    assert settings.replace(mixmatch_align=False).config_id.endswith("-mm-w5-r0.5-d0")
     assert settings.key("fixmatch") == settings.replace(mixmatch_alpha=0.5).key("fixmatch")
     assert settings.key("freematch") == settings.replace(mixmatch_alpha=0.5).key("freematch")
     assert "-mixmatch-" in settings.classifier_id("mixmatch")

@@ -34,22 +34,15 @@ def test_a_run_scores_every_method_and_the_share_of_the_gap_it_recovers():
         assert row["meanteacher recovers"] == pytest.approx((row["meanteacher"] - row["few labels"]) / gap)
 
 
-def test_fixmatch_recovers_at_least_half_of_the_few_label_gap():
-    """The method works, not just its losses: on the cluster task (2 labelled maps per class, 596 unlabeled) FixMatch
-    with the strong network's batch norm and learning rate recovers at least half of the gap between few and all
-    labels on average over three seeds, and loses nothing on any (it had collapsed onto one class before)."""
-    rows = [synthetic_gap.run(seed=seed, margin=0.8, labels=2, epochs=150, methods=["fixmatch"]) for seed in (0, 1, 2)]
-    recovered = [row["fixmatch recovers"] for row in rows]
-    assert all(row["all labels"] - row["few labels"] > 0.05 for row in rows), rows  # a gap to recover
-    assert min(recovered) >= 0.0, rows
-    assert np.mean(recovered) >= 0.5, rows
-
-
-def test_freematch_recovers_at_least_half_of_the_few_label_gap():
-    """FreeMatch's self-adaptive thresholds in place of FixMatch's 0.8, on the same task and settings: at least half
-    of the gap between few and all labels recovered on average over three seeds, and nothing lost on any."""
-    rows = [synthetic_gap.run(seed=seed, margin=0.8, labels=2, epochs=150, methods=["freematch"]) for seed in (0, 1, 2)]
-    recovered = [row["freematch recovers"] for row in rows]
+@pytest.mark.parametrize("method", ["fixmatch", "freematch", "mixmatch"])
+def test_a_consistency_method_recovers_at_least_half_of_the_few_label_gap(method):
+    """The method works, not just its losses: on the cluster task (2 labelled maps per class, 596 unlabeled), with the
+    strong network's batch norm and learning rate, it recovers at least half of the gap between few and all labels
+    on average over three seeds, and loses nothing on any.  FixMatch had collapsed onto one class before (a larger
+    learning rate, no batch norm); FreeMatch puts self-adaptive thresholds in place of its 0.8; MixMatch collapsed
+    on seed 1 until its guesses were aligned to the labelled class shares (``mixmatch_align``)."""
+    rows = [synthetic_gap.run(seed=seed, margin=0.8, labels=2, epochs=150, methods=[method]) for seed in (0, 1, 2)]
+    recovered = [row[f"{method} recovers"] for row in rows]
     assert all(row["all labels"] - row["few labels"] > 0.05 for row in rows), rows  # a gap to recover
     assert min(recovered) >= 0.0, rows
     assert np.mean(recovered) >= 0.5, rows

@@ -311,10 +311,7 @@ def _trainer_class():
                 p_weak = tf.stop_gradient(tf.cast(probabilities[n_labelled:n_labelled + n_unlabeled], "float32"))
                 if self.labels_from == "average":
                     p_weak = p_average
-                if self.target is not None:
-                    momentum = self.ALIGN_MOMENTUM
-                    self.marginal.assign(momentum * self.marginal + (1.0 - momentum) * tf.reduce_mean(p_weak, axis=0))
-                    p_weak = align_distribution(p_weak, self.marginal, self.target)
+                p_weak = self.aligned(p_weak)
                 p_strong = tf.cast(probabilities[n_labelled + n_unlabeled:], "float32")
                 supervised = self.compute_loss(x=x_labelled, y=y, y_pred=p_labelled)  # already divided among replicas
                 targets, mask, logged = self.make_targets(p_weak)
@@ -329,6 +326,15 @@ def _trainer_class():
             self.update_average()
             logs = {"unlabeled_loss": unlabeled, "mask_rate": tf.reduce_mean(mask), **logged, **extra_logged}
             return self.step_metrics(loss, logs, y, p_labelled)
+
+        def aligned(self, p_unlabeled):
+            """With ``align``: move the running mean of the unlabeled predictions towards this batch's and return
+            ``p_unlabeled`` aligned to the labelled clips' class shares (:func:`align_distribution`); else unchanged."""
+            if self.target is None:
+                return p_unlabeled
+            momentum = self.ALIGN_MOMENTUM
+            self.marginal.assign(momentum * self.marginal + (1.0 - momentum) * tf.reduce_mean(p_unlabeled, axis=0))
+            return align_distribution(p_unlabeled, self.marginal, self.target)
 
         def update_average(self):
             """After an optimiser step: with ``ema``, move the average (the network) towards the trained weights."""
