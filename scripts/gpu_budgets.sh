@@ -12,7 +12,8 @@
 #
 # The runs with overrides publish into results/<NAME> and figures/<NAME> (never a profile's own folder).
 # Checked on the CPU (the smoke line above: 2 folds in parallel, gathered and reported, 103 s; with BUDGET="1 0"
-# and --data-root ../shared/data, two budgets in each fold's runner, 69 s, 2026-12-07); not yet run
+# and --data-root ../shared/data, two budgets in each fold's runner, 69 s, 2026-12-07; the same mechanics are
+# tests/test_gpu_budgets.py); not yet run
 # on a GPU: the device machines lent to this project's sessions have no TensorFlow, and what travels to
 # them is at most 64 MiB (the GPU environment is scripts/bootstrap.sh --gpu, requirements-gpu.lock).
 #
