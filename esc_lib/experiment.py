@@ -678,13 +678,12 @@ def publish_dirs(profile: str, run_dir: str | Path = "", publish: bool = True) -
 
     ``figures/<profile>/`` and ``results/<profile>/`` when ``publish`` is set;
     otherwise (e.g. the non-default points of a sweep) ``<run_dir>/figures``
-    and ``<run_dir>/tables``, so the published folders hold one set.
+    and ``<run_dir>/tables``, so the published folders hold one set.  Neither
+    is made here: the first figure or table written makes its folder, so a run
+    stopped before notebook 04 leaves no empty ``results/<profile>/`` (which the
+    results index would refuse for lacking its ``run.json``).
     """
     if publish:
-        figures, results = config.figures_dir() / profile, config.results_dir() / profile
-    else:
-        base = Path(run_dir) if run_dir else config.runs_dir() / "interactive"
-        figures, results = base / "figures", base / "tables"
-    figures.mkdir(parents=True, exist_ok=True)
-    results.mkdir(parents=True, exist_ok=True)
-    return figures, results
+        return config.figures_dir() / profile, config.results_dir() / profile
+    base = Path(run_dir) if run_dir else config.runs_dir() / "interactive"
+    return base / "figures", base / "tables"

@@ -139,6 +139,20 @@ def test_a_folder_published_before_its_folds_keeps_its_fold_figure(tmp_path, mon
     assert len(pd.read_csv(published / "table1.csv")) == 2
 
 
+def test_a_run_stopped_before_its_results_leaves_no_empty_published_folder(tmp_path, monkeypatch):
+    """publish_dirs names the folders and makes neither: notebooks 01-03 of a run killed before notebook 04 left an
+    empty results/<profile>/, which the results index then refused for lacking its run.json."""
+    from esc_lib.experiment import publish_dirs
+
+    monkeypatch.setenv("ESC_RESULTS_DIR", str(tmp_path / "results"))
+    monkeypatch.setenv("ESC_FIGURES_DIR", str(tmp_path / "figures"))
+    assert publish_dirs("prof") == (tmp_path / "figures" / "prof", tmp_path / "results" / "prof")
+    assert publish_dirs("prof", tmp_path / "run", publish=False) == (tmp_path / "run" / "figures", tmp_path / "run" / "tables")
+    assert not any(tmp_path.iterdir())
+    tables.write_table(pd.DataFrame({"a": [1]}), tmp_path / "results" / "prof" / "t")  # the first table makes it
+    assert (tmp_path / "results" / "prof" / "t.csv").is_file()
+
+
 def test_a_run_folders_own_tables_write_no_run_json(tmp_path, monkeypatch):
     from conftest import synthetic_dataset
 
