@@ -237,14 +237,23 @@ def deduplicate_figures(figure_dir: str | os.PathLike, figures_root: str | os.Pa
     A figure already published in another folder under ``figures_root`` is
     kept there; within ``figure_dir`` notebook 04's name is kept over notebook
     03's per-configuration copy.  The pointers are added to the
-    ``figures_elsewhere`` of ``results_folder``'s ``run.json`` when it is given.
+    ``figures_elsewhere`` of ``results_folder``'s ``run.json`` when it is given;
+    then only folders whose results folder (the same path under
+    ``results_folder``'s parent) has a ``run.json`` count as published, so a
+    pointer never goes to the figures of a run stopped before notebook 04.
     """
     figure_dir = Path(figure_dir)
     seen: dict[str, Path] = {}
     if figures_root is not None:
-        for path in sorted(Path(figures_root).rglob("*.png")):
-            if path.parent.resolve() != figure_dir.resolve():
-                seen.setdefault(_digest(path), path)
+        figures_root = Path(figures_root)
+        for path in sorted(figures_root.rglob("*.png")):
+            if path.parent.resolve() == figure_dir.resolve():
+                continue
+            if results_folder is not None:
+                counterpart = Path(results_folder).parent / path.parent.relative_to(figures_root) / RUN_FILE
+                if not counterpart.is_file():
+                    continue
+            seen.setdefault(_digest(path), path)
     removed: dict[str, str] = {}
     for path in sorted(figure_dir.glob("*.png"), key=lambda p: _keep_first(p.name)):
         digest = _digest(path)

@@ -192,6 +192,9 @@ def test_deduplicate_figures_keeps_one_copy_and_points_to_it(tmp_path):
     _png(root / "new" / "03_learning_curves_cfg.png", b"curves")
     _png(root / "new" / "04_learning_curves.png", b"curves")
     _png(root / "new" / "04_confusion_matrix.png", b"confusion")
+    # A run stopped before notebook 04 left its figure but no results/<name>/run.json: never pointed to.
+    _png(root / "a-stopped-run" / "01_waveforms_logmels.png", b"waves")
+    runs.write_record(tmp_path / "results" / "old", {"folder": "results/old"})
     runs.write_record(tmp_path / "results" / "new", {"folder": "results/new"})
     removed = runs.deduplicate_figures(root / "new", root, tmp_path / "results" / "new")
     assert sorted(p.name for p in (root / "new").glob("*.png")) == ["04_confusion_matrix.png", "04_learning_curves.png"]
