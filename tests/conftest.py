@@ -346,3 +346,13 @@ def two_classes(n: int = 64, seed: int = 0, shape=(8, 12, 1)):
     y = (X.mean(axis=(1, 2, 3)) > 0).astype("int64")
     X += (2 * y - 1)[:, None, None, None].astype("float32")
     return X, y
+
+
+def train_consistency(method: str, train, validation, run_dir, settings, unlabeled, **kwargs):
+    """A classifier of a method built on FixMatch's consistency (``fixmatch``, ``freematch``, ``mixmatch``) through the
+    one training path, as the method trains it: its consistency, its stage, its schedule's epochs."""
+    from esc_lib import methods, training
+
+    consistency = methods.get(method).consistency(settings, unlabeled)
+    return training.train_classifier(train, validation, 2, run_dir, settings, stage=method, consistency=consistency,
+                                     max_epochs=consistency.schedule(len(train[0]))[0], **kwargs)

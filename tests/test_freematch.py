@@ -3,12 +3,14 @@ the settings and the registry."""
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from conftest import killed_and_resumed, two_classes
-from esc_lib import methods, training
+from conftest import killed_and_resumed, train_consistency, two_classes
+from esc_lib import methods
 from esc_lib.methods import fixmatch, freematch
 from esc_lib.settings import Settings, SettingsError
 
@@ -25,11 +27,7 @@ def _settings(**changes):
     return Settings(**values)
 
 
-def _freematch(train, validation, run_dir, settings, unlabeled, **kwargs):
-    """A FreeMatch classifier through the one training path, as the freematch method trains it."""
-    consistency = methods.get("freematch").consistency(settings, unlabeled)
-    return training.train_classifier(train, validation, 2, run_dir, settings, stage="freematch", consistency=consistency,
-                                     max_epochs=consistency.schedule(len(train[0]))[0], **kwargs)
+_freematch = functools.partial(train_consistency, "freematch")
 
 
 P = np.array([[0.7, 0.2, 0.1], [0.3, 0.6, 0.1], [0.4, 0.35, 0.25]], dtype="float32")

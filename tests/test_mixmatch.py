@@ -3,12 +3,14 @@ ramp-up by hand, the two weak views, resume, the settings and the registry."""
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from conftest import killed_and_resumed, two_classes
-from esc_lib import methods, training
+from conftest import killed_and_resumed, train_consistency, two_classes
+from esc_lib import methods
 from esc_lib.methods import fixmatch, mixmatch
 from esc_lib.settings import Settings, SettingsError
 
@@ -24,11 +26,7 @@ def _settings(**changes):
     return Settings(**values)
 
 
-def _mixmatch(train, validation, run_dir, settings, unlabeled, **kwargs):
-    """A MixMatch classifier through the one training path, as the mixmatch method trains it."""
-    consistency = methods.get("mixmatch").consistency(settings, unlabeled)
-    return training.train_classifier(train, validation, 2, run_dir, settings, stage="mixmatch", consistency=consistency,
-                                     max_epochs=consistency.schedule(len(train[0]))[0], **kwargs)
+_mixmatch = functools.partial(train_consistency, "mixmatch")
 
 
 def test_sharpening_and_the_guessed_targets_by_hand():

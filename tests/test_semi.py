@@ -8,6 +8,8 @@ killed run resumes to the same weights.
 
 from __future__ import annotations
 
+import functools
+
 import re
 from pathlib import Path
 
@@ -16,7 +18,7 @@ import pandas as pd
 import pytest
 from numpy.testing import assert_array_equal
 
-from conftest import killed_and_resumed, two_classes
+from conftest import killed_and_resumed, train_consistency, two_classes
 from esc_lib import protocol, semi, training
 from esc_lib.experiment import Experiment
 from esc_lib.methods import contrastive, fixmatch, selftrain
@@ -27,11 +29,7 @@ TINY = "(4)3c-2p"
 _data = two_classes
 
 
-def _fixmatch(train, validation, run_dir, settings, unlabeled, **kwargs):
-    """A FixMatch classifier through the one training path, as the fixmatch method trains it."""
-    consistency = fixmatch.Consistency(settings, unlabeled)
-    return training.train_classifier(train, validation, 2, run_dir, settings, stage="fixmatch", consistency=consistency,
-                                     max_epochs=consistency.schedule(len(train[0]))[0], **kwargs)
+_fixmatch = functools.partial(train_consistency, "fixmatch")
 
 
 def _settings(**changes):
