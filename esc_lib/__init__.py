@@ -45,10 +45,11 @@ Analysis
     :mod:`esc_lib.plots`       figures
     :mod:`esc_lib.report`      what notebook 04 shows and publishes, from a run folder
     :mod:`esc_lib.runs`        each published folder's run.json, the results index, figures published once
+    :mod:`esc_lib.guidance`    a budgets study read as advice: one method per label budget, the README's table
 Running
     :mod:`esc_lib.notebook`    the notebooks' settings cell: the parameters cell's names, quick mode (``ESC_QUICK``)
     :mod:`esc_lib.reproduce`   the runner behind ``./run_all.sh``: the notebooks through papermill
-    :mod:`esc_lib.__main__`    ``python -m esc_lib predict`` / ``compare`` / ``results-index``
+    :mod:`esc_lib.__main__`    ``python -m esc_lib predict`` / ``compare`` / ``recommend`` / ``results-index``
 """
 
 import warnings

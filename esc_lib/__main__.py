@@ -19,6 +19,15 @@ compare RUN [RUN ...] [--base CONFIG [--other CONFIG]] [--budgets N ...] [--meth
     (:func:`esc_lib.stats.seed_comparison`).  Prints the caption and the
     table; ``--out STEM`` also writes ``STEM.csv`` and ``STEM.md``.
 
+recommend RUN [RUN ...] [--labels-per-class N] [--alpha A] [--readme FILE [--check]]
+    Read a published budgets study (its results folder; several: several
+    seeds) as advice (:mod:`esc_lib.guidance`): every method at every budget
+    against supervised, paired by fold, and one method per budget - the
+    largest gain with p < A (default 0.05), else supervised.
+    ``--labels-per-class N`` says which holds at a budget of N.  ``--readme``
+    rewrites the block between the study-table markers of FILE (atomically);
+    with ``--check`` it writes nothing and says whether the block is current.
+
 results-index [--results DIR] [--check]
     Write ``results/README.md``, the index of every published results folder
     (``results/*/`` and ``results/archive/*/``), from each folder's
@@ -27,7 +36,9 @@ results-index [--results DIR] [--check]
 
 Exit status: for ``predict``, 0 when at least one file was predicted, 1 when
 none could be; for ``compare``, 0 when the table was made, 1 when ``--out``
-cannot be written; for ``results-index``, 0 when written (with ``--check``:
+cannot be written; for ``recommend``, 0 when made (with ``--check``: when the
+block is current), 1 when FILE cannot be written (with ``--check``: out of
+date); for ``results-index``, 0 when written (with ``--check``:
 when current), 1 when it cannot be written (with ``--check``: when it is out of
 date); 2 for a bad bundle, bad runs, a folder without ``run.json`` or bad
 arguments (a one-line message on stderr, no traceback).  TensorFlow is imported only by the
@@ -118,6 +129,27 @@ def build_parser() -> argparse.ArgumentParser:
                               "all but supervised)")
     compare.add_argument("--out", type=Path, metavar="STEM", help="also write STEM.csv and STEM.md")
     compare.set_defaults(handler=_compare)
+    advice = commands.add_parser(
+        "recommend",
+        help="which method to use at a label budget, from a published budgets study",
+        description=(
+            "Read a published budgets study (profiles/budgets.yaml; several results folders: several seeds of it) as "
+            "advice: every method at every budget against supervised, paired by fold (each fold averaged over the "
+            "seeds), with seconds per fold, and one method per budget - the largest gain over supervised among the "
+            "methods ahead of it with a paired t p-value below --alpha; where none is, supervised."
+        ),
+    )
+    advice.add_argument("runs", metavar="RUN", nargs="+", type=Path,
+                        help="results folders of one study holding fold_accuracies.csv; several: several seeds")
+    advice.add_argument("--labels-per-class", type=_budget, metavar="N",
+                        help="your labelled clips per class: say which recommendation holds for it (0: every label)")
+    advice.add_argument("--alpha", type=float, default=0.05, metavar="A",
+                        help="a method is recommended only when ahead of supervised with p < A (default 0.05)")
+    advice.add_argument("--readme", type=Path, metavar="FILE",
+                        help="rewrite the study table between the markers of FILE (e.g. README.md)")
+    advice.add_argument("--check", action="store_true",
+                        help="with --readme: write nothing; exit 1 when the block is not what would be written")
+    advice.set_defaults(handler=_recommend)
     index = commands.add_parser(
         "results-index",
         help="write results/README.md, the index of the published results folders, from their run.json",
@@ -219,6 +251,51 @@ def _compare(args: argparse.Namespace) -> int:
             return 1
         for path in written:
             print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+def _recommend(args: argparse.Namespace) -> int:
+    from esc_lib import guidance, stats, tables
+
+    if args.check and args.readme is None:
+        _error("recommend", "--check needs --readme, the file whose block it checks")
+        return 2
+    runs = [run.expanduser() for run in args.runs]
+    try:
+        folds = tables.load_fold_accuracies(runs, stats.SEED_COMPARISON_COLUMNS)
+        table = guidance.study(folds)
+        advice = guidance.recommend(table, args.alpha)
+    except (OSError, ValueError) as error:
+        _error("recommend", str(error))
+        return 2
+    block = guidance.headline(table, advice, sources=[str(run) for run in args.runs], alpha=args.alpha)
+    if args.readme is None:
+        print(block, end="")
+    if args.labels_per_class is not None:
+        chosen, note = guidance.for_budget(advice, args.labels_per_class)
+        yours = f"At {args.labels_per_class} labelled clips per class" if args.labels_per_class else "With every label"
+        print(f"\n{yours} ({note}): {chosen.method} - {chosen.reason}.")
+    if args.readme is None:
+        return 0
+    path = args.readme.expanduser()
+    try:
+        text = guidance.replace_block(path.read_text(encoding="utf-8"), block, name=str(path))
+    except OSError as error:
+        _error("recommend", f"{path}: cannot read it ({error.strerror or error})")
+        return 2
+    except ValueError as error:
+        _error("recommend", str(error))
+        return 2
+    if args.check:
+        current = text == path.read_text(encoding="utf-8")
+        print(f"{path}: the study table is {'current' if current else 'out of date: run python -m esc_lib recommend'}")
+        return 0 if current else 1
+    try:
+        atomic.write_text(path, text)
+    except OSError as error:
+        _error("recommend", f"{path}: cannot write it ({error.strerror or error})")
+        return 1
+    print(f"wrote the study table into {path}", file=sys.stderr)
     return 0
 
 

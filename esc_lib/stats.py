@@ -59,6 +59,7 @@ __all__ = [
     "compare_methods",
     "budget_curve",
     "comparison_row",
+    "seed_pairs",
     "seed_comparison",
     "match_config",
     "CONFIG_COMPARISON_COLUMNS",
@@ -914,6 +915,67 @@ def match_config(folds: pd.DataFrame, name: str) -> str:
     return ending[0]
 
 
+def seed_pairs(folds: pd.DataFrame, methods: Sequence[str] | None = None) -> list[tuple[str, int, list, pd.Series]]:
+    """Each method against supervised at each budget over one or more seeds, paired by fold: the numbers.
+
+    What :func:`seed_comparison` formats, and what a recommendation reads
+    (:mod:`esc_lib.guidance`).  A method that ran fewer seeds than supervised
+    at a budget (a second seed run only where the first was not conclusive)
+    is paired with supervised's runs of its own seeds; within a seed both
+    must have run the same folds.
+
+    Parameters
+    ----------
+    folds : pd.DataFrame
+        As for :func:`seed_comparison`.
+    methods : sequence of str, optional
+        The methods put against :data:`BASELINE` (default: every other one
+        present).
+
+    Returns
+    -------
+    pairs : list of (method, labels_per_class, seeds, comparison)
+        In the order the rows come (methods as chosen, budgets as they
+        appear); ``comparison`` is the one row of :func:`compare_methods` on
+        the fold means over those seeds (numeric ``difference``,
+        ``t_pvalue``, ``<method>_mean`` ... and the text columns).
+
+    Raises
+    ------
+    ValueError
+        As :func:`seed_comparison`.
+    """
+    frame = require_frame(folds, "fold accuracies")
+    require_columns(frame, SEED_COMPARISON_COLUMNS, "fold accuracies")
+    for column in ("config", "scored_on"):
+        if column in frame and frame[column].nunique() > 1:
+            values = "; ".join(f"{value}{_sources(rows)}" for value, rows in frame.groupby(column))
+            raise ValueError(f"fold accuracies mix {column} values: {values}; combine seeds of one configuration")
+    _check_runs(frame, ("method", "labels_per_class", "seed", "fold"))
+    present = list(dict.fromkeys(frame["method"]))
+    if BASELINE not in present:
+        raise ValueError(f"fold accuracies have no {BASELINE!r} rows; methods present: {sorted(present)}")
+    chosen = [m for m in present if m != BASELINE] if methods is None else list(methods)
+    if BASELINE in chosen:
+        raise ValueError(f"methods: {BASELINE!r} is what the others are compared with; name the others")
+    missing = [m for m in chosen if m not in present]
+    if missing or not chosen:
+        raise ValueError(f"methods {missing or chosen} have no rows; present: {sorted(present)}")
+    pairs = []
+    for method in chosen:
+        for budget, at in frame[frame["method"].isin([BASELINE, method])].groupby("labels_per_class", sort=False):
+            mine = at[at["method"] == method]
+            if mine.empty:
+                continue
+            base = at[(at["method"] == BASELINE) & at["seed"].isin(set(mine["seed"]))]
+            seeds = _same_runs(mine, base, method, BASELINE, budget)
+            fold_means = pd.concat([mine, base]).groupby(["method", "labels_per_class", "fold"], as_index=False)[
+                "accuracy"].agg(_mean)
+            pairs.append((method, budget, seeds,
+                          compare_methods(fold_means, by="labels_per_class", treatment=method).iloc[0]))
+    return pairs
+
+
 def seed_comparison(folds: pd.DataFrame, methods: Sequence[str] | None = None) -> pd.DataFrame:
     """Each method against supervised at each budget over several seeds, paired by fold.
 
@@ -942,49 +1004,27 @@ def seed_comparison(folds: pd.DataFrame, methods: Sequence[str] | None = None) -
         accuracy on a fold is first averaged over the seeds: the seeds of a
         fold score the same test clips (and with every label train on the
         same clips), so they are not independent pairs, and the tests count
-        folds, not seeds x folds.  The caption is in ``table.attrs["caption"]``.
+        folds, not seeds x folds.  A method run with fewer seeds than
+        supervised at a budget is put against supervised's runs of the same
+        seeds (:func:`seed_pairs`).  The caption is in ``table.attrs["caption"]``.
 
     Raises
     ------
     ValueError
         If a column is missing, the rows mix configurations or scored folds,
         a (method, budget, seed, fold) repeats (one seed's run given twice),
-        or a method ran other seeds or folds than supervised at a budget.
+        or a method ran a seed or fold supervised did not, or other folds of
+        one seed, at a budget.
     """
-    frame = require_frame(folds, "fold accuracies")
-    require_columns(frame, SEED_COMPARISON_COLUMNS, "fold accuracies")
-    for column in ("config", "scored_on"):
-        if column in frame and frame[column].nunique() > 1:
-            values = "; ".join(f"{value}{_sources(rows)}" for value, rows in frame.groupby(column))
-            raise ValueError(f"fold accuracies mix {column} values: {values}; combine seeds of one configuration")
-    _check_runs(frame, ("method", "labels_per_class", "seed", "fold"))
-    present = list(dict.fromkeys(frame["method"]))
-    if BASELINE not in present:
-        raise ValueError(f"fold accuracies have no {BASELINE!r} rows; methods present: {sorted(present)}")
-    chosen = [m for m in present if m != BASELINE] if methods is None else list(methods)
-    if BASELINE in chosen:
-        raise ValueError(f"methods: {BASELINE!r} is what the others are compared with; name the others")
-    missing = [m for m in chosen if m not in present]
-    if missing or not chosen:
-        raise ValueError(f"methods {missing or chosen} have no rows; present: {sorted(present)}")
-    per_seed = frame.groupby(["method", "labels_per_class", "seed"])["accuracy"].agg(_mean)
-    per_fold = frame.groupby(["method", "labels_per_class", "fold"], as_index=False)["accuracy"].agg(_mean)
-    rows = []
-    for method in chosen:
-        for budget, at in frame[frame["method"].isin([BASELINE, method])].groupby("labels_per_class", sort=False):
-            if not (at["method"] == method).any():
-                continue
-            seeds = _same_runs(at[at["method"] == method], at[at["method"] == BASELINE], method, BASELINE, budget)
-            fold_means = per_fold[per_fold["method"].isin([BASELINE, method]) & (per_fold["labels_per_class"] == budget)]
-            compared = compare_methods(fold_means, by="labels_per_class", treatment=method).iloc[0]
-            rows.append({
-                **comparison_row(compared, method),
-                "seeds": ", ".join(map(str, seeds)),
-                "per seed (supervised -> method)": ", ".join(
-                    f"{format_mean_ci(per_seed[(BASELINE, budget, seed)])} -> "
-                    f"{format_mean_ci(per_seed[(method, budget, seed)])}"
-                    for seed in seeds),
-            })
+    pairs = seed_pairs(folds, methods)
+    per_seed = folds.groupby(["method", "labels_per_class", "seed"])["accuracy"].agg(_mean)
+    rows = [{
+        **comparison_row(compared, method),
+        "seeds": ", ".join(map(str, seeds)),
+        "per seed (supervised -> method)": ", ".join(
+            f"{format_mean_ci(per_seed[(BASELINE, budget, seed)])} -> {format_mean_ci(per_seed[(method, budget, seed)])}"
+            for seed in seeds),
+    } for method, budget, seeds, compared in pairs]
     table = pd.DataFrame(rows).sort_values(["_order", "method"], kind="stable").drop(columns="_order").reset_index(drop=True)
     table.attrs["caption"] = (
         "Each method against supervised over several seeds, by labelled clips per class; each fold's accuracy averaged "

@@ -405,6 +405,20 @@ def test_seed_comparison_orders_budgets_with_every_label_last_then_methods_by_na
     assert list(stats.seed_comparison(folds, methods=["fixmatch"])["method"]) == ["fixmatch"]
 
 
+def test_a_method_with_fewer_seeds_than_supervised_is_paired_with_supervised_of_its_own_seeds():
+    # A second seed run only where the first was not conclusive: fixmatch has seed 0, selftrain seeds 0 and 1.
+    seed0 = _seed_folds(0, [0.80, 0.90, 0.85], [0.85, 0.90, 0.90])
+    seed1 = _seed_folds(1, [0.70, 0.70, 0.70], [0.75, 0.80, 0.70])
+    fixmatch = seed0.query("method == 'selftrain'").assign(method="fixmatch", accuracy=[0.90, 0.95, 0.85])
+    table = stats.seed_comparison(pd.concat([seed0, seed1, fixmatch])).set_index("method")
+    assert table.loc["fixmatch", "seeds"] == "0"
+    assert table.loc["fixmatch", "supervised (%)"] == stats.seed_comparison(pd.concat([seed0, fixmatch]),
+                                                                            methods=["fixmatch"]).iloc[0]["supervised (%)"]
+    assert table.loc["selftrain", "seeds"] == "0, 1"
+    pairs = {method: compared for method, _, _, compared in stats.seed_pairs(pd.concat([seed0, seed1, fixmatch]))}
+    assert pairs["fixmatch"]["difference"] == pytest.approx((0.10 + 0.05 + 0.0) / 3)  # seed 0 alone, a fraction
+
+
 def test_seed_comparison_refuses_a_run_given_twice_mixed_configurations_and_unmatched_folds():
     seed0 = _seed_folds(0, [0.8, 0.9, 0.85], [0.85, 0.9, 0.9])
     with pytest.raises(ValueError, match=r"repeat method 'supervised', all labels per class, seed 0, fold 1 "
