@@ -48,6 +48,7 @@ __all__ = [
     "label_budget_curve",
     "export_bundle",
     "method_comparison",
+    "recommendation",
     "cost",
 ]
 
@@ -408,6 +409,37 @@ def method_comparison(results: Results) -> pd.DataFrame | None:
         f"over folds, difference = method − supervised in points, paired by fold. Scored on the "
         f"{results.experiment.settings.score} folds.")
     tables.write_table(table, results.table_dir / "methods_by_budget")
+    return table
+
+
+def recommendation(results: Results) -> pd.DataFrame | None:
+    """One method per label budget from this run's methods (:mod:`esc_lib.guidance`), written as ``recommendation``.
+
+    Rows: budget, the recommended method (the largest gain over supervised
+    among the methods ahead of it with paired t p < 0.05, else supervised),
+    its accuracy, gain, p and seconds per fold beside supervised's, and why.
+    None when :func:`method_comparison` is (no supervised baseline or no
+    other method).  ``python -m esc_lib recommend`` gives the same from the
+    published folder, several seeds pooled.
+    """
+    from esc_lib import guidance
+
+    m = results.metrics
+    m = m[(m["config"] == results.config_id) & (m["pool"].astype(str) == results.experiment.settings.pool_label)]
+    if stats.BASELINE not in set(m["method"]) or m["method"].nunique() < 2:
+        return None
+    advice = guidance.recommend(guidance.study(m))
+    table = pd.DataFrame([{
+        "labels per class": r.budget, "recommended": r.method, "accuracy (%)": round(100 * r.accuracy, 1),
+        "supervised (%)": round(100 * r.supervised_accuracy, 1), "difference (pp)": round(r.difference, 1),
+        "p (paired t)": r.p, "s/fold": round(r.seconds, 1), "supervised s/fold": round(r.supervised_seconds, 1),
+        "why": r.reason,
+    } for r in advice])
+    table.attrs["caption"] = (
+        f"The method to take at each label budget on this run's {results.experiment.settings.score} folds: the largest "
+        f"gain over supervised among the methods ahead of it with p < {guidance.ALPHA:g} (paired t over folds, not "
+        "corrected for the several methods compared), else supervised.")
+    tables.write_table(table, results.table_dir / "recommendation")
     return table
 
 

@@ -46,6 +46,17 @@ def test_method_comparison_pairs_every_method_with_supervised_at_every_budget(re
     assert (results.table_dir / "methods_by_budget.md").read_text().startswith("Each way of using unlabeled audio")
 
 
+def test_recommendation_names_one_method_per_budget_with_its_reason(results):
+    table = report.recommendation(results)
+    assert list(table["labels per class"]) == ["1", "all"]
+    assert set(table["recommended"]) <= {"supervised", "pretrained", "fixmatch"}
+    for _, row in table.iterrows():  # supervised where nothing was shown to pay, else a gain with p < 0.05
+        assert (row["recommended"] == "supervised") == (row["difference (pp)"] == 0)
+        assert row["recommended"] == "supervised" or (row["p (paired t)"] < 0.05 and row["difference (pp)"] > 0)
+        assert row["why"] and row["s/fold"] > 0
+    assert (results.table_dir / "recommendation.md").read_text().startswith("The method to take at each label budget")
+
+
 def test_cost_gives_seconds_per_fold_for_each_method_and_budget(results):
     table = report.cost(results).set_index("method")
     assert set(table.index) == {"supervised", "pretrained", "fixmatch"}
