@@ -39,6 +39,15 @@ if ! "$python_bin" -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11)
     exit 2
 fi
 
+# One bootstrap per environment at a time: two run_all.sh started together on a fresh checkout
+# would both build it and break pip. The second waits here, then finds it up to date.
+mkdir -p "$venv"
+exec 9>"$venv/.bootstrap.lock"
+if ! flock --nonblock 9; then
+    echo "bootstrap: another bootstrap is building $venv; waiting for it to finish"
+    flock 9
+fi
+
 # The stamp covers everything that decides what gets installed.
 stamp="$( { "$python_bin" --version 2>&1; cat "$lock" "$root/pyproject.toml"; } | sha256sum | cut -d' ' -f1)"
 if [[ -x "$venv/bin/python" && -f "$stamp_file" && "$(cat "$stamp_file")" == "$stamp" ]]; then

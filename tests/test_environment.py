@@ -1,5 +1,6 @@
 """The conda environment and the pip lock pin the same versions."""
 
+import os
 import re
 import sys
 
@@ -138,3 +139,24 @@ def test_bootstrap_takes_only_the_gpu_option():
 
     done = subprocess.run([str(ROOT / "scripts" / "bootstrap.sh"), "--cuda"], capture_output=True, text=True)
     assert done.returncode == 2 and "unknown option '--cuda' (the only one is --gpu)" in done.stderr
+
+
+def test_a_second_bootstrap_waits_for_the_first():
+    """Two run_all.sh started together on a fresh checkout both bootstrapped at once and broke pip."""
+    import fcntl
+    import subprocess
+    import time
+
+    env = {**os.environ, "ESC_VENV": sys.prefix}
+    script = str(ROOT / "scripts" / "bootstrap.sh")
+    first = subprocess.run([script], capture_output=True, text=True, env=env, timeout=600)
+    if "is up to date" not in first.stdout:
+        pytest.skip(f"this interpreter's environment ({sys.prefix}) is not one bootstrap.sh keeps up to date")
+    with open(os.path.join(sys.prefix, ".bootstrap.lock"), "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        waiting = subprocess.Popen([script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        time.sleep(3)
+        assert waiting.poll() is None, "bootstrap did not wait for the lock"
+    out, err = waiting.communicate(timeout=120)
+    assert waiting.returncode == 0, err
+    assert "another bootstrap is building" in out and out.rstrip().endswith("is up to date")
