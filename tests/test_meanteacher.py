@@ -101,6 +101,35 @@ def test_the_teacher_is_the_students_average_and_is_what_is_scored(tmp_path):
     assert (tmp_path / "average" / "settings.json").read_text().count('"stage": "meanteacher"') == 1
 
 
+def test_the_teachers_targets_use_the_batch_statistics_and_leave_its_average_alone():
+    """The teacher runs batch norm on the batch (as the reference implementations do), but its moving statistics
+    stay the average of the student's: its forward pass on clips of another mean does not move them."""
+    import keras
+    import tensorflow as tf
+
+    from esc_lib import models
+
+    keras.utils.set_random_seed(0)
+    network = models.build_classifier((8, 12, 1), 2, encoder=TINY, head="8fc", batch_norm=True)
+    trainer = meanteacher._trainer_class()(network, weight=5.0, ema=0.9)
+    training.compile_classifier(trainer)
+    assert network.trainable  # a Keras batch norm layer that is not trainable ignores training=True
+    teacher = trainer.teacher_statistics
+    assert len(teacher) == 2 * sum(isinstance(layer, keras.layers.BatchNormalization) for layer in network.layers) > 0
+    student = [v for layer in trainer.student.layers if isinstance(layer, keras.layers.BatchNormalization)
+               for v in (layer.moving_mean, layer.moving_variance)]
+    rng = np.random.default_rng(0)
+    expected = [v.numpy() for v in teacher]
+    for step in range(3):
+        # the teacher's view far from the others (mean 3): a forward pass that updated its statistics would show
+        views = [tf.constant(rng.normal(mean, 1, size=(n, 8, 12, 1)), "float32") for mean, n in ((0, 4), (3, 8), (0, 8))]
+        trainer.train_step((tuple(views), tf.constant([0, 1, 0, 1])))
+        decay = meanteacher.ema_decay(step, 0.9)
+        expected = [decay * e + (1 - decay) * s.numpy() for e, s in zip(expected, student)]
+        for e, t in zip(expected, teacher):
+            np.testing.assert_allclose(t.numpy(), e, rtol=1e-5, atol=1e-6)
+
+
 def test_mean_teacher_learns_the_labelled_task(tmp_path):
     X, y = _data(160)
     settings = _settings(meanteacher_epochs=15, learning_rate=0.01, meanteacher_weight=5.0)

@@ -11,8 +11,11 @@ the two probability vectors (averaged over classes and clips), where w(t)
 rises from 0 to ``meanteacher_weight`` over the first ``meanteacher_rampup``
 share of the steps along exp(-5 (1 - t)^2), the paper's sigmoid ramp-up.
 The teacher's decay starts low (min(1 - 1 / (step + 1), ema), as in the
-paper) so it follows the student early on.  The teacher is the model validated,
-saved and scored: averaged weights are usually the better classifier.
+paper) so it follows the student early on.  The teacher gives its targets with
+batch norm on the batch's statistics, as the reference implementations run it
+(its moving statistics, averaged from the student's like every other weight,
+are left as they were).  The teacher is the model validated, saved and scored:
+averaged weights are usually the better classifier.
 
 Unlike FixMatch nothing is thresholded: every unlabeled clip pulls, by how
 much the two disagree, so the method does not wait for confident predictions.
@@ -143,7 +146,11 @@ def _trainer_class():
             self.weight, self.ema, self.rampup_steps = float(weight), float(ema), float(rampup_steps)
             self.student = keras.models.clone_model(classifier)
             self.student.set_weights(classifier.get_weights())
-            classifier.trainable = False  # the teacher moves by averaging, never by gradients
+            # The teacher moves by averaging, never by gradients (only the student's variables get them). It stays
+            # trainable: a Keras batch norm layer that is not runs in inference mode even when called in training,
+            # and the teacher's targets need the batch's statistics (below).
+            self.teacher_statistics = [v for layer in classifier.layers if isinstance(layer, keras.layers.BatchNormalization)
+                                       for v in (layer.moving_mean, layer.moving_variance)]
             self.consistency_loss = keras.metrics.Mean(name="consistency_loss")
             self.consistency_weight = keras.metrics.Mean(name="consistency_weight")
 
@@ -156,7 +163,15 @@ def _trainer_class():
                 weight = self.weight * tf.exp(-5.0 * tf.square(1.0 - t))
             else:
                 weight = tf.constant(self.weight)
-            targets = tf.stop_gradient(tf.cast(self.network(x_teacher, training=False), "float32"))
+            # The teacher's targets with batch norm on the batch's statistics, as the reference implementations run
+            # it (Tarvainen & Valpola's teacher in train mode; USB's freeze_bn): its moving statistics lag the
+            # weights early on, and targets from them made every split collapse to near-uniform predictions
+            # (docs/experiments/2026-12-07-meanteacher.md). Its moving statistics are put back afterwards:
+            # they are the average of the student's, as every other teacher weight.
+            kept_statistics = [tf.identity(v) for v in self.teacher_statistics]
+            targets = tf.stop_gradient(tf.cast(self.network(x_teacher, training=True), "float32"))
+            for variable, value in zip(self.teacher_statistics, kept_statistics):
+                variable.assign(value)
             with tf.GradientTape() as tape:
                 # One forward pass over the labelled batch and the student's views, so batch norm sees both.
                 probabilities = self.student(tf.concat([x_labelled, x_student], axis=0), training=True)
