@@ -12,6 +12,7 @@ method trains the same small network on the one training path
     .venv/bin/python scripts/synthetic_gap.py --methods fixmatch --set fixmatch_threshold=0.95   # any setting
     .venv/bin/python scripts/synthetic_gap.py --methods fixmatch freematch   # FreeMatch: FixMatch's settings + its own
     .venv/bin/python scripts/synthetic_gap.py --methods mixmatch   # MixMatch: two weak views, its own section's defaults
+    .venv/bin/python scripts/synthetic_gap.py --methods meanteacher   # mean teacher: weight 20, 4 unlabeled per labelled
 
 prints, per seed, the accuracy of supervised training with few and with all labels, of
 each method, and the share of the gap it recovers ((method - few) / (all - few)).  The

@@ -10,8 +10,14 @@ targets.  Loss = supervised cross-entropy + w(t) x the squared difference of
 the two probability vectors (averaged over classes and clips), where w(t)
 rises from 0 to ``meanteacher_weight`` over the first ``meanteacher_rampup``
 share of the steps along exp(-5 (1 - t)^2), the paper's sigmoid ramp-up.
-The teacher's decay starts low (min(1 - 1 / (step + 1), ema), as in the
-paper) so it follows the student early on.  The teacher gives its targets with
+The teacher's decay warms up as FixMatch's average does
+(:func:`esc_lib.methods.fixmatch.ema_decay`: it spans about the last tenth of
+the steps until that reaches 1 / (1 - ema)).  The paper's warm-up,
+min(1 - 1 / (step + 1), ema), makes the teacher the plain mean of every
+weight since the first step until 1 / (1 - ema) steps: harmless over the
+paper's tens of thousands of steps, but over this project's few hundred the
+teacher stayed an average of near-random networks
+(docs/experiments/2026-12-07-meanteacher.md).  The teacher gives its targets with
 batch norm on the batch's statistics, as the reference implementations run it
 (its moving statistics, averaged from the student's like every other weight,
 are left as they were).  The teacher is the model validated, saved and scored:
@@ -30,6 +36,7 @@ import functools
 import math
 
 from esc_lib.methods.base import Method, SplitData, Trained
+from esc_lib.methods.fixmatch import ema_decay
 
 __all__ = ["MeanTeacher", "METHOD", "Consistency", "MeanTeacherTrainer", "rampup_weight", "ema_decay"]
 
@@ -43,11 +50,6 @@ def rampup_weight(step: float, rampup_steps: float, weight: float) -> float:
         return float(weight)
     t = min(max(step / rampup_steps, 0.0), 1.0)
     return float(weight) * math.exp(-5.0 * (1.0 - t) ** 2)
-
-
-def ema_decay(step: float, ema: float) -> float:
-    """The teacher's decay at ``step`` (0 for the first step): ``min(1 - 1 / (step + 1), ema)``."""
-    return min(1.0 - 1.0 / (step + 1.0), float(ema))
 
 
 class Consistency:
@@ -184,7 +186,7 @@ def _trainer_class():
             gradients = tape.gradient(scaled, self.student.trainable_variables)
             self.optimizer.apply_gradients(zip(gradients, self.student.trainable_variables))
             # The teacher: an exponential moving average of every student weight (batch norm's statistics too).
-            decay = tf.minimum(1.0 - 1.0 / (step + 1.0), self.ema)
+            decay = tf.minimum((1.0 + step) / (10.0 + step), self.ema)  # ema_decay
             for teacher_weight, student_weight in zip(self.network.weights, self.student.weights):
                 if "float" in str(teacher_weight.dtype):
                     kept = tf.cast(decay, teacher_weight.dtype)
