@@ -96,6 +96,10 @@ class Results:
         kept = {name: settings for name, settings in points.items() if name not in trained}
         results = cls(experiment, metrics, predictions, full, every_pool, Path(figure_dir), Path(table_dir), kept)
         if results.published:
+            # Run by hand on a profile whose settings changed: the folder of the old settings goes to archive/
+            # first (the runner does this before stage 1).
+            if runs.archive_superseded(results.table_dir, results.figure_dir, set(points) | trained) is not None:
+                results.table_dir.mkdir(parents=True, exist_ok=True)
             runs.record_publication(results.table_dir, results.figure_dir, experiment.settings, experiment.run_dir,
                                     configurations=trained, kept=kept, question=description)
         return results

@@ -450,6 +450,17 @@ def _main(argv: list[str] | None, held: contextlib.ExitStack) -> int:
     except locks.FolderBusyError as error:
         raise SystemExit(f"run_all.sh: {error}") from None
     (run_dir / "notebooks").mkdir(parents=True, exist_ok=True)
+    if base.publish_figures:
+        # A published folder of this name that holds none of the profile's configurations as they are now (its
+        # settings changed since) moves to archive/ before anything is published over it.
+        from esc_lib import runs
+
+        published = parameters["profile"]
+        current = {_settings({**parameters, **point}, f"sweep point {point}").config_id for point in profile.points()}
+        archived = runs.archive_superseded(config.results_dir() / published, config.figures_dir() / published, current)
+        if archived is not None:
+            print(f"run_all: results/{published} held the results of other settings: moved to {archived} "
+                  "(superseded; its figures to figures/archive/)")
 
     print(f"run_all: profile {profile_name}, run folder {run_dir} (TensorFlow's own log lines: {run_dir / KERNEL_LOG})")
     for name, location in config.describe().items():

@@ -42,7 +42,7 @@ import json
 import os
 import platform
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -267,6 +267,76 @@ def deduplicate_figures(figure_dir: str | os.PathLike, figures_root: str | os.Pa
         record["figures_elsewhere"] = {**record.get("figures_elsewhere", {}), **removed}
         write_record(results_folder, record)
     return removed
+
+
+def published_configurations(results_folder: str | os.PathLike) -> set[str]:
+    """The configurations a published folder holds: its ``run.json``'s, else the ``config`` column of its tables."""
+    folder = Path(results_folder)
+    record = read_record(folder)
+    names = set(record.get("configurations") or []) | set(record.get("kept_configurations") or [])
+    if names:
+        return names
+    import pandas as pd
+
+    for table in ("fold_accuracies.csv", "summary.csv"):
+        path = folder / table
+        if path.is_file():
+            frame = pd.read_csv(path)
+            if "config" in frame.columns:
+                names |= set(frame["config"].dropna().astype(str))
+    return names
+
+
+def archive_superseded(results_folder: str | os.PathLike, figures_folder: str | os.PathLike,
+                       configurations: Iterable[str]) -> Path | None:
+    """Move a published folder to ``archive/`` when a run is about to publish other configurations into it.
+
+    A profile whose settings changed publishes under the same name; without
+    this its run would write over the tables of the old settings.  When
+    ``results_folder`` holds a ``run.json`` and none of its configurations
+    (:func:`published_configurations`) is among ``configurations`` (the
+    profile's points as they are now), the folder moves to
+    ``results/archive/<name>-<its date>`` and its figures to
+    ``figures/archive/`` beside it; its ``run.json`` says where it went and
+    ``superseded_by`` names the folder it leaves to.  Pointers of other
+    folders into its figures (``figures_elsewhere``) follow it.  A folder
+    holding one of ``configurations`` (a republished or resumed run, or a
+    sweep's other points) stays, for its rows to be kept beside the new ones.
+
+    Returns
+    -------
+    archived : Path or None
+        The archived results folder, None when nothing moved.
+    """
+    results_folder, figures_folder = Path(results_folder), Path(figures_folder)
+    record = read_record(results_folder)
+    if not record or published_configurations(results_folder) & set(configurations):
+        return None
+    date = str(record.get("date") or "")[:10].replace("-", "") or datetime.now().strftime("%Y%m%d")
+    results_archive = results_folder.parent / ARCHIVE
+    figures_archive = figures_folder.parent / ARCHIVE
+    name, n = f"{results_folder.name}-{date}", 1
+    while (results_archive / name).exists() or (figures_archive / name).exists():
+        n += 1
+        name = f"{results_folder.name}-{date}-{n}"
+    old_figures, new_figures = _relative(figures_folder), _relative(figures_archive / name)
+    results_archive.mkdir(parents=True, exist_ok=True)
+    results_folder.rename(results_archive / name)
+    if figures_folder.is_dir():
+        figures_archive.mkdir(parents=True, exist_ok=True)
+        figures_folder.rename(figures_archive / name)
+    record.update({"folder": _relative(results_archive / name), "figures": new_figures,
+                   "superseded_by": _relative(results_folder)})
+    write_record(results_archive / name, record)
+    # Pointers of every published folder (this one's too) into the moved figures follow them.
+    for folder in result_folders(results_folder.parent):
+        other = read_record(folder)
+        pointers = other.get("figures_elsewhere") or {}
+        moved = {figure: new_figures + target[len(old_figures):] if target.startswith(old_figures + "/") else target
+                 for figure, target in pointers.items()}
+        if moved != pointers:
+            write_record(folder, {**other, "figures_elsewhere": moved})
+    return results_archive / name
 
 
 def result_folders(results_root: str | os.PathLike | None = None) -> list[Path]:

@@ -323,3 +323,54 @@ def test_the_runner_completes_the_record_notebook_04_wrote(tmp_path, monkeypatch
     assert record["figures_elsewhere"] == {"01_waveforms_logmels.png": str(kept.resolve())}
     assert not (tmp_path / "figures" / "mine" / "01_waveforms_logmels.png").exists()
     assert "[`mine`](mine/)" in (tmp_path / "results" / runs.INDEX_FILE).read_text()
+
+
+def test_a_folder_of_other_settings_is_archived_before_a_run_publishes_over_it(tmp_path):
+    """A profile whose settings changed publishes under its old name: the old folder moves to archive/, marked."""
+    results, figures = tmp_path / "results", tmp_path / "figures"
+    runs.write_record(results / "prof", {"folder": "results/prof", "date": "2026-12-02T10:00:00+00:00",
+                                         "scored_on": "test", "superseded_by": None})
+    pd.DataFrame({"config": ["old-settings"], "method": ["supervised"]}).to_csv(results / "prof" / "summary.csv")
+    _png(figures / "prof" / "04_fold_accuracies.png", b"old figure")
+    pointer = str((figures / "prof" / "04_fold_accuracies.png").resolve())
+    runs.write_record(results / "other", {"folder": "results/other", "figures_elsewhere": {"04_f.png": pointer}})
+
+    # A run of the same settings (resumed, republished, or a sweep's other point) keeps the folder.
+    assert runs.archive_superseded(results / "prof", figures / "prof", {"old-settings", "new"}) is None
+    assert runs.archive_superseded(results / "none", figures / "none", {"new"}) is None  # nothing published
+    archived = runs.archive_superseded(results / "prof", figures / "prof", {"new-settings"})
+    assert archived == results / "archive" / "prof-20261202"
+    assert not (results / "prof").exists() and not (figures / "prof").exists()
+    moved_figure = figures / "archive" / "prof-20261202" / "04_fold_accuracies.png"
+    assert moved_figure.read_bytes() == b"\x89PNGold figure" and (archived / "summary.csv").is_file()
+    record = runs.read_record(archived)
+    assert record["superseded_by"].endswith("prof") and record["folder"].endswith("archive/prof-20261202")
+    assert record["figures"].endswith("archive/prof-20261202")
+    assert runs.read_record(results / "other")["figures_elsewhere"] == {"04_f.png": str(moved_figure.resolve())}
+    # The next archive of the same name and date does not overwrite the first.
+    runs.write_record(results / "prof", {"folder": "results/prof", "date": "2026-12-02", "configurations": ["b"]})
+    assert runs.archive_superseded(results / "prof", figures / "prof", {"c"}) == results / "archive" / "prof-20261202-2"
+    assert runs.published_configurations(results / "archive" / "prof-20261202-2") == {"b"}
+
+
+def test_the_runner_archives_the_folder_of_a_profiles_old_settings_before_stage_1(tmp_path, monkeypatch, capsys):
+    from esc_lib import reproduce
+
+    for name, folder in (("ESC_RUNS_DIR", "runs"), ("ESC_RESULTS_DIR", "results"), ("ESC_FIGURES_DIR", "figures")):
+        monkeypatch.setenv(name, str(tmp_path / folder))
+    runs.write_record(tmp_path / "results" / "smoke", {"folder": "results/smoke", "date": "2026-12-01",
+                                                        "configurations": ["settings-of-old"]})
+    _png(tmp_path / "figures" / "smoke" / "01_waveforms_logmels.png", b"old")
+    seen = []
+
+    def notebook(notebook, output, parameters, kernel_log=None, **_):
+        # what stage 1 would overwrite: the old folder is already gone
+        seen.append((tmp_path / "figures" / "smoke" / "01_waveforms_logmels.png").exists())
+
+    monkeypatch.setattr(reproduce, "_execute", notebook)
+    assert reproduce.main(["--profile", "smoke", "--run-name", "s", "--stages", "1"]) == 0
+    assert seen == [False]
+    archived = tmp_path / "results" / "archive" / "smoke-20261201"
+    assert runs.read_record(archived)["superseded_by"].endswith("smoke")
+    assert (tmp_path / "figures" / "archive" / "smoke-20261201" / "01_waveforms_logmels.png").read_bytes() == b"\x89PNGold"
+    assert "held the results of other settings: moved to" in capsys.readouterr().out
