@@ -61,7 +61,8 @@ profiles (profiles/<name>.yaml; --profile also takes a path to your own file):
   smoke   a handful of clips and one epoch: checks the whole pipeline in minutes.
   strong  larger log-mels, augmentation and pre-training: the beyond-the-paper preset.
   budgets the strong network with every way of using unlabeled audio (CAE, contrastive,
-          FixMatch, self-training) at 4, 8, 16 and all labelled clips per class.
+          self-training, mean teacher, FixMatch, FreeMatch, MixMatch) at 4, 8, 16 and all
+          labelled clips per class.
   own     your own labelled recordings (--labelled-dir: a folder per class or a CSV/TSV),
           folds made for you; the strong network with and without the CAE.
   search/strong    the strong preset's search, scored on the validation folds only (--sweep).
