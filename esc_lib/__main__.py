@@ -254,6 +254,21 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _write_or_check(command: str, path: Path, text: str, check: bool, done: str) -> int:
+    """Write a generated file atomically, or with ``check`` say whether it already holds ``text`` (exit 0/1)."""
+    if check:
+        current = path.is_file() and path.read_text(encoding="utf-8") == text
+        print(f"{path} is {'current' if current else f'out of date: run python -m esc_lib {command}'}")
+        return 0 if current else 1
+    try:
+        atomic.write_text(path, text)
+    except OSError as error:
+        _error(command, f"{path}: cannot write it ({error.strerror or error})")
+        return 1
+    print(done, file=sys.stderr)
+    return 0
+
+
 def _recommend(args: argparse.Namespace) -> int:
     from esc_lib import guidance, stats, tables
 
@@ -286,17 +301,7 @@ def _recommend(args: argparse.Namespace) -> int:
     except ValueError as error:
         _error("recommend", str(error))
         return 2
-    if args.check:
-        current = text == path.read_text(encoding="utf-8")
-        print(f"{path}: the study table is {'current' if current else 'out of date: run python -m esc_lib recommend'}")
-        return 0 if current else 1
-    try:
-        atomic.write_text(path, text)
-    except OSError as error:
-        _error("recommend", f"{path}: cannot write it ({error.strerror or error})")
-        return 1
-    print(f"wrote the study table into {path}", file=sys.stderr)
-    return 0
+    return _write_or_check("recommend", path, text, args.check, f"wrote the study table into {path}")
 
 
 def _results_index(args: argparse.Namespace) -> int:
@@ -309,17 +314,8 @@ def _results_index(args: argparse.Namespace) -> int:
         _error("results-index", str(error))
         return 2
     path = (root if root is not None else config.results_dir()) / runs.INDEX_FILE
-    if args.check:
-        current = path.is_file() and path.read_text(encoding="utf-8") == text
-        print(f"{path} is {'current' if current else 'out of date: run python -m esc_lib results-index'}")
-        return 0 if current else 1
-    try:
-        atomic.write_text(path, text)
-    except OSError as error:
-        _error("results-index", f"{path}: cannot write the index ({error.strerror or error})")
-        return 1
-    print(f"wrote {path} ({len(runs.result_folders(path.parent))} folders)", file=sys.stderr)
-    return 0
+    return _write_or_check("results-index", path, text, args.check,
+                           f"wrote {path} ({len(runs.result_folders(path.parent))} folders)")
 
 
 def main(argv: list[str] | None = None) -> int:
