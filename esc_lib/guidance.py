@@ -230,8 +230,9 @@ def for_budget(recommendations: Sequence[Recommendation], labels_per_class: int)
                              f"than any, so this is read at {measured[0].budget} (with fewer labels the gains of "
                              "unlabeled audio are usually larger, the risks too)")
     chosen = below[-1]
+    yours = labels_per_class if labels_per_class else "every label"
     return chosen, (f"the study measured {budgets} labelled clips per class; read at {chosen.budget}, "
-                    f"the largest not above {labels_per_class}")
+                    f"the largest not above {yours}")
 
 
 def _number(value: float, digits: int = 1) -> str:
