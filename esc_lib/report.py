@@ -114,6 +114,12 @@ class Results:
         return self.experiment.settings.config_id
 
     @property
+    def own_rows(self) -> pd.DataFrame:
+        """Every budget's rows of the profile's own configuration and unlabeled pool (the label-budget tables')."""
+        m = self.metrics
+        return m[(m["config"] == self.config_id) & (m["pool"].astype(str) == self.experiment.settings.pool_label)]
+
+    @property
     def method(self) -> str:
         """The method figures show: the pre-trained classifier when it was run, else the first method run."""
         run = [m for m in self.experiment.settings.methods if m in set(self.full["method"])]
@@ -368,8 +374,7 @@ def pool_size_curve(results: Results) -> pd.DataFrame | None:
 
 def label_budget_curve(results: Results) -> pd.DataFrame | None:
     """Accuracy against labelled clips per class (None without label-budget runs)."""
-    m = results.metrics
-    budgets = m[(m["config"] == results.config_id) & (m["pool"].astype(str) == results.experiment.settings.pool_label)]
+    budgets = results.own_rows
     if budgets["labels_per_class"].nunique() < 2:
         return None
     curve = stats.budget_curve(budgets)
@@ -397,8 +402,7 @@ def method_comparison(results: Results) -> pd.DataFrame | None:
     """
     from esc_lib.settings import METHODS
 
-    m = results.metrics
-    m = m[(m["config"] == results.config_id) & (m["pool"].astype(str) == results.experiment.settings.pool_label)]
+    m = results.own_rows
     others = [method for method in METHODS if method != stats.BASELINE and method in set(m["method"])]
     if stats.BASELINE not in set(m["method"]) or not others:
         return None
@@ -428,8 +432,7 @@ def recommendation(results: Results) -> pd.DataFrame | None:
     """
     from esc_lib import guidance
 
-    m = results.metrics
-    m = m[(m["config"] == results.config_id) & (m["pool"].astype(str) == results.experiment.settings.pool_label)]
+    m = results.own_rows
     if stats.BASELINE not in set(m["method"]) or m["method"].nunique() < 2:
         return None
     advice = guidance.recommend(guidance.study(m))
