@@ -1,10 +1,13 @@
-"""The benchmarks' own machinery: the generated clips of bench_scale (reused by bench_extract_parallel)."""
+"""The benchmarks' own machinery: the generated clips of bench_scale (reused by bench_extract_parallel), and
+bench_processes end to end at a tiny size."""
 
 from __future__ import annotations
 
 import os
+import re
 
 import numpy as np
+import pytest
 import soundfile
 
 from benchmarks import bench_scale
@@ -32,3 +35,21 @@ def test_a_clip_depends_only_on_its_number(tmp_path):
     np.testing.assert_array_equal(a, b)
     c, _ = soundfile.read(str(pooled[0]))
     assert not np.array_equal(a[:1000], c[:1000])
+
+
+@pytest.mark.slow
+def test_processes_benchmark_runs_both_ways_and_prints_the_ratio(capsys):
+    """bench_processes: one process with every core against one per core, workers released together."""
+    from benchmarks import bench_processes
+
+    assert bench_processes.main(["--samples", "32", "--epochs", "1", "--rounds", "1", "--processes", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "per process: " in out and re.search(r"^split +[\d.]+ .* [\d.]+x$", out, re.MULTILINE)
+    assert re.search(r"^shared +[\d.]+ .* 1\.00x$", out, re.MULTILINE)
+
+
+def test_processes_benchmark_needs_two_workers():
+    from benchmarks import bench_processes
+
+    with pytest.raises(SystemExit):
+        bench_processes.main(["--processes", "1"])
