@@ -26,7 +26,12 @@ there, so re-running a notebook reuses what exists::
       results/<config_id>/metrics.csv                      one row per (method, fold, budget)
       results/<config_id>/predictions.csv                  one row per scored clip
       results/<config_id>/settings.json                    every parameter of the configuration
+      logs/<config_id>/lpc<n>-fold<k>.log                   with ``jobs`` > 1: what each worker said, per budget and fold
       pool_report-<pool>.csv                               unlabeled files skipped, with reasons
+
+With ``jobs`` other than 1 the (budget, fold) pairs train side by side, one worker process of one
+thread each: on a CPU the small networks here do not keep two cores busy from one process
+(``benchmarks/bench_processes.py``).
 """
 
 from __future__ import annotations
@@ -605,25 +610,58 @@ class Experiment:
 
         Rows of an earlier call with other methods or budgets are kept, so
         several calls (e.g. one per label budget) add up in the same files.
+        With ``jobs`` other than 1 the folds train side by side (:meth:`_outcomes`).
         """
         methods = list(self.settings.methods if methods is None else methods)
-        rows, predictions = [], []
-        for test_fold in self.settings.folds:
-            for method in methods:
-                outcome = self.train_classifier(test_fold, method, labels_per_class)
-                rows.append(outcome["metrics"])
-                predictions.append(outcome["predictions"])
-        metrics, predictions = pd.DataFrame(rows), pd.concat(predictions, ignore_index=True)
+        ((_, outcomes),) = self._outcomes(methods, [labels_per_class])
+        return self._record(outcomes)
+
+    def run(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """:meth:`cross_validate` at each of the settings' ``label_budgets`` (0: every labelled clip), in order.
+
+        Each budget's rows are written as soon as its last fold is done, so a run cut short keeps whole
+        budgets; with ``jobs`` other than 1 the next budget's folds start while a budget's last ones train.
+        """
+        for _, outcomes in self._outcomes(list(self.settings.methods), list(self.settings.label_budgets)):
+            metrics, predictions = self._record(outcomes)
+        return metrics, predictions
+
+    def _record(self, outcomes: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Merge :meth:`train_classifier` outcomes into the results files; every row written so far."""
+        metrics = pd.DataFrame([outcome["metrics"] for outcome in outcomes])
+        predictions = pd.concat([outcome["predictions"] for outcome in outcomes], ignore_index=True)
         metrics = self._merge(metrics, "metrics.csv", ["method", "fold", "labels_per_class"])
         predictions = self._merge(predictions, "predictions.csv", ["method", "fold", "labels_per_class", "filename"])
         atomic.write_text(self.results_dir() / "settings.json", self.settings.to_json())
         return metrics, predictions
 
-    def run(self) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """:meth:`cross_validate` at each of the settings' ``label_budgets`` (0: every labelled clip), in order."""
-        for budget in self.settings.label_budgets:
-            metrics, predictions = self.cross_validate(labels_per_class=budget)
-        return metrics, predictions
+    @property
+    def jobs(self) -> int:
+        """Processes training folds side by side: the ``jobs`` setting (0: one per CPU core)."""
+        return self.settings.jobs or os.cpu_count() or 1
+
+    def _outcomes(self, methods: list[str], budgets: list[int]):
+        """``(budget, [outcome of each fold and method])`` for each budget in order, folds in order.
+
+        With one job, :meth:`train_classifier` in this process, fold by fold and method by method.  With
+        more, each (budget, fold) is a task of its own -- every method of that fold, in order, so a
+        self-trained student finds its teacher and no two processes write one classifier's folder --
+        in a pool of ``jobs`` worker processes of one thread each (joblib's loky: a failing task stops
+        the others, a worker whose parent dies exits).  Tasks run in (budget, fold) order; their lines
+        are relayed here, prefixed with the fold and budget.  The encoders the methods start from are
+        made here first (:meth:`pretrain_all`; loaded when finished), so the workers only read them.
+        """
+        tasks = [(budget, fold) for budget in budgets for fold in self.settings.folds]
+        jobs = min(self.jobs, len(tasks))
+        if jobs == 1:
+            for budget in budgets:
+                yield budget, [self.train_classifier(fold, method, budget) for fold in self.settings.folds for method in methods]
+            return
+        if any(self.settings.starts_from(method) for method in methods):
+            self.pretrain_all()
+        pool = self.pool if self._has_pool() and not self.settings.pool_store else None  # a store is re-opened from disk
+        self._say(f"{len(tasks)} folds x budgets, {len(methods)} method(s) each, in {jobs} processes of one thread")
+        yield from _side_by_side(self, methods, tasks, jobs, pool)
 
     def _merge(self, new: pd.DataFrame, name: str, keys: list[str]) -> pd.DataFrame:
         path = self.results_dir() / name
@@ -632,6 +670,109 @@ class Experiment:
             new = pd.concat([old, new], ignore_index=True).drop_duplicates(subset=keys, keep="last").reset_index(drop=True)
         atomic.write_text(path, new.to_csv(index=False))
         return new
+
+
+def _side_by_side(experiment: Experiment, methods: list[str], tasks: list[tuple[int, int]], jobs: int, pool):
+    """:meth:`Experiment._outcomes` with ``jobs`` worker processes: ``(budget, outcomes)`` per budget, in order."""
+    import threading
+
+    from joblib import Parallel, delayed, parallel_config
+
+    s = experiment.settings
+    logs = experiment.run_dir / "logs" / s.config_id
+    logs.mkdir(parents=True, exist_ok=True)
+    paths = {task: logs / f"lpc{task[0]}-fold{task[1]}.log" for task in tasks}
+    dataset, features = experiment.dataset, experiment.features  # loaded once here, handed to every task
+    stop = threading.Event()
+    relay = threading.Thread(target=_relay, args=(paths, stop, experiment.verbose), daemon=True)
+    relay.start()
+    try:
+        # One thread per worker (OpenMP and BLAS through joblib; TensorFlow's pools in the task); the
+        # arrays are pickled, not memory-mapped read-only, so the training code sees ordinary arrays.
+        with parallel_config(backend="loky", inner_max_num_threads=1):
+            results = Parallel(n_jobs=jobs, batch_size=1, pre_dispatch="n_jobs", max_nbytes=None, return_as="generator")(
+                delayed(_train_fold)(s, dataset, features, pool, fold, methods, budget, paths[(budget, fold)],
+                                     experiment.verbose)
+                for budget, fold in tasks)
+            budget, outcomes = None, []
+            for (task_budget, _), fold_outcomes in zip(tasks, results):
+                if budget is not None and task_budget != budget:
+                    yield budget, outcomes
+                    outcomes = []
+                budget = task_budget
+                outcomes.extend(fold_outcomes)
+            yield budget, outcomes
+    finally:
+        stop.set()
+        relay.join()
+
+
+def _relay(paths: dict, stop, verbose: int) -> None:
+    """Print the new complete lines of each task's log, prefixed with its budget and fold, until ``stop`` (then once more)."""
+    offsets = dict.fromkeys(paths, 0)
+    while True:
+        last = stop.wait(1.0)
+        for (budget, fold), path in paths.items():
+            if not path.is_file():
+                continue
+            with open(path, "rb") as handle:
+                handle.seek(offsets[(budget, fold)])
+                data = handle.read()
+            complete = data[: data.rfind(b"\n") + 1]
+            offsets[(budget, fold)] += len(complete)
+            if verbose:
+                tag = f"[fold {fold}" + (f", {budget} per class] " if budget else ", all labels] ")
+                for line in complete.decode("utf-8", errors="replace").splitlines():
+                    print(tag + line, flush=True)
+        if last:
+            return
+
+
+def _train_fold(settings: Settings, dataset, features, pool, fold: int, methods: list[str], budget: int, log: Path,
+                verbose: int) -> list[dict]:
+    """One worker's task: every method on one test fold at one budget, with one thread; its lines go to ``log``."""
+    import contextlib
+
+    _exit_with_parent()
+    _one_thread()
+    with open(log, "a", encoding="utf-8", buffering=1) as handle, contextlib.redirect_stdout(handle), \
+            contextlib.redirect_stderr(handle):
+        if verbose:
+            print(f"worker process {os.getpid()}, one thread: {', '.join(methods)} on test fold {fold}", flush=True)
+        experiment = Experiment(settings, pool=pool, verbose=verbose)
+        experiment._dataset, experiment._features = dataset, features  # as the parent made them (miniature, checks)
+        outcomes = [experiment.train_classifier(fold, method, budget) for method in methods]
+    return [{"metrics": outcome["metrics"], "predictions": outcome["predictions"]} for outcome in outcomes]
+
+
+def _one_thread() -> None:
+    """TensorFlow's intra- and inter-op pools at one thread each (unless this worker already made them)."""
+    import tensorflow as tf
+
+    threading = tf.config.threading
+    for get, set_ in ((threading.get_intra_op_parallelism_threads, threading.set_intra_op_parallelism_threads),
+                      (threading.get_inter_op_parallelism_threads, threading.set_inter_op_parallelism_threads)):
+        if get() != 1:
+            try:
+                set_(1)
+            except RuntimeError:  # TensorFlow already initialised in this (reused) worker: its pools stay
+                pass
+
+
+def _exit_with_parent() -> None:
+    """End this worker when the process that started it dies (a killed kernel must not leave training behind)."""
+    import threading
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(2.0)
+        os._exit(1)
+
+    if not getattr(_exit_with_parent, "watching", False):
+        _exit_with_parent.watching = True
+        threading.Thread(target=watch, daemon=True).start()
 
 
 def held_out_reconstructions(experiment: Experiment, test_fold: int, decoders=("unpool", "upsample"), n_clips: int = 6):

@@ -341,6 +341,10 @@ class Settings(BaseModel):
     ensemble: int = _p(1, "evaluation", "classifiers per fold with different seeds, probabilities averaged", gt=0)
     score: Literal["test", "validation"] = _p(
         "test", "evaluation", '"test" scores the test folds; "validation" only the validation folds (searches)')
+    jobs: int = _p(
+        1, "evaluation", "test folds trained side by side, each in a process of its own with one thread (a small network "
+        "does not keep two cores busy: on 2 cores 2 jobs train about twice as fast, benchmarks/bench_processes.py); "
+        "0: one per CPU core; 1: one after another in this process", ge=0)
     # -------------------------------------------------------------- output
     profile: str = _p("esc10", "output", "subfolder of figures/ and results/ this run publishes into")
     run_dir: str = _p("", "output", "run folder for checkpoints and metrics; empty means runs/interactive")
@@ -415,6 +419,9 @@ class Settings(BaseModel):
             raise ValueError(
                 "protocol 'sslh' trains on every fold but the test fold and watches the test fold itself: there is "
                 "no validation fold to refit on or to score; set refit_on_validation to false and score to 'test'")
+        if self.jobs != 1 and self.distribute == "mirrored":
+            raise ValueError("jobs trains folds in processes of their own, distribute 'mirrored' one model on every GPU: "
+                             "set jobs to 1 with distribute 'mirrored'")
         if self.pool_store and self.unlabeled == "none":
             raise ValueError("pool_store keeps an unlabeled pool on disk, but unlabeled is 'none'")
         for method in self.methods:  # what each method run asks of the rest (e.g. a warm start it cannot use)

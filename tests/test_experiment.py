@@ -551,3 +551,89 @@ def test_the_sslh_protocol_trains_on_every_other_fold_and_keeps_the_epoch_best_o
 def test_the_sslh_protocol_has_no_validation_fold_to_refit_on_or_score(tmp_path, changes):
     with pytest.raises(SettingsError, match="protocol 'sslh'"):
         _settings(tmp_path, protocol="sslh", **changes)
+
+
+@pytest.mark.slow
+def test_folds_side_by_side_give_the_rows_one_process_would_load(synthetic, tmp_path, capsys):
+    """``jobs: 2``: every (budget, fold) trained in a worker process, rows written per budget, each fold's
+    lines kept in the run folder and relayed here; one process afterwards finds every run finished and
+    scores the same."""
+    settings = _settings(tmp_path, folds=[1, 2], label_budgets=[1, 0], max_epochs=1, jobs=2)
+    dataset, X, pool = synthetic
+    experiment = Experiment(settings, dataset=dataset, features=X, pool=pool, verbose=1)
+    metrics, predictions = experiment.run()
+    assert "[fold 2, 1 per class] pretrained classifier" in capsys.readouterr().out
+    assert sorted(zip(metrics["labels_per_class"], metrics["fold"], metrics["method"])) == sorted(
+        (budget, fold, method) for budget in (1, 0) for fold in (1, 2) for method in ("supervised", "pretrained"))
+    assert set(predictions.groupby(["labels_per_class", "fold", "method"]).size()) == {8}  # a test fold's clips
+    logs = experiment.run_dir / "logs" / settings.config_id
+    assert sorted(path.name for path in logs.iterdir()) == ["lpc0-fold1.log", "lpc0-fold2.log", "lpc1-fold1.log",
+                                                            "lpc1-fold2.log"]
+    assert "pretrained classifier" in (logs / "lpc1-fold2.log").read_text()
+    stamps = {path: path.stat().st_mtime_ns for path in (experiment.run_dir / "classifiers").rglob("history.csv")}
+    assert len(stamps) == 8
+    serial = _experiment(synthetic, settings.replace(jobs=1))
+    for budget in (1, 0):
+        again, _ = serial.cross_validate(labels_per_class=budget)
+    assert {path: path.stat().st_mtime_ns for path in stamps} == stamps  # nothing retrained
+    key = ["labels_per_class", "fold", "method"]
+    pd.testing.assert_frame_equal(again.sort_values(key).reset_index(drop=True)[key + ["accuracy", "epochs"]],
+                                  metrics.sort_values(key).reset_index(drop=True)[key + ["accuracy", "epochs"]])
+
+
+def test_jobs_and_a_mirrored_model_exclude_each_other(tmp_path):
+    with pytest.raises(SettingsError, match="jobs"):
+        _settings(tmp_path, jobs=2, distribute="mirrored")
+
+
+@pytest.mark.slow
+def test_a_killed_parent_leaves_no_worker_training(tmp_path):
+    """The process running ``jobs: 2`` is killed (SIGKILL, as a stopped kernel): its workers end too,
+    instead of writing into a run folder another process may be resuming."""
+    import os
+    import re
+    import signal
+    import time
+    from pathlib import Path
+
+    run = tmp_path / "run"
+    script = f"""
+import sys
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from conftest import SyntheticPool, synthetic_dataset
+from esc_lib.experiment import Experiment, Settings
+dataset, X = synthetic_dataset()
+settings = Settings(**{{**{TINY!r}, "run_dir": {str(run)!r}, "methods": ["supervised"], "folds": [1, 2], "max_epochs": 2000, "jobs": 2}})
+Experiment(settings, dataset=dataset, features=X, pool=SyntheticPool(), verbose=1).run()
+"""
+    said = tmp_path / "stderr.txt"
+    with open(said, "w") as stderr:
+        parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=stderr)
+    workers: set[int] = set()
+    deadline = time.monotonic() + 240
+    try:
+        while len(workers) < 2 and time.monotonic() < deadline and parent.poll() is None:
+            time.sleep(1)
+            for log in run.glob("logs/*/*.log"):
+                workers |= {int(pid) for pid in re.findall(r"worker process (\d+)", log.read_text())}
+        assert len(workers) == 2, f"two workers should have started training; the parent said {said.read_text()[-800:]}"
+    finally:
+        parent.kill()
+        parent.wait()
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        with open(f"/proc/{pid}/stat") as stat:  # a zombie no longer runs
+            return stat.read().split(")")[-1].split()[0] != "Z"
+
+    deadline = time.monotonic() + 30
+    while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    left = [pid for pid in workers if alive(pid)]
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"workers {left} kept running after their parent was killed"
+
