@@ -86,6 +86,7 @@ examples:
   ./run_all.sh --profile esc10 --data-root ../shared/data --sweep
   ./run_all.sh --profile smoke --esc10-dir ~/audio/esc10 --unlabeled-dir ~/audio/field-recordings
   ./run_all.sh --profile esc10 -p batch_size 64 -p filters 32 --stages 2,3,4
+  ./run_all.sh --profile budgets --data-root ../shared/data --jobs 2   # two folds at a time on 2 cores
 """
 
 
@@ -112,6 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="extract the unlabeled pool into its on-disk store (pool_store: true) on Dask: 'local' for a LocalCluster "
              "of one worker per core, or a running scheduler's address, e.g. tcp://10.0.0.5:8786 "
              "(sets ESC_DASK_SCHEDULER, which a notebook reads too)",
+    )
+    parser.add_argument(
+        "--jobs", metavar="N", type=int, default=None,
+        help="train N test folds side by side, each in a worker process of one thread (the jobs parameter; 0: one "
+             "per CPU core). On a CPU one process does not keep two cores busy with these small networks: --jobs 2 "
+             "on 2 cores trains about twice as fast (benchmarks/bench_processes.py). Only the speed changes: the run "
+             "publishes where it would without it",
     )
     parser.add_argument(
         "-p",
@@ -424,6 +432,10 @@ def _main(argv: list[str] | None, held: contextlib.ExitStack) -> int:
     run_name = args.run_name or f"{profile_name}-{datetime.now():%Y%m%d-%H%M%S}"
     run_dir = config.runs_dir() / run_name
     parameters["run_dir"] = str(run_dir)
+    if args.jobs is not None:
+        if args.jobs < 0:
+            parser.error(f"--jobs takes a number of processes >= 0 (0: one per CPU core), got {args.jobs}")
+        parameters["jobs"] = args.jobs  # how fast, not what: not an override that reroutes the results
     # Figures and tables of a run with -p overrides go to figures/<run name>,
     # so they never pass for the profile's own.
     parameters.setdefault("profile", run_name if args.param else profile_name)

@@ -97,3 +97,19 @@ def test_the_experiment_names_the_folds_parameter_too(small_esc10):
     dataset = datasets.load_esc10()
     with pytest.raises(DatasetError, match=r"^parameter folds: fold\(s\) \[6\] not among the dataset's folds \[1, 2\]"):
         Experiment(Settings(folds=[1, 6], run_dir=str(small_esc10 / "runs" / "x")), dataset=dataset, verbose=0)
+
+
+def test_jobs_reach_the_notebooks_and_the_run_still_publishes_as_the_profile(small_esc10, monkeypatch):
+    """--jobs sets the jobs parameter of every notebook; unlike -p it changes only the speed, so the run keeps
+    publishing into the profile's folders (-p would move them under the run name)."""
+    monkeypatch.setenv("ESC_RESULTS_DIR", str(small_esc10 / "results"))
+    monkeypatch.setenv("ESC_FIGURES_DIR", str(small_esc10 / "figures"))
+    passed = []
+    monkeypatch.setattr(reproduce, "_execute", lambda notebook, output, parameters, *args, **kwargs: passed.append(parameters))
+    profile = small_esc10 / "mine.yaml"
+    profile.write_text("extends: smoke\nparameters: {folds: [1, 2]}\n")
+    assert reproduce.main(["--profile", str(profile), "--run-name", "two", "--jobs", "2", "--stages", "1,3"]) == 0
+    assert [(p["jobs"], p["profile"]) for p in passed] == [(2, "mine"), (2, "mine")]
+    with pytest.raises(SystemExit):
+        reproduce.main(["--profile", "smoke", "--run-name", "never", "--jobs", "-1"])
+    assert not (small_esc10 / "runs" / "never").exists()
