@@ -415,14 +415,31 @@ class Experiment:
         shared = protocol.shared_pretraining(s.pretrain_on_train_folds)
         starts = {s.starts_from(method) for method in s.methods}
         used = [(name, trainer) for kind, (name, trainer) in self._encoders().items() if kind in starts]
+        folds = s.folds[:1] if shared else s.folds
+        self._pretrain_in_workers(used, folds)
         histories = {}
         for name, trainer in used:
-            for fold in s.folds[:1] if shared else s.folds:
+            for fold in folds:
                 label = "shared" if shared else f"fold {fold}"
                 histories[f"{name}, {label}" if len(used) > 1 else label] = trainer(fold)[1]
         if not histories:
             self._say("no method among the settings' methods pre-trains an encoder")
         return histories
+
+    def _pretrain_in_workers(self, used: list, folds: list[int]) -> None:
+        """With ``jobs`` other than 1, train the unfinished encoders side by side first (one task per encoder and
+        fold, :func:`_in_workers`); the caller then loads them here."""
+        from esc_lib import training
+
+        where = {self.pretrain: self.cae_dir, self.pretrain_contrastive: self.contrastive_dir}
+        work = [(f"{name}, fold {fold}", f"{trainer.__name__}-fold{fold}", [(trainer.__name__, (fold,))])
+                for name, trainer in used for fold in folds
+                if not (where[trainer](fold) / training.DONE_FILE).is_file()]
+        jobs = min(self.jobs, len(work))
+        if jobs > 1:
+            self._say(f"{len(work)} encoders to pre-train, in {jobs} processes of one thread")
+            for _ in _in_workers(self, work, jobs):
+                pass
 
     def _encoders(self) -> dict:
         """Encoder kind a method may start from -> (its name in captions, the pre-training stage giving it)."""
@@ -659,9 +676,16 @@ class Experiment:
             return
         if any(self.settings.starts_from(method) for method in methods):
             self.pretrain_all()
-        pool = self.pool if self._has_pool() and not self.settings.pool_store else None  # a store is re-opened from disk
         self._say(f"{len(tasks)} folds x budgets, {len(methods)} method(s) each, in {jobs} processes of one thread")
-        yield from _side_by_side(self, methods, tasks, jobs, pool)
+        work = [(f"fold {fold}, " + (f"{budget} per class" if budget else "all labels"), f"lpc{budget}-fold{fold}",
+                 [("train_classifier", (fold, method, budget)) for method in methods]) for budget, fold in tasks]
+        current, outcomes = budgets[0], []
+        for (budget, _), results in zip(tasks, _in_workers(self, work, jobs)):
+            if budget != current:
+                yield current, outcomes
+                current, outcomes = budget, []
+            outcomes.extend(results)
+        yield current, outcomes
 
     def _merge(self, new: pd.DataFrame, name: str, keys: list[str]) -> pd.DataFrame:
         path = self.results_dir() / name
@@ -672,8 +696,15 @@ class Experiment:
         return new
 
 
-def _side_by_side(experiment: Experiment, methods: list[str], tasks: list[tuple[int, int]], jobs: int, pool):
-    """:meth:`Experiment._outcomes` with ``jobs`` worker processes: ``(budget, outcomes)`` per budget, in order."""
+def _in_workers(experiment: Experiment, tasks: list[tuple[str, str, list[tuple[str, tuple]]]], jobs: int):
+    """Each task's return values, task by task in order, from ``jobs`` worker processes of one thread each.
+
+    A task is ``(tag, log name, calls)``: :class:`Experiment` methods called in order, ``[(name, args), ...]``,
+    on an experiment made in the worker from this one's settings, dataset, features and (unless kept in an
+    on-disk store, which the worker re-opens) pool.  What a task says goes to
+    ``<run_dir>/logs/<config_id>/<log name>.log`` and is relayed here, each line prefixed with its tag.
+    joblib's loky runs the tasks: one failing stops the others, and the error is raised here.
+    """
     import threading
 
     from joblib import Parallel, delayed, parallel_config
@@ -681,8 +712,9 @@ def _side_by_side(experiment: Experiment, methods: list[str], tasks: list[tuple[
     s = experiment.settings
     logs = experiment.run_dir / "logs" / s.config_id
     logs.mkdir(parents=True, exist_ok=True)
-    paths = {task: logs / f"lpc{task[0]}-fold{task[1]}.log" for task in tasks}
+    paths = {tag: logs / f"{name}.log" for tag, name, _ in tasks}
     dataset, features = experiment.dataset, experiment.features  # loaded once here, handed to every task
+    pool = experiment.pool if experiment._has_pool() and not s.pool_store else None
     stop = threading.Event()
     relay = threading.Thread(target=_relay, args=(paths, stop, experiment.verbose), daemon=True)
     relay.start()
@@ -690,47 +722,39 @@ def _side_by_side(experiment: Experiment, methods: list[str], tasks: list[tuple[
         # One thread per worker (OpenMP and BLAS through joblib; TensorFlow's pools in the task); the
         # arrays are pickled, not memory-mapped read-only, so the training code sees ordinary arrays.
         with parallel_config(backend="loky", inner_max_num_threads=1):
-            results = Parallel(n_jobs=jobs, batch_size=1, pre_dispatch="n_jobs", max_nbytes=None, return_as="generator")(
-                delayed(_train_fold)(s, dataset, features, pool, fold, methods, budget, paths[(budget, fold)],
-                                     experiment.verbose)
-                for budget, fold in tasks)
-            budget, outcomes = None, []
-            for (task_budget, _), fold_outcomes in zip(tasks, results):
-                if budget is not None and task_budget != budget:
-                    yield budget, outcomes
-                    outcomes = []
-                budget = task_budget
-                outcomes.extend(fold_outcomes)
-            yield budget, outcomes
+            yield from Parallel(n_jobs=jobs, batch_size=1, pre_dispatch="n_jobs", max_nbytes=None, return_as="generator")(
+                delayed(_work)(s, dataset, features, pool, calls, paths[tag], experiment.verbose) for tag, _, calls in tasks)
     finally:
         stop.set()
         relay.join()
 
 
 def _relay(paths: dict, stop, verbose: int) -> None:
-    """Print the new complete lines of each task's log, prefixed with its budget and fold, until ``stop`` (then once more)."""
+    """Print the new complete lines of each task's log, prefixed with its tag, until ``stop`` (then once more)."""
     offsets = dict.fromkeys(paths, 0)
     while True:
         last = stop.wait(1.0)
-        for (budget, fold), path in paths.items():
+        for tag, path in paths.items():
             if not path.is_file():
                 continue
             with open(path, "rb") as handle:
-                handle.seek(offsets[(budget, fold)])
+                handle.seek(offsets[tag])
                 data = handle.read()
             complete = data[: data.rfind(b"\n") + 1]
-            offsets[(budget, fold)] += len(complete)
+            offsets[tag] += len(complete)
             if verbose:
-                tag = f"[fold {fold}" + (f", {budget} per class] " if budget else ", all labels] ")
                 for line in complete.decode("utf-8", errors="replace").splitlines():
-                    print(tag + line, flush=True)
+                    print(f"[{tag}] {line}", flush=True)
         if last:
             return
 
 
-def _train_fold(settings: Settings, dataset, features, pool, fold: int, methods: list[str], budget: int, log: Path,
-                verbose: int) -> list[dict]:
-    """One worker's task: every method on one test fold at one budget, with one thread; its lines go to ``log``."""
+def _work(settings: Settings, dataset, features, pool, calls: list[tuple[str, tuple]], log: Path, verbose: int) -> list:
+    """One worker's task (:func:`_in_workers`), with one thread; its lines go to ``log``.
+
+    Returns what each call returned that can travel back: a classifier's ``metrics`` and ``predictions``
+    (not its model), nothing for a pre-training (its model is in the run folder).
+    """
     import contextlib
 
     _exit_with_parent()
@@ -738,11 +762,12 @@ def _train_fold(settings: Settings, dataset, features, pool, fold: int, methods:
     with open(log, "a", encoding="utf-8", buffering=1) as handle, contextlib.redirect_stdout(handle), \
             contextlib.redirect_stderr(handle):
         if verbose:
-            print(f"worker process {os.getpid()}, one thread: {', '.join(methods)} on test fold {fold}", flush=True)
+            said = "; ".join(f"{name}{args}" for name, args in calls)
+            print(f"worker process {os.getpid()}, one thread: {said}", flush=True)
         experiment = Experiment(settings, pool=pool, verbose=verbose)
         experiment._dataset, experiment._features = dataset, features  # as the parent made them (miniature, checks)
-        outcomes = [experiment.train_classifier(fold, method, budget) for method in methods]
-    return [{"metrics": outcome["metrics"], "predictions": outcome["predictions"]} for outcome in outcomes]
+        results = [getattr(experiment, name)(*args) for name, args in calls]
+    return [{"metrics": r["metrics"], "predictions": r["predictions"]} if isinstance(r, dict) else None for r in results]
 
 
 def _one_thread() -> None:

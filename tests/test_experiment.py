@@ -555,9 +555,9 @@ def test_the_sslh_protocol_has_no_validation_fold_to_refit_on_or_score(tmp_path,
 
 @pytest.mark.slow
 def test_folds_side_by_side_give_the_rows_one_process_would_load(synthetic, tmp_path, capsys):
-    """``jobs: 2``: every (budget, fold) trained in a worker process, rows written per budget, each fold's
-    lines kept in the run folder and relayed here; one process afterwards finds every run finished and
-    scores the same."""
+    """``jobs: 2``: each fold's CAE, then every (budget, fold), trained in worker processes, rows written per
+    budget, each task's lines kept in the run folder and relayed here; one process afterwards finds every
+    run finished and scores the same."""
     settings = _settings(tmp_path, folds=[1, 2], label_budgets=[1, 0], max_epochs=1, jobs=2)
     dataset, X, pool = synthetic
     experiment = Experiment(settings, dataset=dataset, features=X, pool=pool, verbose=1)
@@ -568,7 +568,8 @@ def test_folds_side_by_side_give_the_rows_one_process_would_load(synthetic, tmp_
     assert set(predictions.groupby(["labels_per_class", "fold", "method"]).size()) == {8}  # a test fold's clips
     logs = experiment.run_dir / "logs" / settings.config_id
     assert sorted(path.name for path in logs.iterdir()) == ["lpc0-fold1.log", "lpc0-fold2.log", "lpc1-fold1.log",
-                                                            "lpc1-fold2.log"]
+                                                            "lpc1-fold2.log", "pretrain-fold1.log", "pretrain-fold2.log"]
+    assert "CAE" in (logs / "pretrain-fold2.log").read_text()  # the encoders trained side by side first
     assert "pretrained classifier" in (logs / "lpc1-fold2.log").read_text()
     stamps = {path: path.stat().st_mtime_ns for path in (experiment.run_dir / "classifiers").rglob("history.csv")}
     assert len(stamps) == 8
