@@ -666,7 +666,8 @@ class Experiment:
         in a pool of ``jobs`` worker processes of one thread each (joblib's loky: a failing task stops
         the others, a worker whose parent dies exits).  Tasks run in (budget, fold) order; their lines
         are relayed here, prefixed with the fold and budget.  The encoders the methods start from are
-        made here first (:meth:`pretrain_all`; loaded when finished), so the workers only read them.
+        made first (:meth:`pretrain_all`, side by side too), so the workers only read them; pairs whose
+        runs are all finished are loaded here, without a worker.
         """
         tasks = [(budget, fold) for budget in budgets for fold in self.settings.folds]
         jobs = min(self.jobs, len(tasks))
@@ -676,16 +677,27 @@ class Experiment:
             return
         if any(self.settings.starts_from(method) for method in methods):
             self.pretrain_all()
-        self._say(f"{len(tasks)} folds x budgets, {len(methods)} method(s) each, in {jobs} processes of one thread")
+        from esc_lib import training
+
+        def finished(task) -> bool:  # every method's run done (member 0): loaded here, no worker needed
+            return all((self.classifier_dir(method, task[1], task[0]) / training.DONE_FILE).is_file() for method in methods)
+
+        results = {task: [self.train_classifier(task[1], method, task[0]) for method in methods]
+                   for task in tasks if finished(task)}
+        todo = [task for task in tasks if task not in results]
+        jobs = min(jobs, len(todo))
+        if todo:
+            self._say(f"{len(todo)} of {len(tasks)} (budget, fold) pairs to train, {len(methods)} method(s) each, "
+                      f"in {jobs} process(es) of one thread")
         work = [(f"fold {fold}, " + (f"{budget} per class" if budget else "all labels"), f"lpc{budget}-fold{fold}",
-                 [("train_classifier", (fold, method, budget)) for method in methods]) for budget, fold in tasks]
-        current, outcomes = budgets[0], []
-        for (budget, _), results in zip(tasks, _in_workers(self, work, jobs)):
-            if budget != current:
-                yield current, outcomes
-                current, outcomes = budget, []
-            outcomes.extend(results)
-        yield current, outcomes
+                 [("train_classifier", (fold, method, budget)) for method in methods]) for budget, fold in todo]
+        done = zip(todo, _in_workers(self, work, jobs)) if todo else iter(())
+        for budget in budgets:
+            for task in [(budget, fold) for fold in self.settings.folds]:
+                while task not in results:
+                    finished_task, outcomes = next(done)
+                    results[finished_task] = outcomes
+            yield budget, [outcome for fold in self.settings.folds for outcome in results[(budget, fold)]]
 
     def _merge(self, new: pd.DataFrame, name: str, keys: list[str]) -> pd.DataFrame:
         path = self.results_dir() / name

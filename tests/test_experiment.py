@@ -580,6 +580,12 @@ def test_folds_side_by_side_give_the_rows_one_process_would_load(synthetic, tmp_
     key = ["labels_per_class", "fold", "method"]
     pd.testing.assert_frame_equal(again.sort_values(key).reset_index(drop=True)[key + ["accuracy", "epochs"]],
                                   metrics.sort_values(key).reset_index(drop=True)[key + ["accuracy", "epochs"]])
+    # Side by side again: every pair is finished, so it is loaded in this process, no worker started.
+    sizes = {path: path.stat().st_size for path in logs.iterdir()}
+    rerun, _ = _experiment(synthetic, settings).run()
+    assert {path: path.stat().st_size for path in logs.iterdir()} == sizes
+    pd.testing.assert_frame_equal(rerun.sort_values(key).reset_index(drop=True)[key + ["accuracy"]],
+                                  metrics.sort_values(key).reset_index(drop=True)[key + ["accuracy"]])
 
 
 def test_jobs_and_a_mirrored_model_exclude_each_other(tmp_path):
