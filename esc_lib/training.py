@@ -150,7 +150,9 @@ def device_summary(precision: str = "float32", distribute: str = "none") -> str:
         names = [tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name) for gpu in gpus]
         where = f"{len(gpus)} GPU(s): " + ", ".join(f"{gpu.name.split(':', 1)[-1]} {name}" for gpu, name in zip(gpus, names))
     else:
-        where = f"the CPU ({os.cpu_count()} cores; TensorFlow sees no GPU)"
+        threads = tf.config.threading.get_intra_op_parallelism_threads()  # 0: TensorFlow's default, every core
+        used = f", this process on {threads} thread{'s' if threads > 1 else ''}" if threads else ""
+        where = f"the CPU ({os.cpu_count()} cores{used}; TensorFlow sees no GPU)"
     replicas = _strategy(distribute).num_replicas_in_sync if distribute == "mirrored" else 1
     spread = f", MirroredStrategy over {replicas} replica(s)" if distribute == "mirrored" else ""
     return f"training on {where}, TensorFlow {tf.__version__}, precision {precision}{spread}"

@@ -570,6 +570,8 @@ def test_folds_side_by_side_give_the_rows_one_process_would_load(synthetic, tmp_
     assert sorted(path.name for path in logs.iterdir()) == ["lpc0-fold1.log", "lpc0-fold2.log", "lpc1-fold1.log",
                                                             "lpc1-fold2.log", "pretrain-fold1.log", "pretrain-fold2.log"]
     assert "CAE" in (logs / "pretrain-fold2.log").read_text()  # the encoders trained side by side first
+    said = (logs / "pretrain-fold1.log").read_text()
+    assert "this process on 1 thread" in said or "GPU(s)" in said  # the device line tells the worker's one thread
     assert "pretrained classifier" in (logs / "lpc1-fold2.log").read_text()
     stamps = {path: path.stat().st_mtime_ns for path in (experiment.run_dir / "classifiers").rglob("history.csv")}
     assert len(stamps) == 8
