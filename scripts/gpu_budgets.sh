@@ -42,8 +42,8 @@ runs="${ESC_RUNS_DIR:-$root/runs}"
 mkdir -p "$runs"
 common=(--profile "$profile" -p label_budgets "[$(echo $budget | sed 's/ /, /g')]" -p methods "$methods" "$@")
 
-# The environment is built once, here: runners started together on a fresh checkout would each build it
-# at once (scripts/bootstrap.sh takes no lock) and break each other's pip.
+# The environment is built once, here, before the runners start (scripts/bootstrap.sh's lock would make
+# runners started together on a fresh checkout wait for each other's build, each saying so in its log).
 if [[ "${GPU:-1}" == "1" ]]; then ESC_GPU=1 scripts/bootstrap.sh; else scripts/bootstrap.sh; fi
 # Several processes on one GPU: each takes memory as it needs it instead of all of it.
 export TF_FORCE_GPU_ALLOW_GROWTH=true
