@@ -300,6 +300,9 @@ class Settings(BaseModel):
     meanteacher_ratio: int = _p(3, "meanteacher", "unlabeled clips per labelled clip in a step", gt=0)
     meanteacher_epochs: int = _p(
         0, "meanteacher", "epochs, each one pass over the labelled clips as in supervised training; 0: max_epochs", ge=0)
+    meanteacher_steps: int = _p(
+        0, "meanteacher", "optimiser steps of a run however many clips are labelled, as whole passes over the labelled "
+        "clips (at 4 per class of ESC-10: 2 steps a pass); 0: meanteacher_epochs passes", ge=0)
     meanteacher_student_view: str = _p(
         "", "meanteacher", "the augmentation of an unlabeled clip the student sees; empty: shift 8 frames",
         augmentation=_SHIFT)

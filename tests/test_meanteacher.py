@@ -56,7 +56,7 @@ def test_the_method_is_registered_with_its_own_settings_section():
     assert method.name == "meanteacher" and method.section == "meanteacher" and method.uses_unlabeled
     assert set(Settings.names(["meanteacher"])) == {
         "meanteacher_weight", "meanteacher_ema", "meanteacher_rampup", "meanteacher_ratio", "meanteacher_epochs",
-        "meanteacher_student_view", "meanteacher_teacher_view"}
+        "meanteacher_steps", "meanteacher_student_view", "meanteacher_teacher_view"}
     settings = _settings()
     assert settings.key("meanteacher") != settings.replace(meanteacher_weight=1.0).key("meanteacher")
     assert settings.key("supervised") == settings.replace(meanteacher_weight=1.0).key("supervised")
@@ -171,3 +171,21 @@ def test_mean_teacher_through_the_orchestrator_never_sees_the_test_fold(syntheti
     assert len(unlabeled) == len(pool.X) + int((dataset.folds != 3).sum())
     for clip in scaler.transform(features[dataset.folds == 3]):
         assert not np.any(np.all(np.isclose(unlabeled, clip), axis=(1, 2, 3)))
+
+
+def test_a_length_in_steps_is_whole_passes_over_the_labelled_clips():
+    """meanteacher_steps: the same optimiser steps at every label budget; at 4 labels per class of ESC-10
+    (40 clips, batches of 32: 2 steps a pass) 700 steps are the 350 passes chosen on the validation folds."""
+    from esc_lib.methods.meanteacher import MeanTeacher
+
+    settings = Settings(methods=["supervised", "meanteacher"], meanteacher_steps=700)
+    assert [MeanTeacher.epochs(settings, n) for n in (40, 80, 160, 240)] == [350, 233, 140, 88]
+    assert MeanTeacher.epochs(Settings(meanteacher_epochs=350), 240) == 350
+    assert MeanTeacher.epochs(Settings(), 40) == Settings().max_epochs
+    assert MeanTeacher.epochs(Settings(meanteacher_steps=1), 240) == 1
+    with pytest.raises(SettingsError, match="meanteacher_steps 700 and meanteacher_epochs 350"):
+        Settings(methods=["meanteacher"], meanteacher_steps=700, meanteacher_epochs=350)
+    # Runs made before the setting keep their folders.
+    default = Settings(methods=["meanteacher"])
+    assert default.key("meanteacher") == default.replace(meanteacher_steps=0).key("meanteacher")
+    assert default.replace(meanteacher_steps=700).config_id.endswith("-mt-s700")

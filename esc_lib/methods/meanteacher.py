@@ -89,13 +89,28 @@ class Consistency:
 
 
 class MeanTeacher(Method):
+    def check(self, settings) -> None:
+        if settings.meanteacher_steps and settings.meanteacher_epochs:
+            raise ValueError(
+                f"meanteacher_steps {settings.meanteacher_steps} and meanteacher_epochs {settings.meanteacher_epochs} both "
+                "set the length of a mean-teacher run: set meanteacher_steps to 0 to count passes, or meanteacher_epochs to 0")
+
+    @staticmethod
+    def epochs(settings, n_labelled: int) -> int:
+        """Passes over ``n_labelled`` labelled clips of a run: ``meanteacher_steps`` in whole passes of
+        ``ceil(n_labelled / batch_size)`` steps (at least one), else ``meanteacher_epochs`` (``max_epochs`` when 0)."""
+        if settings.meanteacher_steps:
+            per_pass = math.ceil(n_labelled / settings.batch_size)
+            return max(1, round(settings.meanteacher_steps / per_pass))
+        return settings.meanteacher_epochs or settings.max_epochs
+
     def train(self, split: SplitData) -> Trained:
         """Mean-teacher training of the split's classifier on its unlabeled clips (the pool and/or the non-test
-        folds, labels dropped) for ``meanteacher_epochs`` passes over the labelled clips (``max_epochs`` when 0)."""
+        folds, labels dropped) for :meth:`epochs` passes over the labelled clips."""
         from esc_lib import training
 
         s = split.settings
-        epochs = s.meanteacher_epochs or s.max_epochs
+        epochs = self.epochs(s, len(split.train[0]))
         run = training.train_classifier(
             split.train, split.validation, split.n_classes, split.run_dir(self.name), s,
             consistency=Consistency(s, split.unlabeled(), epochs), stage=self.name, max_epochs=epochs,
@@ -107,7 +122,8 @@ METHOD = MeanTeacher(
     name="meanteacher", summary="agreement with an exponential moving average of its own weights (mean teacher)",
     section="meanteacher", folder_tag="-meanteacher", tag_prefix="mt",
     tag_letters={"meanteacher_weight": "w", "meanteacher_ema": "m", "meanteacher_rampup": "r",
-                 "meanteacher_ratio": "u", "meanteacher_epochs": "e"})
+                 "meanteacher_ratio": "u", "meanteacher_epochs": "e", "meanteacher_steps": "s"},
+    keyed_unless_default=("meanteacher_steps",))
 
 
 @functools.cache
