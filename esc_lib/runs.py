@@ -326,7 +326,7 @@ def archive_superseded(results_folder: str | os.PathLike, figures_folder: str | 
         figures_archive.mkdir(parents=True, exist_ok=True)
         figures_folder.rename(figures_archive / name)
     record.update({"folder": _relative(results_archive / name), "figures": new_figures,
-                   "superseded_by": _relative(results_folder)})
+                   "superseded_by": results_folder.name})  # as every archived folder names it: relative to results/
     write_record(results_archive / name, record)
     # Pointers of every published folder (this one's too) into the moved figures follow them.
     for folder in result_folders(results_folder.parent):

@@ -344,7 +344,7 @@ def test_a_folder_of_other_settings_is_archived_before_a_run_publishes_over_it(t
     moved_figure = figures / "archive" / "prof-20261202" / "04_fold_accuracies.png"
     assert moved_figure.read_bytes() == b"\x89PNGold figure" and (archived / "summary.csv").is_file()
     record = runs.read_record(archived)
-    assert record["superseded_by"].endswith("prof") and record["folder"].endswith("archive/prof-20261202")
+    assert record["superseded_by"] == "prof" and record["folder"].endswith("archive/prof-20261202")
     assert record["figures"].endswith("archive/prof-20261202")
     assert runs.read_record(results / "other")["figures_elsewhere"] == {"04_f.png": str(moved_figure.resolve())}
     # The next archive of the same name and date does not overwrite the first.
