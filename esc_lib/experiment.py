@@ -27,6 +27,7 @@ there, so re-running a notebook reuses what exists::
       results/<config_id>/predictions.csv                  one row per scored clip
       results/<config_id>/settings.json                    every parameter of the configuration
       logs/<config_id>/lpc<n>-fold<k>.log                   with ``jobs`` > 1: what each worker said, per budget and fold
+      logs/<config_id>/pretrain[_contrastive]-fold<k>.log    ... and per encoder pre-trained side by side
       pool_report-<pool>.csv                               unlabeled files skipped, with reasons
 
 With ``jobs`` other than 1 the (budget, fold) pairs train side by side, one worker process of one
